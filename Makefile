@@ -1,0 +1,62 @@
+# SalesPulse. A newcomer needs two targets: `make demo` and `make test`; both set up what is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_HISTORY_DAYS ?= 7
+
+# Spark's Python workers must run the venv's interpreter, not `python3` from PATH (PITFALLS 27).
+export PYSPARK_PYTHON := $(abspath $(BIN)/python)
+export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
+
+.PHONY: demo test bench lint setup java clean-data help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make demo   set up, then run SalesPulse on this machine (simulator filling data/landing; Ctrl-C stops)"
+	@echo "make test   set up, then run the whole test suite"
+	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
+	@echo "make lint   ruff over the code"
+	@echo "make clean-data  delete everything under data/ but its README"
+
+setup: $(STAMP) java
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 13) else "SalesPulse needs Python 3.10 to 3.13 (TensorFlow 2.21); found " + sys.version.split()[0] + ". Run with PYTHON=/path/to/python3.x")'
+	@echo "setup: creating $(VENV) and installing SalesPulse with its dependencies (a few minutes the first time)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# Spark 4 needs Java 17 or newer. Installed from Debian's packages when missing and we are root.
+java:
+	@if command -v java >/dev/null 2>&1 && java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "setup: installing Java 17 (openjdk-17-jre-headless) for Spark"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	else \
+		echo "SalesPulse needs Java 17+ for Spark and cannot install it without root and apt-get." >&2; \
+		echo "Install OpenJDK 17 (e.g. 'sudo apt-get install openjdk-17-jre-headless') or put it on PATH, then re-run." >&2; \
+		exit 1; \
+	fi
+
+demo: setup
+	@echo "demo: writing $(DEMO_HISTORY_DAYS) days of history to data/landing/history, then live files to"
+	@echo "demo: data/landing/sales and data/landing/inventory every second. Ctrl-C stops cleanly."
+	$(BIN)/salespulse simulate --history-days $(DEMO_HISTORY_DAYS) --seconds 0
+
+# pytest's own exit code decides: 5 (nothing collected) fails the run like any failure.
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/simulate_history.py
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean-data:
+	find data -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -1,0 +1,106 @@
+"""KPI definitions: one name, label, format and formula per KPI, used by Spark, the dashboard and tests.
+
+Most KPIs are ratios of additive measures (sums that can be added across partial aggregates). Formulas are
+written with plain arithmetic so they work on Python numbers and on pandas Series alike; a zero denominator
+gives ``None`` (scalars) or NaN (Series) rather than an error or a misleading zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Format = Literal["currency", "percent", "count", "number", "days", "ratio"]
+
+# Sums that stay correct when partial aggregates (per batch, per hour) are added together.
+ADDITIVE_MEASURES: tuple[str, ...] = ("orders", "units_sold", "gross_sales", "discounts", "sales", "cogs", "profit")
+
+
+def safe_ratio(numerator: Any, denominator: Any) -> Any:
+    """numerator / denominator, or missing where the denominator is zero."""
+    if hasattr(denominator, "where"):  # pandas Series / numpy-like: mask zeros to NaN
+        return numerator / denominator.where(denominator != 0)
+    if denominator in (0, None) or numerator is None:
+        return None
+    return numerator / denominator
+
+
+@dataclass(frozen=True)
+class Kpi:
+    key: str
+    label: str
+    fmt: Format
+    formula: str
+    compute: Callable[[Mapping[str, Any]], Any] | None = None
+    """For KPIs derived from totals: a function of a mapping with the inputs named in ``formula``.
+    ``None`` for KPIs that need event-level data (distinct customers, stock positions)."""
+
+
+KPIS: tuple[Kpi, ...] = (
+    Kpi("total_sales", "Total sales", "currency", "sum(sales)", lambda t: t["sales"]),
+    Kpi("profit", "Profit", "currency", "sum(profit)", lambda t: t["profit"]),
+    Kpi("gross_margin_pct", "Gross margin", "percent", "sum(profit) / sum(sales)",
+        lambda t: safe_ratio(t["profit"], t["sales"])),
+    Kpi("orders", "Orders", "count", "count of distinct order_id", lambda t: t["orders"]),
+    Kpi("avg_transaction_value", "Average transaction value", "currency", "sum(sales) / orders",
+        lambda t: safe_ratio(t["sales"], t["orders"])),
+    Kpi("items_per_hour", "Items sold per hour", "number", "sum(units_sold) / hours in the period",
+        lambda t: safe_ratio(t["units_sold"], t["hours"])),
+    Kpi("active_customers", "Active customers", "count",
+        "count of distinct customer_id with an order in the period"),
+    Kpi("new_customers", "New customers", "count",
+        "active customers whose first order ever falls in the period"),
+    Kpi("returning_customers", "Returning customers", "count",
+        "active customers - new customers", lambda t: t["active_customers"] - t["new_customers"]),
+    Kpi("repeat_customer_rate", "Repeat-customer rate", "percent",
+        "customers with 2+ orders in the period / active customers",
+        lambda t: safe_ratio(t["repeat_customers"], t["active_customers"])),
+    Kpi("stock_on_hand", "Stock on hand", "number",
+        "last count + restocks + adjustments - units sold since that count, per country x product"),
+    Kpi("days_of_cover", "Days of cover", "days",
+        "stock on hand / average daily units sold over the trailing 7 days",
+        lambda t: safe_ratio(t["stock_on_hand"], t["avg_daily_units"])),
+    Kpi("inventory_turnover", "Inventory turnover", "ratio",
+        "sum(cogs) / average inventory value (stock on hand x manufacturing price)",
+        lambda t: safe_ratio(t["cogs"], t["avg_inventory_value"])),
+)
+KPI_BY_KEY: dict[str, Kpi] = {k.key: k for k in KPIS}
+
+
+def compute_kpis(totals: Mapping[str, Any], keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Evaluate the derivable KPIs whose inputs are all present in ``totals``.
+
+    ``keys`` restricts the result; asking for a KPI whose inputs are missing raises a KeyError naming them.
+    """
+    wanted = keys if keys is not None else tuple(k.key for k in KPIS if k.compute is not None)
+    result: dict[str, Any] = {}
+    for key in wanted:
+        kpi = KPI_BY_KEY[key]
+        if kpi.compute is None:
+            raise KeyError(f"KPI {key!r} needs event-level data ({kpi.formula}); it has no totals formula")
+        try:
+            result[key] = kpi.compute(totals)
+        except KeyError as missing:
+            if keys is not None:
+                raise KeyError(f"KPI {key!r} needs input {missing.args[0]!r} ({kpi.formula})") from None
+    return result
+
+
+def format_kpi(key: str, value: Any) -> str:
+    """Human format for display; numbers stay numeric everywhere else (PITFALLS 38)."""
+    if value is None or value != value:  # None or NaN
+        return "–"
+    fmt = KPI_BY_KEY[key].fmt
+    if fmt == "currency":
+        sign = "-" if value < 0 else ""
+        return f"{sign}${abs(value):,.2f}"
+    if fmt == "percent":
+        return f"{value * 100:.1f}%"
+    if fmt == "count":
+        return f"{round(value):,}"
+    if fmt == "days":
+        return f"{value:,.1f} days"
+    if fmt == "ratio":
+        return f"{value:,.2f}×"
+    return f"{value:,.1f}"

@@ -1,0 +1,29 @@
+"""Explicit Spark schemas derived from the canonical event schemas (never inferSchema, PITFALLS 7)."""
+
+from __future__ import annotations
+
+from pyspark.sql.types import DataType, DoubleType, StringType, StructField, StructType, TimestampType
+
+from salespulse.schema import EventSchema, LogicalType
+
+CORRUPT_RECORD = "_corrupt_record"
+
+_SPARK_TYPES: dict[LogicalType, DataType] = {
+    "string": StringType(),
+    "timestamp": TimestampType(),
+    "double": DoubleType(),
+}
+
+
+def raw_csv_schema(event: EventSchema) -> StructType:
+    """Every column as text plus ``_corrupt_record``: landing files are read raw and cleaned explicitly,
+    so a malformed value becomes a quarantine entry instead of an ANSI cast error (PITFALLS 1, 3, 9)."""
+    fields = [StructField(c.name, StringType(), nullable=True) for c in event.columns]
+    return StructType([*fields, StructField(CORRUPT_RECORD, StringType(), nullable=True)])
+
+
+def typed_schema(event: EventSchema) -> StructType:
+    """The canonical event with its logical types, as silver tables hold it."""
+    return StructType(
+        [StructField(c.name, _SPARK_TYPES[c.dtype], nullable=not c.required) for c in event.columns]
+    )

@@ -1,0 +1,28 @@
+"""build_session: the only place in the project that creates a SparkSession."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from salespulse.settings import SparkSettings
+
+
+def build_session(settings: SparkSettings) -> SparkSession:
+    # Spark starts Python workers with `python3` from PATH unless told otherwise, which may lack our
+    # packages (PITFALLS 27).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.master(settings.master)
+        .appName(settings.app_name)
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.sql.session.timeZone", settings.session_time_zone)
+        .config("spark.ui.enabled", str(settings.ui_enabled).lower())
+        .config("spark.driver.memory", settings.driver_memory)
+    )
+    for key, value in settings.extra_conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from salespulse.cli import main
+
+
+def test_cli_every_command_has_help() -> None:
+    runner = CliRunner()
+    top = runner.invoke(main, ["--help"])
+    assert top.exit_code == 0 and "simulate" in top.output and "config" in top.output
+    for command in main.commands:
+        result = runner.invoke(main, [command, "--help"])
+        assert result.exit_code == 0, command
+        assert f"Usage: main {command}" in result.output or f"Usage: salespulse {command}" in result.output
+        assert len(result.output.splitlines()) > 3
+
+
+def test_cli_config_prints_effective_settings(monkeypatch) -> None:
+    monkeypatch.setenv("SALESPULSE_SIMULATOR__SEED", "99")
+    result = CliRunner().invoke(main, ["config"])
+    assert result.exit_code == 0
+    assert "seed: 99" in result.output and "master: local[*]" in result.output
+
+
+def test_cli_simulate_rejects_bad_flags(tmp_path) -> None:
+    runner = CliRunner()
+    negative = runner.invoke(main, ["simulate", "--out", str(tmp_path), "--history-days", "-1"])
+    assert negative.exit_code == 2 and "--history-days" in negative.output
+    bad_end = runner.invoke(main, ["simulate", "--out", str(tmp_path), "--history-days", "1", "--end", "soon"])
+    assert bad_end.exit_code == 2 and "not an ISO date-time" in bad_end.output
+    remote = runner.invoke(main, ["simulate", "--out", "hdfs://nn:8020/landing"])
+    assert remote.exit_code == 2 and "writes local folders" in remote.output

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from salespulse.kpis import ADDITIVE_MEASURES, KPI_BY_KEY, KPIS, compute_kpis, format_kpi
+
+# Two hand-checked orders: 10 units at $20 (no discount, COGS $10/unit) and 2 units at $300 with 2% off.
+TOTALS = {
+    "orders": 2, "units_sold": 12.0, "gross_sales": 800.0, "discounts": 12.0, "sales": 788.0,
+    "cogs": 600.0, "profit": 188.0, "hours": 4.0,
+}
+
+
+def test_kpis_every_issue_kpi_is_defined_once() -> None:
+    expected = {
+        "total_sales", "profit", "gross_margin_pct", "orders", "avg_transaction_value", "items_per_hour",
+        "active_customers", "new_customers", "returning_customers", "repeat_customer_rate", "stock_on_hand",
+        "days_of_cover", "inventory_turnover",
+    }
+    assert {k.key for k in KPIS} == expected
+    assert len(KPIS) == len(expected)
+    assert all(k.formula and k.label for k in KPIS)
+
+
+def test_kpis_from_totals_match_hand_computation() -> None:
+    values = compute_kpis(TOTALS)
+    assert values["total_sales"] == 788.0
+    assert values["profit"] == 188.0
+    assert values["gross_margin_pct"] == pytest.approx(188 / 788)
+    assert values["avg_transaction_value"] == 394.0
+    assert values["items_per_hour"] == 3.0
+    assert "active_customers" not in values  # needs event-level data
+
+
+def test_kpis_customer_and_inventory_ratios() -> None:
+    values = compute_kpis(
+        {"active_customers": 40, "new_customers": 10, "repeat_customers": 8, "stock_on_hand": 90.0,
+         "avg_daily_units": 30.0, "cogs": 1200.0, "avg_inventory_value": 400.0},
+        keys=("returning_customers", "repeat_customer_rate", "days_of_cover", "inventory_turnover"),
+    )
+    assert values == {"returning_customers": 30, "repeat_customer_rate": 0.2, "days_of_cover": 3.0,
+                      "inventory_turnover": 3.0}
+
+
+def test_kpis_zero_denominator_is_missing_not_zero() -> None:
+    values = compute_kpis({**TOTALS, "orders": 0, "sales": 0.0, "profit": 0.0})
+    assert values["avg_transaction_value"] is None
+    assert values["gross_margin_pct"] is None
+
+
+def test_kpis_work_on_series_per_group() -> None:
+    frame = pd.DataFrame({"sales": [100.0, 0.0], "profit": [25.0, 0.0], "orders": [4, 0]})
+    margin = KPI_BY_KEY["gross_margin_pct"].compute(frame)
+    atv = KPI_BY_KEY["avg_transaction_value"].compute(frame)
+    assert margin.iloc[0] == 0.25 and math.isnan(margin.iloc[1])
+    assert atv.iloc[0] == 25.0 and math.isnan(atv.iloc[1])
+
+
+def test_kpis_asking_for_missing_input_names_it() -> None:
+    with pytest.raises(KeyError, match=r"items_per_hour.*'hours'"):
+        compute_kpis({"units_sold": 3.0}, keys=("items_per_hour",))
+    with pytest.raises(KeyError, match="event-level"):
+        compute_kpis(TOTALS, keys=("active_customers",))
+
+
+def test_kpis_additive_measures_are_sales_columns_or_counts() -> None:
+    from salespulse.schema import SALES_EVENT
+
+    assert set(ADDITIVE_MEASURES) - {"orders"} <= set(SALES_EVENT.names)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "text"),
+    [
+        ("total_sales", 1234567.891, "$1,234,567.89"),
+        ("profit", -4533.75, "-$4,533.75"),
+        ("gross_margin_pct", 0.23857, "23.9%"),
+        ("orders", 12345, "12,345"),
+        ("days_of_cover", 3.25, "3.2 days"),
+        ("inventory_turnover", 4.5, "4.50×"),
+        ("items_per_hour", 1500.25, "1,500.2"),
+        ("total_sales", None, "–"),
+        ("gross_margin_pct", float("nan"), "–"),
+    ],
+)
+def test_kpis_format_for_display(key: str, value: float | None, text: str) -> None:
+    assert format_kpi(key, value) == text
