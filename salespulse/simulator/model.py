@@ -185,6 +185,10 @@ class Business:
         months = (times_ms[:, None] - TREND_EPOCH_MS) / (30 * DAY_MS)
         return HOUR_PROFILE[hour] * WEEKDAY_PROFILE[weekday] / weekly_mean * (1 + growth) ** months
 
+    def demand_factor(self, at_ms: int) -> float:
+        """Expected demand at ``at_ms`` relative to the weekly mean rate (all countries, no promotions)."""
+        return float(self.seasonality(np.array([at_ms], dtype=np.int64))[0] @ self.country_share)
+
     def generate_sales(
         self, rng: np.random.Generator, start_ms: int, end_ms: int
     ) -> tuple[SalesColumns, np.ndarray, np.ndarray]:

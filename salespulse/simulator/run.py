@@ -150,17 +150,25 @@ def run_tag_for(seed: int, start_ms: int) -> str:
 
 
 def write_history(
-    sim: Simulation, lander: Lander, start_ms: int, end_ms: int, stop: threading.Event, progress: bool = True
+    sim: Simulation, lander: Lander, start_ms: int, end_ms: int, stop: threading.Event,
+    say: Callable[[str], None], status_every_s: float, progress: bool = True,
 ) -> bool:
-    """One sales and one inventory file per UTC day into ``history/``. Returns False if stopped early."""
+    """One sales and one inventory file per UTC day into ``history/``, with a progress bar on a terminal
+    and a status line every ``status_every_s`` otherwise. Returns False if stopped early."""
     edges = [*range(start_ms, end_ms, DAY_MS), end_ms]
+    began = time.perf_counter()
+    next_status = began + status_every_s
     with tqdm(total=len(edges) - 1, unit="day", desc="history", disable=not progress, leave=False) as bar:
-        for lo, hi in itertools.pairwise(edges):
+        for done, (lo, hi) in enumerate(itertools.pairwise(edges), start=1):
             if stop.is_set():
                 return False
             sales, inventory = sim.window(lo, hi, final=hi == end_ms)
             lander.land("history", sales, inventory, hi)
             bar.update(1)
+            if not progress and time.perf_counter() >= next_status:
+                took = time.perf_counter() - began
+                say(f"simulate: history {done}/{len(edges) - 1} days in {took:,.0f} s: {sim.totals.line(took)}")
+                next_status += status_every_s
     lander.flush()
     return True
 
@@ -215,10 +223,11 @@ def simulate(
     lander = Lander(out, sim.totals, tag)
     try:
         if history_days > 0:
-            say(f"simulate: writing {history_days:g} days of history ({settings.history_rate:g} sales/s on "
-                f"average) to {out / 'history'}")
+            say(f"simulate: writing {history_days:g} days of history ({settings.history_rate:g} sales/s "
+                f"weekly mean) to {out / 'history'}")
             began = time.perf_counter()
-            finished = write_history(sim, lander, now_ms - round(history_days * DAY_MS), now_ms, stop, progress)
+            finished = write_history(sim, lander, now_ms - round(history_days * DAY_MS), now_ms, stop, say,
+                                     settings.status_every_seconds, progress)
             took = time.perf_counter() - began
             say(f"simulate: history {'done' if finished else 'stopped'} in {took:,.1f} s: {sim.totals.line(took)}")
             if not finished or seconds is None:
@@ -229,11 +238,12 @@ def simulate(
         sim.next_seq, sim.rng = history_sim.next_seq, history_sim.rng
         lander.totals = sim.totals
         run_for = seconds or 0
-        say(f"simulate: landing live files in {out / 'sales'} and {out / 'inventory'} every "
-            f"{settings.file_interval_seconds:g} s at {settings.rate:g} sales/s on average"
-            + (f" for {run_for:g} s" if run_for else " until Ctrl-C"))
-        began = time.perf_counter()
         live_start = now_ms if end_ms is not None else int(time.time() * 1000)
+        factor = sim.business.demand_factor(live_start)
+        say(f"simulate: landing live files in {out / 'sales'} and {out / 'inventory'} every "
+            f"{settings.file_interval_seconds:g} s at {settings.rate:g} sales/s weekly mean (x{factor:.2f} now "
+            "for hour of day, weekday and trend)" + (f" for {run_for:g} s" if run_for else " until Ctrl-C"))
+        began = time.perf_counter()
         run_live(sim, lander, live_start, run_for, settings.file_interval_seconds, stop,
                  settings.status_every_seconds, say)
         lander.flush()

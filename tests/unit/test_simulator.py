@@ -227,3 +227,12 @@ def test_simulator_live_files_arrive_per_interval(tmp_path: Path) -> None:
     assert set(np.diff(stamps.asi8) // 1_000_000) == {2000}
     assert stamps[-1] == pd.Timestamp(END_MS + 30_000, unit="ms", tz="UTC")
     assert not list((tmp_path / ".staging").iterdir())
+
+
+def test_simulator_rate_is_the_weekly_mean(tmp_path: Path) -> None:
+    """One week starting at the trend epoch (trend factor 1): rows ~ rate x seconds, plus promotion lift."""
+    week_end = 1_767_225_600_000 + 7 * 86_400_000  # 2026-01-08T00:00Z
+    totals = run_simulator(tmp_path, history_days=7, end_ms=week_end, history_rate=0.2,
+                           bad_rows_pct=0, duplicate_pct=0, late_pct=0)
+    ratio = totals.sales_rows / (0.2 * 7 * 86_400)
+    assert 0.98 < ratio < 1.15, ratio
