@@ -50,7 +50,7 @@ def main(ctx: click.Context, config: Path | None) -> None:
 @click.pass_context
 def show_config(ctx: click.Context) -> None:
     """Print the effective settings (file, environment and defaults merged) as YAML."""
-    click.echo(yaml.safe_dump(_settings(ctx).model_dump(mode="json"), sort_keys=False), nl=False)
+    click.echo(yaml.safe_dump(_settings(ctx).model_dump(mode="json"), sort_keys=False, allow_unicode=True), nl=False)
 
 
 def _parse_end(_: click.Context, __: click.Parameter, value: str | None) -> int | None:
@@ -119,3 +119,104 @@ def simulate(ctx: click.Context, out: str | None, rate: float | None, history_ra
         signal.signal(sig, request_stop)
     run_simulation(settings.simulator, Path(landing), history_days=history_days, seconds=seconds, stop=stop,
                    say=_say, end_ms=end, progress=not quiet and sys.stderr.isatty())
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"salespulse: {message}", err=True)
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--input", "inputs", required=True,
+              help="File, folder or glob of CSV/TSV/.xlsx files (local path or hdfs:// URI).")
+@click.option("--profile", "profile_name", required=True,
+              help="Source profile: a name from conf/profiles (canonical, canonical_inventory, financial_sample) "
+                   "or a YAML file; see docs/profiles.md.")
+@click.option("--lake", help="Lake folder or URI (paths.lake).")
+@click.pass_context
+def backfill(ctx: click.Context, inputs: str, profile_name: str, lake: str | None) -> None:
+    """Load history or a real export into the lake: clean, validate (bad rows to quarantine with a reason),
+    deduplicate, rebuild gold, publish atomically.
+
+    Ends with a one-line JSON report, also saved under LAKE/reports/backfill/:
+    rows_in = rows_silver + rows_quarantined + rows_duplicate. Re-running the same input changes nothing.
+    """
+    import json
+    import uuid
+
+    from salespulse.profiles import ProfileError, load_profile
+
+    settings = _settings(ctx, {"paths.lake": lake})
+    try:
+        profile = load_profile(profile_name)
+    except ProfileError as err:
+        _fail(str(err), 2)
+    from spark_jobs.backfill import run_backfill
+    from spark_jobs.io import SourceError
+    from spark_jobs.session import build_session
+
+    now = datetime.now(timezone.utc)
+    run_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    spark = build_session(settings.spark)
+    try:
+        report = run_backfill(spark, settings, inputs, profile, now, run_id, lambda m: click.echo(m, err=True))
+    except SourceError as err:
+        _fail(str(err))
+    click.echo(json.dumps(report, sort_keys=True))
+
+
+@main.command()
+@click.option("--lake", help="Local lake folder (paths.lake).")
+@click.option("--by", type=click.Choice(["country", "segment", "product", "month"]), help="Group the KPIs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
+@click.pass_context
+def kpis(ctx: click.Context, lake: str | None, by: str | None, as_json: bool) -> None:
+    """Print KPI totals read from gold (DuckDB, committed tables only): sales, profit, margin, orders,
+    average transaction value, units, items per hour, active customers."""
+    from salespulse.kpi_report import kpi_totals
+
+    settings = _settings(ctx, {"paths.lake": lake})
+    if "://" in settings.paths.lake and not settings.paths.lake.startswith("file://"):
+        _fail("kpis reads a local lake; for hdfs:// use `salespulse sql`", 2)
+    try:
+        table = kpi_totals(settings.paths.lake, by)
+    except FileNotFoundError as err:
+        _fail(str(err))
+    if as_json:
+        click.echo(table.to_json(orient="records"))
+    else:
+        with_pd_options = table.to_string(index=False, float_format=lambda v: f"{v:,.2f}")
+        click.echo(with_pd_options)
+
+
+@main.command()
+@click.argument("query")
+@click.option("--lake", help="Lake folder or URI (paths.lake).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of rows.")
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows to print (table output).")
+@click.pass_context
+def sql(ctx: click.Context, query: str, lake: str | None, as_json: bool, limit: int) -> None:
+    """Run Spark SQL over the lake's published tables, registered as views: silver_sales, silver_inventory,
+    gold_sales_hourly, gold_customers_daily, gold_stock, quarantine_sales, quarantine_inventory."""
+    import json
+
+    from pyspark.errors import AnalysisException, ParseException
+
+    from spark_jobs.io import read_manifest, read_table
+    from spark_jobs.session import build_session
+
+    settings = _settings(ctx, {"paths.lake": lake})
+    spark = build_session(settings.spark)
+    manifest = read_manifest(spark, settings.paths.lake)
+    for table in manifest.get("tables", {}):
+        frame = read_table(spark, settings.paths.lake, table, manifest)
+        if frame is not None:
+            frame.createOrReplaceTempView(table)
+    try:
+        result = spark.sql(query)
+        if as_json:
+            click.echo(json.dumps([row.asDict(recursive=True) for row in result.collect()], default=str))
+        else:
+            result.show(limit, truncate=False)
+    except (AnalysisException, ParseException) as err:
+        _fail(f"SQL error: {str(err).splitlines()[0]}")

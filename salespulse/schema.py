@@ -57,7 +57,7 @@ SEGMENT_PRICE_POINTS: dict[str, tuple[float, ...]] = {
 # Unit cost of goods sold per sale price point, as in the Financial Sample (COGS follows the price point,
 # not the product's manufacturing price).
 UNIT_COST_BY_PRICE: dict[float, float] = {
-    7.0: 5.0, 12.0: 3.0, 15.0: 10.0, 20.0: 10.0, 125.0: 120.0, 300.0: 250.0, 350.0: 275.0,
+    7.0: 5.0, 12.0: 3.0, 15.0: 10.0, 20.0: 10.0, 125.0: 120.0, 300.0: 250.0, 350.0: 260.0,
 }
 MANUFACTURING_PRICE: dict[str, float] = {
     "Carretera": 3.0,

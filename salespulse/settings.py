@@ -58,6 +58,7 @@ class SparkSettings(_Section):
     session_time_zone: Literal["UTC"] = "UTC"
     ui_enabled: bool = False
     driver_memory: str = "2g"
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "ERROR"
     extra_conf: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("master")
@@ -98,6 +99,29 @@ class SimulatorSettings(_Section):
         return value
 
 
+class IngestSettings(_Section):
+    """Validation rules shared by backfill and stream; profiles may tighten or relax some per source."""
+
+    # Case-insensitive spellings mapped onto the canonical country names (PITFALLS 1).
+    country_aliases: dict[str, str] = Field(
+        default_factory=lambda: {
+            "US": "USA", "U.S.": "USA", "U.S.A.": "USA", "United States": "USA",
+            "United States of America": "USA", "Deutschland": "Germany", "México": "Mexico",
+        }
+    )
+    category_policy: Literal["reject", "flag"] = "reject"
+    amount_tolerance: float = Field(default=0.01, ge=0, description="currency units")
+    future_tolerance_hours: float = Field(default=24.0, ge=0)
+
+    @field_validator("country_aliases")
+    @classmethod
+    def _aliases_to_countries(cls, value: dict[str, str]) -> dict[str, str]:
+        wrong = sorted({target for target in value.values() if target not in COUNTRIES})
+        if wrong:
+            raise ValueError(f"aliases must map onto {', '.join(COUNTRIES)}; not a country: {', '.join(wrong)}")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -109,6 +133,7 @@ class Settings(BaseSettings):
     paths: PathSettings = Field(default_factory=PathSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

@@ -22,7 +22,11 @@ def build_session(settings: SparkSettings) -> SparkSession:
         .config("spark.sql.session.timeZone", settings.session_time_zone)
         .config("spark.ui.enabled", str(settings.ui_enabled).lower())
         .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.showConsoleProgress", "false")
     )
     for key, value in settings.extra_conf.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(settings.log_level)
+    return session

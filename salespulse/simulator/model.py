@@ -300,7 +300,8 @@ class Business:
             loss = -np.floor(state.on_hand * rng.uniform(*SHRINKAGE_SHARE, size=state.on_hand.shape))
             loss[~shrink] = 0
             state.on_hand += loss
-            out.append(self._events(at_ms, shrink, KIND_ADJUSTMENT, loss))
+            # Booked a millisecond before the count it precedes, so event order alone tells them apart.
+            out.append(self._events(at_ms - 1, shrink, KIND_ADJUSTMENT, loss))
         out.append(self._events(at_ms, np.ones(shrink.shape, bool), KIND_COUNT, state.on_hand))
         return out
 

@@ -1,0 +1,60 @@
+"""KPI totals read from gold with DuckDB (no JVM): `salespulse kpis`, and the numbers the dashboard must match.
+
+Reads only the table versions the lake manifest lists. Formulas come from salespulse.kpis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from salespulse.kpis import compute_kpis
+from salespulse.lake import table_dirs
+
+GROUPINGS = {"country": "country", "segment": "segment", "product": "product",
+             "month": "strftime(hour, '%Y-%m')"}
+CUSTOMER_GROUPINGS = {"country": "country", "segment": "segment", "month": "strftime(event_date, '%Y-%m')"}
+
+
+def _scan(lake: str | Path, table: str) -> str | None:
+    """A DuckDB scan of the table's committed files; None when the published table has no rows."""
+    dirs = table_dirs(lake, table)
+    if not dirs:
+        raise FileNotFoundError(f"the lake at {lake} has no published {table} yet (run `salespulse backfill`)")
+    files = sorted(f.as_posix() for d in dirs for f in d.rglob("*.parquet"))
+    if not files:
+        return None
+    listed = ", ".join(f"'{f}'" for f in files)
+    return f"read_parquet([{listed}], hive_partitioning = true)"
+
+
+def kpi_totals(lake: str | Path, by: str | None = None) -> pd.DataFrame:
+    """One row per group (or one row overall): additive totals, derived KPIs and active customers."""
+    if by is not None and by not in GROUPINGS:
+        raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}")
+    group = GROUPINGS[by] if by else "'all'"
+    con = duckdb.connect()
+    sales = _scan(lake, "gold_sales_hourly")
+    if sales is None:
+        raise FileNotFoundError(f"the lake at {lake} holds no sales yet")
+    totals = con.execute(f"""
+        SELECT {group} AS grp, sum(orders)::BIGINT AS orders, sum(units_sold) AS units_sold,
+               sum(gross_sales) AS gross_sales, sum(discounts) AS discounts, sum(sales) AS sales,
+               sum(cogs) AS cogs, sum(profit) AS profit,
+               (epoch(max(hour)) - epoch(min(hour))) / 3600 + 1 AS hours
+        FROM {sales} GROUP BY 1 ORDER BY 1""").df()
+    customers_scan = _scan(lake, "gold_customers_daily")
+    if customers_scan is not None and (by is None or by in CUSTOMER_GROUPINGS):
+        customer_group = CUSTOMER_GROUPINGS[by] if by else "'all'"
+        customers = con.execute(f"""
+            SELECT {customer_group} AS grp, count(DISTINCT customer_id) AS active_customers
+            FROM {customers_scan} GROUP BY 1""").df()
+        totals = totals.merge(customers, on="grp", how="left")
+    derived = compute_kpis(totals, keys=("gross_margin_pct", "avg_transaction_value", "items_per_hour"))
+    for key, values in derived.items():
+        totals[key] = values
+    for money in ("gross_sales", "discounts", "sales", "cogs", "profit"):
+        totals[money] = totals[money].round(2)
+    return totals.rename(columns={"grp": by or "scope"}).drop(columns=["hours"])

@@ -1,0 +1,112 @@
+"""The lake's layout and table contracts, shared by Spark jobs, `salespulse kpis`, notebooks and the dashboard.
+
+Every table is a set of Parquet directories listed in one manifest, ``<lake>/_manifest.json``. Writers put
+new data in a fresh directory, then replace the manifest with one atomic rename; readers read the manifest
+first and only the directories it lists, so they never see half-written or superseded output (PITFALLS 17,
+18).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "_manifest.json"
+
+
+@dataclass(frozen=True)
+class LakeTable:
+    name: str
+    folder: str  # relative to the lake root
+    partition_by: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]  # (name, meaning)
+    description: str
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+
+_SALES_COLUMNS = (
+    ("order_id", "unique order id (deduplicated)"),
+    ("event_time", "UTC timestamp"),
+    ("country", "canonical country"), ("segment", "segment"), ("product", "product"),
+    ("discount_band", "None / Low / Medium / High"),
+    ("units_sold", "double"), ("manufacturing_price", "double"), ("sale_price", "double"),
+    ("gross_sales", "double"), ("discounts", "double"), ("sales", "double"), ("cogs", "double"),
+    ("profit", "double"), ("customer_id", "pseudonymous id or null"),
+)
+_LINEAGE = (
+    ("flags", "comma-separated notes on accepted oddities (e.g. unknown_category under the flag policy), or null"),
+    ("source_file", "file the row came from"), ("row_number", "1-based data-record number in that file"),
+    ("ingest_time", "UTC time of the run that loaded it"), ("run_id", "id of that run"),
+)
+_ADDITIVE = (
+    ("orders", "count of orders"), ("units_sold", "sum"), ("gross_sales", "sum"), ("discounts", "sum"),
+    ("sales", "sum"), ("cogs", "sum"), ("profit", "sum"),
+)
+
+TABLES: dict[str, LakeTable] = {t.name: t for t in (
+    LakeTable("silver_sales", "silver/sales", ("event_date",),
+              (*_SALES_COLUMNS, *_LINEAGE, ("event_date", "UTC date of event_time (partition)")),
+              "Valid, deduplicated sales events."),
+    LakeTable("silver_inventory", "silver/inventory", ("event_date",),
+              (("event_time", "UTC timestamp"), ("country", ""), ("product", ""), ("kind", "restock/adjustment/count"),
+               ("quantity", "double"), ("reorder_point", "double"), *_LINEAGE, ("event_date", "partition")),
+              "Valid inventory events."),
+    LakeTable("gold_sales_hourly", "gold/sales_hourly", ("event_date",),
+              (("hour", "UTC hour start"), ("country", ""), ("segment", ""), ("product", ""),
+               ("discount_band", ""), *_ADDITIVE, ("event_date", "partition")),
+              "Additive sales measures per hour x country x segment x product x discount band."),
+    LakeTable("gold_customers_daily", "gold/customers_daily", ("event_date",),
+              (("country", ""), ("segment", ""), ("customer_id", ""), ("orders", "orders that day"),
+               ("sales", "sum of sales that day"), ("first_order_date", "UTC date of the customer's first order ever"),
+               ("event_date", "partition")),
+              "One row per customer and day: exact distinct, new/returning and repeat counts for any period, "
+              "country and segment (not per product)."),
+    LakeTable("gold_stock", "gold/stock", (),
+              (("country", ""), ("product", ""), ("as_of", "UTC time of the latest event used"),
+               ("stock_on_hand", "last count + restocks + adjustments - units sold since"),
+               ("reorder_point", "latest reorder point"), ("last_count_time", "UTC"),
+               ("units_sold_7d", "units sold in the 7 days before as_of"),
+               ("avg_daily_units_7d", "units_sold_7d / 7"),
+               ("days_of_cover", "stock / avg daily units, null if none sold"),
+               ("inventory_value", "stock on hand x manufacturing price"), ("below_reorder_point", "bool")),
+              "Stock position per country x product."),
+    LakeTable("quarantine_sales", "quarantine/sales", (),
+              (("reason", "reason code"), ("raw", "map of source column -> raw text"), ("source_file", ""),
+               ("row_number", "1-based data-record number"), ("ingest_time", ""), ("run_id", "")),
+              "Rejected sales rows, with their raw values."),
+    LakeTable("quarantine_inventory", "quarantine/inventory", (),
+              (("reason", ""), ("raw", ""), ("source_file", ""), ("row_number", ""), ("ingest_time", ""),
+               ("run_id", "")),
+              "Rejected inventory rows."),
+)}
+
+REASONS: dict[str, str] = {
+    "malformed_row": "wrong number of fields, or a line that is not valid CSV",
+    "missing_field": "a required field is blank",
+    "malformed_number": "a number that does not parse",
+    "malformed_date": "an event time in none of the profile's date formats",
+    "unknown_category": "country, segment, product, band or kind not in the configured lists",
+    "negative_units": "units sold below zero",
+    "amount_mismatch": "gross, sales or profit do not reconcile with units, price, discounts and COGS",
+    "future_event_time": "event time further in the future than the configured tolerance",
+}
+
+
+def read_manifest(lake: str | Path) -> dict[str, Any]:
+    """The published manifest of a local lake (``{}`` when nothing is published yet)."""
+    path = Path(lake) / MANIFEST
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def table_dirs(lake: str | Path, table: str) -> list[Path]:
+    """The committed directories of one table of a local lake."""
+    if table not in TABLES:
+        raise KeyError(f"no lake table {table!r}; tables are {', '.join(TABLES)}")
+    return [Path(lake) / rel for rel in read_manifest(lake).get("tables", {}).get(table, [])]

@@ -1,0 +1,177 @@
+"""Canonical text -> typed, normalised columns plus the reason a row is rejected (null when it is valid).
+
+Rules (PITFALLS 1-5): values are trimmed; money drops ``$``, thousands separators and spaces, reads ``(x)``
+as ``-x`` and ``-``/``$-`` as 0; blanks are zero only for the profile's blank-is-zero columns; numbers and
+dates are parsed with ``try_cast`` / ``try_to_timestamp`` (never ANSI casts that kill a job); categories
+match case-insensitively, countries through the alias map. The first failing rule, in the order of
+:data:`REASON_ORDER`, is the row's reason.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from salespulse.profiles import MONEY_COLUMNS, ROW_HASH, SourceProfile
+from salespulse.schema import COUNTRIES, DISCOUNT_BANDS, INVENTORY_KINDS, PRODUCTS, SEGMENTS
+from salespulse.settings import IngestSettings
+
+REASON_ORDER = (
+    "malformed_row", "missing_field", "malformed_number", "malformed_date", "unknown_category",
+    "negative_units", "amount_mismatch", "future_event_time",
+)
+NUMBER_COLUMNS = {*MONEY_COLUMNS, "units_sold", "quantity", "reorder_point"}
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "country": COUNTRIES, "segment": SEGMENTS, "product": PRODUCTS, "discount_band": DISCOUNT_BANDS,
+    "kind": INVENTORY_KINDS,
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "sales": ("order_id", "event_time", "country", "segment", "product", "discount_band", "units_sold", "sales"),
+    "inventory": ("event_time", "country", "product", "kind", "quantity"),
+}
+
+
+@dataclass(frozen=True)
+class CleaningRules:
+    """Everything the cleaning needs besides the data: built once per run by the job entry point."""
+
+    profile: SourceProfile
+    country_aliases: dict[str, str]
+    category_policy: str
+    amount_tolerance: float
+    future_limit: datetime  # event times after this are rejected (ingest time + tolerance), UTC
+
+    @classmethod
+    def build(cls, profile: SourceProfile, ingest: IngestSettings, as_of: datetime) -> CleaningRules:
+        from datetime import timedelta
+
+        return cls(
+            profile=profile,
+            country_aliases=ingest.country_aliases,
+            category_policy=profile.category_policy or ingest.category_policy,
+            amount_tolerance=ingest.amount_tolerance,
+            future_limit=as_of + timedelta(hours=ingest.future_tolerance_hours),
+        )
+
+
+def _blank_to_null(c: Column) -> Column:
+    trimmed = F.trim(c)
+    return F.when(trimmed == "", None).otherwise(trimmed)
+
+
+def parse_number(text: Column) -> Column:
+    """'$32,370.00' -> 32370.0, '($4,533.75)' -> -4533.75, '$-' and '-' -> 0, garbage -> null."""
+    bare = F.regexp_replace(text, r"[$,\s]", "")
+    signed = F.when(bare.rlike(r"^\(.*\)$"), F.concat(F.lit("-"), F.regexp_extract(bare, r"^\((.*)\)$", 1)))
+    signed = signed.otherwise(bare)
+    return F.when(signed == "-", F.lit(0.0)).otherwise(signed.try_cast("double"))
+
+
+def parse_time(text: Column, formats: list[str]) -> Column:
+    return F.coalesce(*[F.try_to_timestamp(text, F.lit(fmt)) for fmt in formats])
+
+
+def _canonical_lookup(text: Column, names: tuple[str, ...], aliases: dict[str, str]) -> Column:
+    """Case-insensitive match of trimmed text onto canonical names (and aliases); null when unknown."""
+    pairs = {**{a.lower(): target for a, target in aliases.items()}, **{n.lower(): n for n in names}}
+    lookup = F.create_map(*[F.lit(x) for pair in pairs.items() for x in pair])
+    return lookup[F.lower(text)]
+
+
+def clean_events(canonical: DataFrame, rules: CleaningRules) -> DataFrame:
+    """Typed canonical columns, ``reason`` (null when valid), ``flags`` and the lineage columns."""
+    profile = rules.profile
+    event = profile.schema
+    text = {c.name: _blank_to_null(F.col(c.name)) for c in event.columns}
+    for column, mapping in profile.value_maps.items():
+        lookup = F.create_map(*[F.lit(x) for pair in ((k.lower(), v) for k, v in mapping.items()) for x in pair])
+        text[column] = F.coalesce(lookup[F.lower(text[column])], text[column])
+
+    # Checks on the source text are computed in the same projection as the typed values: once projected,
+    # the canonical names refer to the typed columns.
+    typed: dict[str, Column] = {}
+    checks: dict[str, list[Column]] = {code: [] for code in (*REASON_ORDER, "flag_unknown_category")}
+    checks["malformed_row"].append(F.col("malformed"))
+    for column in event.columns:
+        name, value = column.name, text[column.name]
+        if name in NUMBER_COLUMNS:
+            parsed = parse_number(value)
+            blank = F.lit(0.0 if name in profile.blank_is_zero else None)
+            typed[name] = F.when(value.isNull(), blank).otherwise(parsed)
+            checks["malformed_number"].append(value.isNotNull() & parsed.isNull())
+        elif column.dtype == "timestamp":
+            typed[name] = parse_time(value, profile.date_formats)
+            checks["malformed_date"].append(value.isNotNull() & typed[name].isNull())
+        elif name in CATEGORIES:
+            known = _canonical_lookup(value, CATEGORIES[name], rules.country_aliases if name == "country" else {})
+            flag_only = rules.category_policy == "flag"
+            typed[name] = F.coalesce(known, value) if flag_only else known
+            checks["flag_unknown_category" if flag_only else "unknown_category"].append(
+                value.isNotNull() & known.isNull())
+        else:
+            typed[name] = value
+        derived = name in profile.derive or (name == "order_id" and profile.order_id == ROW_HASH)
+        if name in REQUIRED[profile.event] and name not in profile.blank_is_zero and not derived:
+            checks["missing_field"].append(value.isNull())
+
+    named_checks = {f"_{code}_{i}": cond for code, conds in checks.items() for i, cond in enumerate(conds)}
+    frame = canonical.select(
+        *[v.alias(k) for k, v in typed.items()],
+        *[F.coalesce(cond, F.lit(False)).alias(alias) for alias, cond in named_checks.items()],
+        "raw", "source_file", "row_number",
+    )
+    for column, expression in profile.derive.items():
+        frame = frame.withColumn(column, F.expr(expression).cast("double" if column in NUMBER_COLUMNS else "string"))
+
+    later: dict[str, list[Column]] = {code: [] for code in REASON_ORDER}
+    if profile.event == "sales":
+        frame = _with_order_id(frame, profile)
+        later["missing_field"].append(F.col("order_id").isNull())
+        later["negative_units"].append(F.col("units_sold") < 0)
+        later["amount_mismatch"].append(_amounts_disagree(rules.amount_tolerance))
+    later["future_event_time"].append(F.col("event_time") > F.lit(rules.future_limit))
+
+    def any_of(code: str) -> Column | None:
+        conds = [F.col(alias) for alias in named_checks if alias.startswith(f"_{code}_")]
+        conds += [F.coalesce(c, F.lit(False)) for c in later.get(code, [])]
+        return functools.reduce(lambda a, b: a | b, conds) if conds else None
+
+    reason = F.lit(None).cast("string")
+    for code in reversed(REASON_ORDER):
+        hit = any_of(code)
+        if hit is not None:
+            reason = F.when(hit, F.lit(code)).otherwise(reason)
+    flagged = any_of("flag_unknown_category")
+    flags = F.when(flagged, F.lit("unknown_category")) if flagged is not None else F.lit(None)
+    return frame.select(
+        *[F.col(c.name) for c in event.columns],
+        reason.alias("reason"),
+        flags.cast("string").alias("flags"),
+        "raw", "source_file", "row_number",
+    )
+
+
+def _with_order_id(frame: DataFrame, profile: SourceProfile) -> DataFrame:
+    if profile.order_id != ROW_HASH:
+        return frame
+    # Exports without an order id: a stable id from the cleaned business values, so exact duplicates collapse
+    # and re-loading the same export (as CSV or Excel) finds the same ids.
+    parts = ["event_time", "country", "segment", "product", "discount_band", "units_sold", *MONEY_COLUMNS]
+    fingerprint = F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit("")) for c in parts])
+    return frame.withColumn("order_id", F.substring(F.sha2(fingerprint, 256), 1, 24))
+
+
+def _amounts_disagree(tolerance: float) -> Column:
+    def off(actual: str, expected: Column) -> Column:
+        # A hair above the tolerance: exports round each amount to the cent, so a 0.01 gap is legitimate.
+        return F.coalesce(F.abs(F.col(actual) - expected) > tolerance + 1e-6, F.lit(False))
+
+    return (
+        off("gross_sales", F.col("units_sold") * F.col("sale_price"))
+        | off("sales", F.col("gross_sales") - F.col("discounts"))
+        | off("profit", F.col("sales") - F.col("cogs"))
+    )

@@ -1,0 +1,37 @@
+"""Source columns -> canonical text columns, keeping the raw values and lineage for quarantine."""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from salespulse.profiles import SourceProfile
+
+SOURCE_FILE, ROW_NUMBER, CORRUPT = "_source_file", "_row_number", "_corrupt_record"
+
+
+def map_to_canonical(raw: DataFrame, profile: SourceProfile) -> DataFrame:
+    """``raw`` holds the profile's source columns as text plus ``_source_file``, ``_row_number`` and
+    ``_corrupt_record``. Returns every canonical column of the profile's event as text (null where the
+    profile gives no source), ``raw`` (source column -> text), ``source_file``, ``row_number`` and
+    ``malformed`` (the reader could not split the line into the header's fields)."""
+    columns: dict[str, Column] = {}
+    for column in profile.schema.columns:
+        if column.name in profile.constants:
+            columns[column.name] = F.lit(profile.constants[column.name])
+        elif column.name in profile.columns:
+            columns[column.name] = F.col(f"`{profile.columns[column.name]}`")
+        elif column.name == "event_time" and profile.event_time_parts:
+            columns[column.name] = F.concat_ws(" ", *[F.trim(F.col(f"`{p}`")) for p in profile.event_time_parts])
+        else:
+            columns[column.name] = F.lit(None).cast("string")
+    raw_map = F.create_map(*[item for name in profile.source_columns
+                             for item in (F.lit(name), F.col(f"`{name}`"))],
+                           F.lit(CORRUPT), F.col(CORRUPT))
+    return raw.select(
+        *[expr.cast("string").alias(name) for name, expr in columns.items()],
+        raw_map.alias("raw"),
+        F.col(SOURCE_FILE).alias("source_file"),
+        F.col(ROW_NUMBER).cast("long").alias("row_number"),
+        F.col(CORRUPT).isNotNull().alias("malformed"),
+    )
