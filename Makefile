@@ -14,7 +14,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make demo   set up, then run SalesPulse on this machine (simulator filling data/landing; Ctrl-C stops)"
+	@echo "make demo   set up, then run SalesPulse on this machine (history -> lake -> KPIs, then live files; Ctrl-C stops)"
 	@echo "make test   set up, then run the whole test suite"
 	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
 	@echo "make lint   ruff over the code"
@@ -43,10 +43,22 @@ java:
 		exit 1; \
 	fi
 
+# The demo runs in its own folder, reset each time, so it never mixes with data you loaded yourself.
+DEMO_DIR := data/demo
+demo: export SALESPULSE_PATHS__LANDING = $(DEMO_DIR)/landing
+demo: export SALESPULSE_PATHS__LAKE = $(DEMO_DIR)/lake
+demo: export SALESPULSE_PATHS__CHECKPOINTS = $(DEMO_DIR)/checkpoints
 demo: setup
-	@echo "demo: writing $(DEMO_HISTORY_DAYS) days of history to data/landing/history, then live files to"
-	@echo "demo: data/landing/sales and data/landing/inventory every second. Ctrl-C stops cleanly."
-	$(BIN)/salespulse simulate --history-days $(DEMO_HISTORY_DAYS) --seconds 0
+	@echo "demo: 1/4 resetting $(DEMO_DIR)/ and writing $(DEMO_HISTORY_DAYS) days of history to $(DEMO_DIR)/landing/history"
+	rm -rf $(DEMO_DIR)
+	$(BIN)/salespulse simulate --history-days $(DEMO_HISTORY_DAYS) --quiet
+	@echo "demo: 2/4 loading the history into the lake $(DEMO_DIR)/lake with Spark (sales, then inventory)"
+	$(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/sales --profile canonical
+	$(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/inventory --profile canonical_inventory
+	@echo "demo: 3/4 KPIs by country, read from gold"
+	$(BIN)/salespulse kpis --by country
+	@echo "demo: 4/4 landing live files in $(DEMO_DIR)/landing/sales and .../inventory every second; Ctrl-C stops cleanly"
+	$(BIN)/salespulse simulate --seconds 0
 
 # pytest's own exit code decides: 5 (nothing collected) fails the run like any failure.
 test: setup

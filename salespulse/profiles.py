@@ -109,8 +109,8 @@ class SourceProfile(_Strict):
 
     @property
     def source_columns(self) -> list[str]:
-        """Every source header the file must hold."""
-        return [*self.columns.values(), *self.event_time_parts]
+        """Every source header the file must hold, once each (one may feed several canonical columns)."""
+        return list(dict.fromkeys([*self.columns.values(), *self.event_time_parts]))
 
 
 def load_profile(name_or_file: str) -> SourceProfile:

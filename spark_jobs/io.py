@@ -228,7 +228,7 @@ def write_table_version(frame: DataFrame, lake: str, table: str, version: str) -
     """Write a new, unpublished version of a table; returns its directory relative to the lake and its
     schema (JSON) for the manifest."""
     spec = TABLES[table]
-    relative = f"{spec.folder}/v={version}"
+    relative = f"{spec.folder}/version-{version}"
     writer = frame.write.mode("errorifexists")
     if spec.partition_by:
         writer = writer.partitionBy(*spec.partition_by)

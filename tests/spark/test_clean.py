@@ -1,0 +1,92 @@
+"""Each cleaning rule on small hand-made frames, through the shared transforms the stream will use too."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from salespulse.profiles import SourceProfile
+from salespulse.settings import IngestSettings
+from spark_jobs.transforms.clean import CleaningRules, clean_events, parse_number, parse_time
+from spark_jobs.transforms.parse import map_to_canonical
+
+pytestmark = pytest.mark.spark
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+
+NUMBERS = [
+    (" $32,370.00 ", 32370.0), ("$-", 0.0), ("-", 0.0), (" $(4,533.75)", -4533.75), ("(12)", -12.0),
+    ("1513.5", 1513.5), ("1,513", 1513.0), ("-5", -5.0), ("12x", None), ("$abc", None), ("1.2.3", None),
+    ("n/a", None), ("--15", None),
+]
+TIMES = [
+    ("1/1/2014", datetime(2014, 1, 1)), ("12/01/2014", datetime(2014, 12, 1)), ("01-06-14", datetime(2014, 1, 6)),
+    ("2014-09-01", datetime(2014, 9, 1)), ("31/31/2014", None), ("Sept 2014", None),
+]
+
+
+def test_clean_parse_number(spark: SparkSession) -> None:
+    frame = spark.createDataFrame([(t,) for t, _ in NUMBERS], "t string")
+    got = {r["t"]: r["n"] for r in frame.select("t", parse_number(F.col("t")).alias("n")).collect()}
+    assert got == dict(NUMBERS)
+
+
+def test_clean_parse_time_tries_formats_in_order(spark: SparkSession) -> None:
+    formats = ["M/d/yyyy", "MM-dd-yy", "yyyy-MM-dd"]
+    frame = spark.createDataFrame([(t,) for t, _ in TIMES], "t string")
+    got = {r["t"]: r["ts"] for r in frame.select("t", parse_time(F.col("t"), formats).alias("ts")).collect()}
+    assert got == dict(TIMES)
+
+
+PROFILE = SourceProfile(
+    name="t", event="sales",
+    columns={c: c for c in ("order_id", "event_time", "country", "segment", "product", "discount_band",
+                            "units_sold", "sale_price", "gross_sales", "discounts", "sales", "cogs", "profit")},
+    order_id="order_id", date_formats=["yyyy-MM-dd"],
+)
+GOOD = {"order_id": "o1", "event_time": "2026-01-01", "country": "USA", "segment": "Government", "product": "Paseo",
+        "discount_band": "None", "units_sold": "2", "sale_price": "20", "gross_sales": "40", "discounts": "",
+        "sales": "40", "cogs": "20", "profit": "20"}
+
+
+def clean(spark: SparkSession, rows: list[dict[str, str]], **ingest: object) -> list[dict[str, object]]:
+    frame = spark.createDataFrame(
+        [{**r, "_source_file": "f.csv", "_row_number": i + 1, "_corrupt_record": None} for i, r in enumerate(rows)],
+        schema=", ".join([f"`{c}` string" for c in PROFILE.source_columns]
+                         + ["_source_file string", "_row_number long", "_corrupt_record string"]))
+    rules = CleaningRules.build(PROFILE, IngestSettings(**ingest), NOW)
+    return [r.asDict() for r in clean_events(map_to_canonical(frame, PROFILE), rules).orderBy("row_number").collect()]
+
+
+def test_clean_valid_row_typed_and_normalised(spark: SparkSession) -> None:
+    row = clean(spark, [{**GOOD, "country": " united states of america ", "segment": "government ",
+                         "discount_band": " None "}])[0]
+    assert row["reason"] is None and row["flags"] is None
+    assert (row["country"], row["segment"], row["discount_band"]) == ("USA", "Government", "None")
+    assert row["discounts"] == 0.0  # blank discounts are zero
+    assert row["event_time"] == datetime(2026, 1, 1)
+
+
+REASON_CASES = [
+    ({"country": ""}, "missing_field"), ({"sales": " "}, "missing_field"), ({"order_id": ""}, "missing_field"),
+    ({"units_sold": "2x"}, "malformed_number"), ({"event_time": "01/01/2026"}, "malformed_date"),
+    ({"product": "Unicycle"}, "unknown_category"),
+    ({"units_sold": "-2", "gross_sales": "-40", "sales": "-40", "cogs": "-20", "profit": "-20"}, "negative_units"),
+    ({"sales": "50"}, "amount_mismatch"), ({"event_time": "2026-11-25"}, "future_event_time"),
+    ({"country": "", "units_sold": "x"}, "missing_field"),  # the first failing rule in the documented order
+]
+
+
+def test_clean_reason_codes(spark: SparkSession) -> None:
+    rows = clean(spark, [{**GOOD, **change} for change, _ in REASON_CASES])
+    assert [r["reason"] for r in rows] == [reason for _, reason in REASON_CASES]
+
+
+def test_clean_amount_tolerance_and_flag_policy(spark: SparkSession) -> None:
+    off_by_a_cent = {**GOOD, "gross_sales": "40.01", "sales": "40.01", "profit": "20.01"}
+    assert clean(spark, [off_by_a_cent])[0]["reason"] is None
+    flagged = clean(spark, [{**GOOD, "product": "Unicycle"}], category_policy="flag")[0]
+    assert flagged["reason"] is None and flagged["flags"] == "unknown_category" and flagged["product"] == "Unicycle"
