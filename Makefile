@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_HISTORY_DAYS ?= 7
+DEMO_HISTORY_RATE ?= 0.3
 
 # Spark's Python workers must run the venv's interpreter, not `python3` from PATH (PITFALLS 27).
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
@@ -51,7 +52,7 @@ demo: export SALESPULSE_PATHS__CHECKPOINTS = $(DEMO_DIR)/checkpoints
 demo: setup
 	@echo "demo: 1/4 resetting $(DEMO_DIR)/ and writing $(DEMO_HISTORY_DAYS) days of history to $(DEMO_DIR)/landing/history"
 	rm -rf $(DEMO_DIR)
-	$(BIN)/salespulse simulate --history-days $(DEMO_HISTORY_DAYS) --quiet
+	$(BIN)/salespulse simulate --history-days $(DEMO_HISTORY_DAYS) --history-rate $(DEMO_HISTORY_RATE) --quiet
 	@echo "demo: 2/4 loading the history into the lake $(DEMO_DIR)/lake with Spark (sales, then inventory)"
 	$(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/sales --profile canonical
 	$(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/inventory --profile canonical_inventory
@@ -66,6 +67,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/simulate_history.py
+	$(BIN)/python bench/backfill_vs_duckdb.py
 
 lint: setup
 	$(BIN)/ruff check .

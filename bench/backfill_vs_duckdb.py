@@ -9,12 +9,12 @@ DuckDB gets the same 2 threads. Every engine reads the same files, already in th
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -61,6 +61,22 @@ def _reset_hwm(pid: int | str = "self") -> bool:
         return True
     except OSError:
         return False
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "n/a"
 
 
 # -- Spark's own record of the jobs (kept even with the UI off) -----------------------------------------------
@@ -145,6 +161,7 @@ class Backfill:
     steps: list[tuple[str, float]] = field(default_factory=list)  # (phase, seconds)
     jobs: list[Job] = field(default_factory=list)
     jvm_peak_mib: float | None = None
+    jvm_cpu_s: float | None = None
 
 
 def generate(rows: int, days: float, out: Path) -> tuple[int, float, float]:
@@ -160,7 +177,7 @@ def generate(rows: int, days: float, out: Path) -> tuple[int, float, float]:
     return totals.sales_rows, size_mib, rate
 
 
-def time_backfill(spark: SparkSession, settings: Settings, sales_dir: Path, jvm_pid: int | None) -> Backfill:
+def time_backfill(spark: SparkSession, settings: Settings, sales_dir: Path, jvm_pid: int) -> Backfill:
     sc = spark.sparkContext
     now = datetime.fromtimestamp(END_MS / 1000, tz=timezone.utc) + timedelta(days=1)  # pinned: reproducible
     run_id = f"bench-{now:%Y%m%dT%H%M%S}"
@@ -172,35 +189,41 @@ def time_backfill(spark: SparkSession, settings: Settings, sales_dir: Path, jvm_
         sc.setJobDescription(PHASES[min(len(marks), len(PHASES) - 1)])
 
     first_job = last_job_id(spark)
-    if jvm_pid:
-        _reset_hwm(jvm_pid)
+    _reset_hwm(jvm_pid)
     sc.setJobDescription(PHASES[0])
+    cpu = _cpu_s(jvm_pid)
     began = time.perf_counter()
     report = run_backfill(spark, settings, str(sales_dir), load_profile("canonical"), now, run_id, say)
     took = time.perf_counter() - began
+    cpu_after = _cpu_s(jvm_pid)
     sc.setJobDescription(None)
     print(f"[{took:7.1f} s] backfill done: {report}")
     edges = [began, *marks, began + took]
     steps = [(PHASES[i], edges[i + 1] - edges[i]) for i in range(len(edges) - 1)]
-    return Backfill(took, report, steps, spark_jobs(spark, first_job), _hwm_mib(jvm_pid) if jvm_pid else None)
+    return Backfill(took, report, steps, spark_jobs(spark, first_job), _hwm_mib(jvm_pid),
+                    cpu_after - cpu if cpu is not None and cpu_after is not None else None)
 
 
-def time_raw(spark: SparkSession, sales_dir: Path, out: Path, multiline: bool) -> tuple[float, int]:
+def time_raw(spark: SparkSession, sales_dir: Path, out: Path, multiline: bool, jvm_pid: int) -> tuple[float, int]:
     """Spark's ceiling: the same CSV files, every column a string, straight to Parquet."""
     sc = spark.sparkContext
     sc.setJobDescription(f"raw csv -> parquet{' (multiLine)' if multiline else ''}")
+    cpu = _cpu_s(jvm_pid)
     began = time.perf_counter()
     reader = spark.read.option("header", True)
     if multiline:
         reader = reader.option("multiLine", True)
     reader.csv(str(sales_dir)).write.parquet(str(out))
     took = time.perf_counter() - began
+    cpu_after = _cpu_s(jvm_pid)
     sc.setJobDescription(None)
     rows = spark.read.parquet(str(out)).count()
+    print(f"bench: raw CSV{' (multiLine)' if multiline else ''} -> Parquet {rows:,} rows in {took:.1f} s "
+          f"({(cpu_after or 0) - (cpu or 0):.1f} CPU s)")
     return took, rows
 
 
-def duckdb_gold(sales_dir: Path, out: Path, threads: int, typed: bool) -> tuple[float, int]:
+def duckdb_gold(sales_dir: Path, out: Path, threads: int, typed: bool) -> tuple[float, float, int]:
     """gold_sales_hourly's aggregation, straight from the CSV files: no cleaning, quarantine or dedupe.
 
     typed: the CSV reader parses each column to its type and skips rows it cannot parse (ignore_errors);
@@ -228,13 +251,15 @@ def duckdb_gold(sales_dir: Path, out: Path, threads: int, typed: bool) -> tuple[
     con = duckdb.connect()
     try:
         con.execute(f"SET threads = {threads}")
-        began = time.perf_counter()
+        cpu, began = time.process_time(), time.perf_counter()
         con.execute(query)
-        took = time.perf_counter() - began
+        took, cpu = time.perf_counter() - began, time.process_time() - cpu
         groups = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
     finally:
         con.close()
-    return took, groups
+    print(f"bench: DuckDB {'typed read' if typed else 'text read + TRY_CAST'} -> gold {groups:,} groups in "
+          f"{took:.1f} s ({cpu:.1f} CPU s)")
+    return took, cpu, groups
 
 
 def print_jobs(jobs: list[Job]) -> None:
@@ -250,6 +275,15 @@ def _mib(value: float | None) -> str:
     return f"{value:,.0f} MiB" if value is not None else "n/a"
 
 
+def largest_generated_method(spark: SparkSession) -> int | None:
+    """Bytecode size of the largest method whole-stage codegen produced so far in this session."""
+    try:
+        metrics = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics
+        return int(metrics.METRIC_GENERATED_METHOD_BYTECODE_SIZE().getSnapshot().getMax())
+    except Exception:  # a diagnostic only: never fail the benchmark over it
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=5_000_000, help="about this many sales rows (default 5M)")
@@ -259,7 +293,7 @@ def main() -> None:
     parser.add_argument("--shuffle-partitions", type=int, default=4)
     parser.add_argument("--tmp", help="folder for the temporary data (default: the system temp folder)")
     args = parser.parse_args()
-    log: Callable[[str], None] = print
+    load_start = _load()
 
     with tempfile.TemporaryDirectory(prefix="salespulse-bench-", dir=args.tmp) as tmp:
         root = Path(tmp)
@@ -277,65 +311,73 @@ def main() -> None:
         try:
             spark.range(10).count()  # JVM start-up and first-job set-up stay out of every timing
             jvm_pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
-            log(f"bench: Spark {spark.version} up ({settings.spark.master}, JVM pid {jvm_pid}); timing the backfill")
+            print(f"bench: Spark {spark.version} up ({settings.spark.master}, JVM pid {jvm_pid}, load {_load()}); "
+                  "timing the backfill")
             backfill = time_backfill(spark, settings, sales_dir, jvm_pid)
             python_spark_peak = _hwm_mib()
-            raw_s, raw_rows = time_raw(spark, sales_dir, root / "raw", multiline=False)
-            log(f"bench: raw CSV -> Parquet {raw_rows:,} rows in {raw_s:.1f} s")
-            raw_ml_s, _ = time_raw(spark, sales_dir, root / "raw_multiline", multiline=True)
-            log(f"bench: raw CSV (multiLine) -> Parquet in {raw_ml_s:.1f} s")
+            codegen_max = largest_generated_method(spark)
+            raw_s, _ = time_raw(spark, sales_dir, root / "raw", False, jvm_pid)
+            raw_ml_s, _ = time_raw(spark, sales_dir, root / "raw_multiline", True, jvm_pid)
         finally:
             spark.stop()
         print_jobs(backfill.jobs)
         _reset_hwm()
-        duck_typed_s, groups = duckdb_gold(sales_dir, root / "gold_typed.parquet", args.threads, typed=True)
-        log(f"bench: DuckDB typed read -> gold {groups:,} groups in {duck_typed_s:.1f} s")
-        duck_text_s, text_groups = duckdb_gold(sales_dir, root / "gold_text.parquet", args.threads, typed=False)
-        log(f"bench: DuckDB text read + TRY_CAST -> gold {text_groups:,} groups in {duck_text_s:.1f} s")
+        duck_typed_s, duck_typed_cpu, groups = duckdb_gold(sales_dir, root / "typed.parquet", args.threads, True)
+        duck_text_s, duck_text_cpu, _ = duckdb_gold(sales_dir, root / "text.parquet", args.threads, False)
         duck_peak = _hwm_mib()
+    load_end = _load()
 
-    rows_in = backfill.report["rows_in"]
+    report = backfill.report
+    rows_in = report["rows_in"]
     if rows_in != rows:
-        log(f"bench: warning: backfill read {rows_in:,} rows, the simulator wrote {rows:,}")
+        print(f"bench: warning: the backfill read {rows_in:,} rows, the simulator wrote {rows:,}")
     spark_rps = rows_in / backfill.seconds
-    duck_s = min(duck_typed_s, duck_text_s)
+    duck_s, duck_cpu = min((duck_typed_s, duck_typed_cpu), (duck_text_s, duck_text_cpu))
     duck_rps = rows_in / duck_s
     ratio = spark_rps / duck_rps
     raw_rps, raw_ml_rps = rows_in / raw_s, rows_in / raw_ml_s
     busy = busy_s(backfill.jobs)
     gc = sum(j.gc_ms for j in backfill.jobs) / 1000
     spill = sum(j.spilled for j in backfill.jobs) / 2**20
-    steps = "; ".join(f"{name} {seconds:,.1f} s" for name, seconds in backfill.steps if seconds >= 0.05)
-    report = backfill.report
+    steps = "\n".join(f"- {name}: {seconds:,.1f} s" for name, seconds in backfill.steps if seconds >= 0.05)
+    cpu = (f"{backfill.jvm_cpu_s:,.0f} CPU s in the JVM vs {duck_cpu:,.0f} for DuckDB"
+           if backfill.jvm_cpu_s is not None else "n/a")
+    codegen = (f"\n- Largest method generated by whole-stage codegen: {codegen_max:,} bytes of bytecode (HotSpot "
+               "does not JIT-compile a method over 8,000 bytes)." if codegen_max else "")
     publish("backfill", f"""
-## Backfill vs DuckDB (`bench/backfill_vs_duckdb.py --rows {args.rows:,}`)
+## Backfill vs DuckDB (`bench/backfill_vs_duckdb.py --rows {args.rows}`)
 
-{rows_in:,} simulator sales rows ({size_mib:,.0f} MiB CSV in {files} daily files, history_rate {rate:.3f} over
-{args.days:g} days); Spark `{settings.spark.master}`, driver memory {args.driver_memory}, {args.shuffle_partitions}
-shuffle partitions, one warmed-up session; DuckDB {duckdb.__version__} with {args.threads} threads; files in the
-page cache for all.
+{rows_in:,} simulator sales rows ({size_mib:,.0f} MiB CSV, {files} daily files, history_rate {rate:.3f} over
+{args.days:g} days). Spark `{settings.spark.master}`, driver memory {args.driver_memory}, {args.shuffle_partitions}
+shuffle partitions, one session warmed up before timing; DuckDB {duckdb.__version__} with {args.threads} threads;
+the files in the page cache for all. Load average {load_start} at the start, {load_end} at the end.
 
 | measure | value |
 | --- | --- |
 | Spark `run_backfill` (canonical profile, fresh lake) | {backfill.seconds:,.1f} s, **{spark_rps:,.0f} rows/s** |
 | DuckDB gold_sales_hourly from the CSVs -> Parquet | {duck_s:,.1f} s, **{duck_rps:,.0f} rows/s** ({groups:,} groups) |
 | **ratio Spark / DuckDB** | **{ratio:.2f}x** (target >= 0.5x: {"met" if ratio >= 0.5 else "NOT met"}) |
+| CPU time | {cpu} |
 | Spark raw CSV -> Parquet ceiling (all strings) | {raw_s:,.1f} s, {raw_rps:,.0f} rows/s; \
 backfill = {spark_rps / raw_rps:.0%} of it |
-| same, `multiLine` as the canonical reader uses | {raw_ml_s:,.1f} s, {raw_ml_rps:,.0f} rows/s |
+| same, with `multiLine` as the canonical profile reads | {raw_ml_s:,.1f} s, {raw_ml_rps:,.0f} rows/s |
 | backfill output | {report["rows_silver"]:,} silver, {report["rows_quarantined"]:,} quarantined, \
 {report["rows_duplicate"]:,} duplicates dropped |
-| peak RSS: Spark JVM during the backfill | {_mib(backfill.jvm_peak_mib)} |
-| peak RSS: Python driver during Spark / during DuckDB / whole run | {_mib(python_spark_peak)} / \
-{_mib(duck_peak)} / {peak_rss_mib():,.0f} MiB |
+| peak RSS, Spark JVM during the backfill | {_mib(backfill.jvm_peak_mib)} |
+| peak RSS, Python process: Spark part / DuckDB part / whole run | {_mib(python_spark_peak)} / {_mib(duck_peak)} \
+/ {peak_rss_mib():,.0f} MiB |
 
-Not the same work: the backfill reads, cleans and validates every row (quarantining bad ones with a reason),
+Not the same work: the backfill parses and validates every row (bad ones to quarantine with a reason),
 deduplicates on order_id, writes silver (partitioned by date), quarantine, gold hourly and gold customers daily,
-and publishes a manifest; DuckDB only computes the hourly aggregate (no cleaning, quarantine, dedupe or silver).
-DuckDB's better of two reads is used: typed `read_csv(columns=..., ignore_errors=true)` {duck_typed_s:,.1f} s,
-all-text `read_csv(all_varchar=true)` with `TRY_CAST` {duck_text_s:,.1f} s. Backfill steps (from its progress
-lines): {steps}. Spark jobs ran during {busy:,.1f} s of the {backfill.seconds:,.1f} s ({gc:,.1f} s of task time in GC,
-{spill:,.0f} MiB spilled to disk).
+then publishes a manifest; DuckDB only computes the hourly aggregate (no cleaning, quarantine, dedupe or silver).
+DuckDB's faster of two reads is used: typed `read_csv(columns=..., ignore_errors=true)` {duck_typed_s:,.1f} s,
+all-text `read_csv(all_varchar=true)` + `TRY_CAST` {duck_text_s:,.1f} s.
+
+Where the backfill's time goes (steps from its progress lines; Spark's status store for the rest):
+
+{steps}
+- Spark jobs running {busy:,.1f} s of the {backfill.seconds:,.1f} s (the rest is driver-side planning and
+  file listing); {gc:,.1f} s of task time in GC, {spill:,.0f} MiB spilled.{codegen}
 """)
 
 

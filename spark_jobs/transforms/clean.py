@@ -68,11 +68,15 @@ def parse_number(text: Column) -> Column:
     bare = F.regexp_replace(text, r"[$,\s]", "")
     signed = F.when(bare.rlike(r"^\(.*\)$"), F.concat(F.lit("-"), F.regexp_extract(bare, r"^\((.*)\)$", 1)))
     signed = signed.otherwise(bare)
-    return F.when(signed == "-", F.lit(0.0)).otherwise(signed.try_cast("double"))
+    cleaned = F.when(signed == "-", F.lit(0.0)).otherwise(signed.try_cast("double"))
+    # Plain numbers, the bulk of every file, skip the regular expressions (coalesce stops at the first hit).
+    return F.coalesce(text.try_cast("double"), cleaned)
 
 
 def parse_time(text: Column, formats: list[str]) -> Column:
-    return F.coalesce(*[F.try_to_timestamp(text, F.lit(fmt)) for fmt in formats])
+    """The first of ``formats`` that parses; ISO 8601 (``2026-11-23T16:39:34.123Z``) is always accepted and
+    tried first, since it is unambiguous and by far the most common."""
+    return F.coalesce(text.try_cast("timestamp"), *[F.try_to_timestamp(text, F.lit(fmt)) for fmt in formats])
 
 
 def _canonical_lookup(text: Column, names: tuple[str, ...], aliases: dict[str, str]) -> Column:
@@ -91,53 +95,54 @@ def clean_events(canonical: DataFrame, rules: CleaningRules) -> DataFrame:
         lookup = F.create_map(*[F.lit(x) for pair in ((k.lower(), v) for k, v in mapping.items()) for x in pair])
         text[column] = F.coalesce(lookup[F.lower(text[column])], text[column])
 
-    # Checks on the source text are computed in the same projection as the typed values: once projected,
-    # the canonical names refer to the typed columns.
+    # Stage 1: normalised text (as _text_<name>) and typed values, each computed once. Stage 2 compares the
+    # two, so no parser runs twice per value.
     typed: dict[str, Column] = {}
+    for column in event.columns:
+        name, value = column.name, F.col(f"_text_{column.name}")
+        if name in NUMBER_COLUMNS:
+            blank = F.lit(0.0 if name in profile.blank_is_zero else None)
+            typed[name] = F.when(value.isNull(), blank).otherwise(parse_number(value))
+        elif column.dtype == "timestamp":
+            typed[name] = parse_time(value, profile.date_formats)
+        elif name in CATEGORIES:
+            known = _canonical_lookup(value, CATEGORIES[name], rules.country_aliases if name == "country" else {})
+            typed[name] = F.coalesce(known, value) if rules.category_policy == "flag" else known
+            typed[f"_known_{name}"] = known
+        else:
+            typed[name] = value
+    staged = canonical.select(
+        *[v.alias(f"_text_{k}") for k, v in text.items()], "raw", "source_file", "row_number", "malformed"
+    ).select(*[v.alias(k) for k, v in typed.items()], *[f"_text_{k}" for k in text],
+             "raw", "source_file", "row_number", "malformed")
+
     checks: dict[str, list[Column]] = {code: [] for code in (*REASON_ORDER, "flag_unknown_category")}
     checks["malformed_row"].append(F.col("malformed"))
     for column in event.columns:
-        name, value = column.name, text[column.name]
+        name, value = column.name, F.col(f"_text_{column.name}")
         if name in NUMBER_COLUMNS:
-            parsed = parse_number(value)
-            blank = F.lit(0.0 if name in profile.blank_is_zero else None)
-            typed[name] = F.when(value.isNull(), blank).otherwise(parsed)
-            checks["malformed_number"].append(value.isNotNull() & parsed.isNull())
+            checks["malformed_number"].append(value.isNotNull() & F.col(name).isNull())
         elif column.dtype == "timestamp":
-            typed[name] = parse_time(value, profile.date_formats)
-            checks["malformed_date"].append(value.isNotNull() & typed[name].isNull())
+            checks["malformed_date"].append(value.isNotNull() & F.col(name).isNull())
         elif name in CATEGORIES:
-            known = _canonical_lookup(value, CATEGORIES[name], rules.country_aliases if name == "country" else {})
-            flag_only = rules.category_policy == "flag"
-            typed[name] = F.coalesce(known, value) if flag_only else known
-            checks["flag_unknown_category" if flag_only else "unknown_category"].append(
-                value.isNotNull() & known.isNull())
-        else:
-            typed[name] = value
+            code = "flag_unknown_category" if rules.category_policy == "flag" else "unknown_category"
+            checks[code].append(value.isNotNull() & F.col(f"_known_{name}").isNull())
         derived = name in profile.derive or (name == "order_id" and profile.order_id == ROW_HASH)
         if name in REQUIRED[profile.event] and name not in profile.blank_is_zero and not derived:
             checks["missing_field"].append(value.isNull())
 
-    named_checks = {f"_{code}_{i}": cond for code, conds in checks.items() for i, cond in enumerate(conds)}
-    frame = canonical.select(
-        *[v.alias(k) for k, v in typed.items()],
-        *[F.coalesce(cond, F.lit(False)).alias(alias) for alias, cond in named_checks.items()],
-        "raw", "source_file", "row_number",
-    )
+    frame = staged
     for column, expression in profile.derive.items():
         frame = frame.withColumn(column, F.expr(expression).cast("double" if column in NUMBER_COLUMNS else "string"))
-
-    later: dict[str, list[Column]] = {code: [] for code in REASON_ORDER}
     if profile.event == "sales":
         frame = _with_order_id(frame, profile)
-        later["missing_field"].append(F.col("order_id").isNull())
-        later["negative_units"].append(F.col("units_sold") < 0)
-        later["amount_mismatch"].append(_amounts_disagree(rules.amount_tolerance))
-    later["future_event_time"].append(F.col("event_time") > F.lit(rules.future_limit))
+        checks["missing_field"].append(F.col("order_id").isNull())
+        checks["negative_units"].append(F.col("units_sold") < 0)
+        checks["amount_mismatch"].append(_amounts_disagree(rules.amount_tolerance))
+    checks["future_event_time"].append(F.col("event_time") > F.lit(rules.future_limit))
 
     def any_of(code: str) -> Column | None:
-        conds = [F.col(alias) for alias in named_checks if alias.startswith(f"_{code}_")]
-        conds += [F.coalesce(c, F.lit(False)) for c in later.get(code, [])]
+        conds = [F.coalesce(c, F.lit(False)) for c in checks[code]]
         return functools.reduce(lambda a, b: a | b, conds) if conds else None
 
     reason = F.lit(None).cast("string")
@@ -147,11 +152,13 @@ def clean_events(canonical: DataFrame, rules: CleaningRules) -> DataFrame:
             reason = F.when(hit, F.lit(code)).otherwise(reason)
     flagged = any_of("flag_unknown_category")
     flags = F.when(flagged, F.lit("unknown_category")) if flagged is not None else F.lit(None)
-    return frame.select(
+    return frame.withColumn("reason", reason).select(
         *[F.col(c.name) for c in event.columns],
-        reason.alias("reason"),
+        "reason",
         flags.cast("string").alias("flags"),
-        "raw", "source_file", "row_number",
+        # Raw text is kept for rejected rows only: valid rows carry their values in the typed columns.
+        F.when(F.col("reason").isNotNull(), F.col("raw")).alias("raw"),
+        "source_file", "row_number",
     )
 
 

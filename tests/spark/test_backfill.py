@@ -187,3 +187,28 @@ def test_backfill_supermarket_profile_from_the_docs(spark: SparkSession, tmp_pat
     assert silver["country"].value_counts().to_dict() == {cities[c]: n for c, n in truth["rows_by_city"].items()}
     assert (silver["flags"] == "unknown_category").all()  # product lines are kept, flagged
     assert silver["event_time"].dt.minute.nunique() > 1  # time of day came from the Time column
+
+
+def test_cli_kpis_and_sql_read_the_published_lake(spark: SparkSession, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from salespulse.cli import main
+
+    settings = lake_settings(tmp_path)
+    backfill(spark, settings, EXPORTS / "messy_sales.csv", "financial_sample", "cli")
+    expected = pd.read_csv(EXPORTS / "messy_expected.csv", dtype=str, keep_default_na=False)
+    want = expected[(expected["file"] == "messy_sales.csv") & (expected["outcome"] == "silver")]
+    runner = CliRunner()
+    kpis = runner.invoke(main, ["kpis", "--lake", settings.paths.lake, "--by", "segment", "--json"])
+    assert kpis.exit_code == 0, kpis.output
+    by_segment = {r["segment"]: r for r in json.loads(kpis.output)}
+    for segment, rows in want.groupby("segment"):
+        assert cents(by_segment[segment]["sales"]) == sum(rows["sales"].map(cents))
+        assert by_segment[segment]["orders"] == len(rows)
+    query = "SELECT reason, count(*) AS n FROM quarantine_sales GROUP BY reason ORDER BY reason"
+    sql = runner.invoke(main, ["sql", query, "--lake", settings.paths.lake, "--json"])
+    assert sql.exit_code == 0, sql.output
+    bad = expected[(expected["file"] == "messy_sales.csv") & (expected["outcome"] == "quarantine")]
+    assert {r["reason"]: r["n"] for r in json.loads(sql.output)} == bad["reason"].value_counts().to_dict()
+    broken = runner.invoke(main, ["sql", "SELECT nope FROM silver_sales", "--lake", settings.paths.lake])
+    assert broken.exit_code == 1 and "SQL error" in broken.output
