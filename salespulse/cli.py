@@ -173,7 +173,7 @@ def backfill(ctx: click.Context, inputs: str, profile_name: str, lake: str | Non
 def kpis(ctx: click.Context, lake: str | None, by: str | None, as_json: bool) -> None:
     """Print KPI totals read from gold (DuckDB, committed tables only): sales, profit, margin, orders,
     average transaction value, units, items per hour, active customers."""
-    from salespulse.kpi_report import kpi_totals
+    from salespulse.kpi_report import format_kpi_table, kpi_totals
 
     settings = _settings(ctx, {"paths.lake": lake})
     if "://" in settings.paths.lake and not settings.paths.lake.startswith("file://"):
@@ -185,8 +185,7 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, as_json: bool) ->
     if as_json:
         click.echo(table.to_json(orient="records"))
     else:
-        with_pd_options = table.to_string(index=False, float_format=lambda v: f"{v:,.2f}")
-        click.echo(with_pd_options)
+        click.echo(format_kpi_table(table).to_string(index=False))
 
 
 @main.command()

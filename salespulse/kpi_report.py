@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from salespulse.kpis import compute_kpis
+from salespulse.kpis import KPI_BY_KEY, compute_kpis, format_kpi
 from salespulse.lake import table_dirs
 
 GROUPINGS = {"country": "country", "segment": "segment", "product": "product",
@@ -58,3 +58,20 @@ def kpi_totals(lake: str | Path, by: str | None = None) -> pd.DataFrame:
     for money in ("gross_sales", "discounts", "sales", "cogs", "profit"):
         totals[money] = totals[money].round(2)
     return totals.rename(columns={"grp": by or "scope"}).drop(columns=["hours"])
+
+
+
+_MONEY = ("gross_sales", "discounts", "sales", "cogs", "profit")
+
+
+def format_kpi_table(totals: pd.DataFrame) -> pd.DataFrame:
+    """Text for people (currency, percentages, thousands separators); JSON output keeps the numbers."""
+    shown = totals.copy()
+    for column in shown.columns:
+        if column in _MONEY:
+            shown[column] = [format_kpi("total_sales", v) for v in shown[column]]
+        elif column == "units_sold":
+            shown[column] = [f"{v:,.1f}" for v in shown[column]]
+        elif column in KPI_BY_KEY:
+            shown[column] = [format_kpi(column, v) for v in shown[column]]
+    return shown
