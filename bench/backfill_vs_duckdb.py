@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import threading
@@ -42,7 +43,7 @@ SALES_COLUMNS = ("order_id", "event_time", "country", "segment", "product", "dis
                  "customer_id")
 # run_backfill announces each step with `say`; the jobs that follow a message belong to this step.
 PHASES = ("list inputs", "read + clean + count by reason (persisted)",
-          "silver: distinct keys, dedupe, write, re-read count",
+          "silver: dedupe, write, re-read count",
           "quarantine, gold hourly + customers daily, publish, report")
 
 
@@ -73,10 +74,63 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _load() -> str:
+def _load() -> float | None:
     try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError):
+        return None
+
+
+class LoadWatch:
+    """Samples the 1-minute load average during the run: other processes on the machine slow every engine."""
+
+    def __init__(self, every_s: float = 2.0):
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+
+    def _run(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            load = _load()
+            if load is not None:
+                self.samples.append(load)
+
+    def __enter__(self) -> LoadWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "n/a"
+        return f"mean {sum(self.samples) / len(self.samples):.1f}, max {max(self.samples):.1f}"
+
+
+def code_version() -> str:
+    """The commit measured, and whether the code the benchmark imports had uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "salespulse", "spark_jobs", "conf"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    changed = sorted(line[3:] for line in dirty if line.strip())
+    return f"`{head}`" + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
+
+
+def jvm_option(spark: SparkSession, name: str) -> str:
+    """A HotSpot flag's value in the running JVM (e.g. DontCompileHugeMethods)."""
+    try:
+        jvm = spark.sparkContext._jvm
+        bean = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
+            jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
+        return str(bean.getVMOption(name).getValue())
+    except Exception:  # a diagnostic only: never fail the benchmark over it
         return "n/a"
 
 
@@ -306,9 +360,8 @@ def main() -> None:
     parser.add_argument("--shuffle-partitions", type=int, default=4)
     parser.add_argument("--tmp", help="folder for the temporary data (default: the system temp folder)")
     args = parser.parse_args()
-    load_start = _load()
-
-    with tempfile.TemporaryDirectory(prefix="salespulse-bench-", dir=args.tmp) as tmp:
+    code = code_version()  # before anything runs: the modules are imported already
+    with LoadWatch() as load, tempfile.TemporaryDirectory(prefix="salespulse-bench-", dir=args.tmp) as tmp:
         root = Path(tmp)
         rows, size_mib, rate = generate(args.rows, args.days, root / "landing")
         sales_dir = root / "landing" / "history" / "sales"
@@ -324,6 +377,7 @@ def main() -> None:
         try:
             spark.range(10).count()  # JVM start-up and first-job set-up stay out of every timing
             jvm_pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
+            huge = jvm_option(spark, "DontCompileHugeMethods")
             print(f"bench: Spark {spark.version} up ({settings.spark.master}, JVM pid {jvm_pid}, load {_load()}); "
                   "timing the backfill")
             backfill = time_backfill(spark, settings, sales_dir, jvm_pid)
@@ -338,7 +392,6 @@ def main() -> None:
         duck_typed_s, duck_typed_cpu, groups = duckdb_gold(sales_dir, root / "typed.parquet", args.threads, True)
         duck_text_s, duck_text_cpu, _ = duckdb_gold(sales_dir, root / "text.parquet", args.threads, False)
         duck_peak = _hwm_mib()
-    load_end = _load()
 
     report = backfill.report
     rows_in = report["rows_in"]
@@ -353,22 +406,26 @@ def main() -> None:
     gc = sum(j.gc_ms for j in backfill.jobs) / 1000
     spill = sum(j.spilled for j in backfill.jobs) / 2**20
     steps = "\n".join(f"- {name}: {seconds:,.1f} s" for name, seconds in backfill.steps if seconds >= 0.05)
-    cpu = (f"{backfill.jvm_cpu_s:,.0f} CPU s in the JVM vs {duck_cpu:,.0f} for DuckDB"
-           if backfill.jvm_cpu_s is not None else "n/a")
+    cores = args.threads
+    cpu = (f"Spark JVM {backfill.jvm_cpu_s:,.0f} s ({backfill.jvm_cpu_s / backfill.seconds / cores:.0%} of "
+           f"{cores} cores) vs DuckDB {duck_cpu:,.1f} s ({duck_cpu / duck_s / cores:.0%}); "
+           f"Spark / DuckDB on CPU time {duck_cpu / backfill.jvm_cpu_s:.3f}x" if backfill.jvm_cpu_s else "n/a")
     publish("backfill", f"""
 ## Backfill vs DuckDB (`bench/backfill_vs_duckdb.py --rows {args.rows}`)
 
 {rows_in:,} simulator sales rows ({size_mib:,.0f} MiB CSV, {files} daily files, history_rate {rate:.3f} over
-{args.days:g} days). Spark `{settings.spark.master}`, driver memory {args.driver_memory}, {args.shuffle_partitions}
-shuffle partitions, one session warmed up before timing; DuckDB {duckdb.__version__} with {args.threads} threads;
-the files in the page cache for all. Load average {load_start} at the start, {load_end} at the end.
+{args.days:g} days), code {code}. Spark `{settings.spark.master}`, driver memory {args.driver_memory},
+{args.shuffle_partitions} shuffle partitions, JVM DontCompileHugeMethods={huge}, one session warmed up before
+timing; DuckDB {duckdb.__version__} with {args.threads} threads; the files in the page cache for all. 1-minute load
+average during the run: {load.summary()}, this run's own {args.threads} threads included (other processes share the
+machine: compare CPU time when wall times look noisy).
 
 | measure | value |
 | --- | --- |
 | Spark `run_backfill` (canonical profile, fresh lake) | {backfill.seconds:,.1f} s, **{spark_rps:,.0f} rows/s** |
 | DuckDB gold_sales_hourly from the CSVs -> Parquet | {duck_s:,.1f} s, **{duck_rps:,.0f} rows/s** ({groups:,} groups) |
 | **ratio Spark / DuckDB** | **{ratio:.2f}x** (target >= 0.5x: {"met" if ratio >= 0.5 else "NOT met"}) |
-| CPU time | {cpu} |
+| CPU time (wall-time contention aside) | {cpu} |
 | Spark raw CSV -> Parquet ceiling (all strings) | {raw_s:,.1f} s, {raw_rps:,.0f} rows/s; \
 backfill = {spark_rps / raw_rps:.0%} of it |
 | same, with `multiLine` as the canonical profile reads | {raw_ml_s:,.1f} s, {raw_ml_rps:,.0f} rows/s |

@@ -49,8 +49,6 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
         columns = [c.name for c in profile.schema.columns]
         good = cleaned.where(F.col("reason").isNull()).select(*columns, *LINEAGE)
         key = event_key(event)
-        input_keys = good.select(*key).distinct().count()
-
         existing = io.read_table(spark, lake, silver_table, manifest)
         candidates = good.withColumn("_priority", F.lit(1))
         if existing is not None:
@@ -61,6 +59,8 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
         silver_now = io.read_version(spark, lake, [written[silver_table][0]], written[silver_table][1])
         added = silver_now.where(F.col("run_id") == run_id)
         rows_silver = added.count()
+        # Into an empty table every valid key lands once, so only a merge needs the extra distinct count.
+        input_keys = rows_silver if existing is None else good.select(*key).distinct().count()
         say(f"backfill {run_id}: silver {silver_table} +{rows_silver:,} rows")
 
         bad = cleaned.where(F.col("reason").isNotNull()).select(

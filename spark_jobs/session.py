@@ -9,7 +9,6 @@ from pyspark.sql import SparkSession
 
 from salespulse.settings import SparkSettings
 
-
 HUGE_METHODS = "-XX:-DontCompileHugeMethods"
 
 
