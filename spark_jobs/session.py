@@ -9,8 +9,6 @@ from pyspark.sql import SparkSession
 
 from salespulse.settings import SparkSettings
 
-HUGE_METHODS = "-XX:-DontCompileHugeMethods"
-
 
 def build_session(settings: SparkSettings) -> SparkSession:
     # Spark starts Python workers with `python3` from PATH unless told otherwise, which may lack our
@@ -26,10 +24,6 @@ def build_session(settings: SparkSettings) -> SparkSession:
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.showConsoleProgress", "false")
-        # The cleaning projection compiles to methods over HotSpot's 8,000-byte JIT limit; left interpreted
-        # they run ~10x slower. Let the JIT compile them (driver = executor in local mode; executors on a cluster).
-        .config("spark.driver.extraJavaOptions", HUGE_METHODS)
-        .config("spark.executor.extraJavaOptions", HUGE_METHODS)
     )
     for key, value in settings.extra_conf.items():
         builder = builder.config(key, value)
