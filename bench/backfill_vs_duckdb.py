@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -259,43 +260,38 @@ def time_backfill(spark: SparkSession, settings: Settings, sales_dir: Path, jvm_
                     cpu_after - cpu if cpu is not None and cpu_after is not None else None)
 
 
-def time_raw(spark: SparkSession, sales_dir: Path, out: Path, multiline: bool, jvm_pid: int) -> tuple[float, int]:
-    """Spark's ceiling: the same CSV files, every column a string, straight to Parquet."""
-    sc = spark.sparkContext
-    sc.setJobDescription(f"raw csv -> parquet{' (multiLine)' if multiline else ''}")
+def _timed_job(spark: SparkSession, description: str, jvm_pid: int, action: Callable[[], None]) -> tuple[float, float]:
+    """Run one Spark action under a job description; wall seconds and JVM CPU seconds it took."""
+    spark.sparkContext.setJobDescription(description)
     cpu = _cpu_s(jvm_pid)
     began = time.perf_counter()
-    reader = spark.read.option("header", True)
-    if multiline:
-        reader = reader.option("multiLine", True)
-    reader.csv(str(sales_dir)).write.parquet(str(out))
+    action()
     took = time.perf_counter() - began
     cpu_after = _cpu_s(jvm_pid)
-    sc.setJobDescription(None)
+    spark.sparkContext.setJobDescription(None)
+    return took, (cpu_after or 0) - (cpu or 0)
+
+
+def time_raw(spark: SparkSession, sales_dir: Path, out: Path, multiline: bool, jvm_pid: int) -> tuple[float, int]:
+    """Spark's ceiling: the same CSV files, every column a string, straight to Parquet."""
+    label = f"raw CSV{' (multiLine)' if multiline else ''}"
+    reader = spark.read.option("header", True).option("multiLine", multiline)
+    took, cpu = _timed_job(spark, label, jvm_pid, lambda: reader.csv(str(sales_dir)).write.parquet(str(out)))
     rows = spark.read.parquet(str(out)).count()
-    print(f"bench: raw CSV{' (multiLine)' if multiline else ''} -> Parquet {rows:,} rows in {took:.1f} s "
-          f"({(cpu_after or 0) - (cpu or 0):.1f} CPU s)")
+    print(f"bench: {label} -> Parquet {rows:,} rows in {took:.1f} s ({cpu:.1f} CPU s)")
     return took, rows
 
 
 def time_spark_gold(spark: SparkSession, sales_dir: Path, out: Path, jvm_pid: int) -> tuple[float, int]:
     """DuckDB's query on Spark: the hourly aggregate straight from the CSVs (strings, TRY_CAST), no cleaning."""
-    sc = spark.sparkContext
-    sc.setJobDescription("gold hourly straight from csv")
-    cpu = _cpu_s(jvm_pid)
-    began = time.perf_counter()
     frame = spark.read.option("header", True).csv(str(sales_dir))
     hour = F.date_trunc("hour", F.col("event_time").try_cast("timestamp"))
-    (frame.groupBy(hour.alias("hour"), "country", "segment", "product", "discount_band")
-     .agg(F.count(F.lit(1)).alias("orders"), *[F.sum(F.col(m).try_cast("double")).alias(m) for m in MEASURES])
-     .withColumn("event_date", F.to_date("hour"))
-     .write.parquet(str(out)))
-    took = time.perf_counter() - began
-    cpu_after = _cpu_s(jvm_pid)
-    sc.setJobDescription(None)
+    gold = (frame.groupBy(hour.alias("hour"), "country", "segment", "product", "discount_band")
+            .agg(F.count(F.lit(1)).alias("orders"), *[F.sum(F.col(m).try_cast("double")).alias(m) for m in MEASURES])
+            .withColumn("event_date", F.to_date("hour")))
+    took, cpu = _timed_job(spark, "gold hourly straight from csv", jvm_pid, lambda: gold.write.parquet(str(out)))
     groups = spark.read.parquet(str(out)).count()
-    print(f"bench: Spark, DuckDB's query -> gold {groups:,} groups in {took:.1f} s "
-          f"({(cpu_after or 0) - (cpu or 0):.1f} CPU s)")
+    print(f"bench: Spark, DuckDB's query -> gold {groups:,} groups in {took:.1f} s ({cpu:.1f} CPU s)")
     return took, groups
 
 
