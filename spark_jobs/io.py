@@ -19,11 +19,12 @@ from urllib.parse import urlparse
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import StructType
 
 from salespulse.lake import MANIFEST, TABLES
 from salespulse.profiles import SourceProfile
-from spark_jobs.transforms.parse import CORRUPT, ROW_NUMBER, SOURCE_FILE
+from spark_jobs.schemas import CORRUPT_RECORD, raw_csv_schema
+from spark_jobs.transforms.parse import ROW_NUMBER, SOURCE_FILE
 
 SOURCE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx")
 RECORD_ID = "_record_id"
@@ -81,7 +82,7 @@ def read_source(spark: SparkSession, files: list[str], profile: SourceProfile) -
 
 def _read_spark_csv(spark: SparkSession, files: list[str], profile: SourceProfile) -> DataFrame:
     names = profile.source_columns
-    schema = StructType([*[StructField(n, StringType()) for n in names], StructField(CORRUPT, StringType())])
+    schema = raw_csv_schema(names)
     delimiter = "," if profile.read.delimiter == "auto" else profile.read.delimiter
     frame = (
         spark.read.schema(schema)
@@ -89,12 +90,12 @@ def _read_spark_csv(spark: SparkSession, files: list[str], profile: SourceProfil
         .option("enforceSchema", False)  # the header must name the columns; never map by position (PITFALLS 8)
         .option("multiLine", True)  # quoted newlines; files are then read whole, so record ids are consecutive
         .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT)
+        .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
         .option("sep", delimiter)
         .csv(files)
     )
     return frame.select(
-        *[F.col(f"`{n}`") for n in names], F.col(CORRUPT),
+        *[F.col(f"`{n}`") for n in names], F.col(CORRUPT_RECORD),
         F.col("_metadata.file_path").alias(SOURCE_FILE),
         F.monotonically_increasing_id().alias(RECORD_ID),
     )
@@ -185,7 +186,7 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
         )
     n = len(corrupt)
     columns = {name: pa.array(values, pa.string()) for name, values in records.items()}
-    columns[CORRUPT] = pa.array(corrupt, pa.string())
+    columns[CORRUPT_RECORD] = pa.array(corrupt, pa.string())
     columns[SOURCE_FILE] = pa.array([path.resolve().as_uri()] * n, pa.string())
     columns[RECORD_ID] = pa.array(range(1, n + 1), pa.int64())
     return pa.table(columns)

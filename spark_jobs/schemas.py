@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql.types import DataType, DoubleType, StringType, StructField, StructType, TimestampType
 
 from salespulse.schema import EventSchema, LogicalType
@@ -15,10 +17,10 @@ _SPARK_TYPES: dict[LogicalType, DataType] = {
 }
 
 
-def raw_csv_schema(event: EventSchema) -> StructType:
+def raw_csv_schema(columns: Sequence[str]) -> StructType:
     """Every column as text plus ``_corrupt_record``: landing files are read raw and cleaned explicitly,
     so a malformed value becomes a quarantine entry instead of an ANSI cast error (PITFALLS 1, 3, 9)."""
-    fields = [StructField(c.name, StringType(), nullable=True) for c in event.columns]
+    fields = [StructField(name, StringType(), nullable=True) for name in columns]
     return StructType([*fields, StructField(CORRUPT_RECORD, StringType(), nullable=True)])
 
 

@@ -6,8 +6,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from salespulse.profiles import SourceProfile
+from spark_jobs.schemas import CORRUPT_RECORD
 
-SOURCE_FILE, ROW_NUMBER, CORRUPT = "_source_file", "_row_number", "_corrupt_record"
+SOURCE_FILE, ROW_NUMBER = "_source_file", "_row_number"
 
 
 def map_to_canonical(raw: DataFrame, profile: SourceProfile) -> DataFrame:
@@ -27,11 +28,11 @@ def map_to_canonical(raw: DataFrame, profile: SourceProfile) -> DataFrame:
             columns[column.name] = F.lit(None).cast("string")
     raw_map = F.create_map(*[item for name in profile.source_columns
                              for item in (F.lit(name), F.col(f"`{name}`"))],
-                           F.lit(CORRUPT), F.col(CORRUPT))
+                           F.lit(CORRUPT_RECORD), F.col(CORRUPT_RECORD))
     return raw.select(
         *[expr.cast("string").alias(name) for name, expr in columns.items()],
         raw_map.alias("raw"),
         F.col(SOURCE_FILE).alias("source_file"),
         F.col(ROW_NUMBER).cast("long").alias("row_number"),
-        F.col(CORRUPT).isNotNull().alias("malformed"),
+        F.col(CORRUPT_RECORD).isNotNull().alias("malformed"),
     )

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.spark
 
 
 def test_schemas_follow_the_canonical_contract() -> None:
-    raw = raw_csv_schema(SALES_EVENT)
+    raw = raw_csv_schema(SALES_EVENT.names)
     assert raw.fieldNames() == [*SALES_EVENT.names, CORRUPT_RECORD]
     assert all(f.dataType == StringType() for f in raw.fields)
     typed = typed_schema(SALES_EVENT)
@@ -32,7 +32,7 @@ def test_spark_reads_simulator_files_by_header(spark: SparkSession, tmp_path: Pa
     run_simulator(tmp_path, history_days=2, history_rate=0.05, bad_rows_pct=2)
     folder = tmp_path / "history" / "sales"
     frame = (
-        spark.read.schema(raw_csv_schema(SALES_EVENT))
+        spark.read.schema(raw_csv_schema(SALES_EVENT.names))
         .option("header", True)
         .option("enforceSchema", False)  # match columns by header name, not position (PITFALLS 8)
         .option("mode", "PERMISSIVE")
