@@ -166,6 +166,69 @@ def backfill(ctx: click.Context, inputs: str, profile_name: str, lake: str | Non
 
 
 @main.command()
+@click.option("--landing", help="Landing folder or URI holding sales/ and inventory/ (paths.landing).")
+@click.option("--lake", help="Lake folder or URI (paths.lake).")
+@click.option("--checkpoints", help="Checkpoint folder or URI (paths.checkpoints).")
+@click.option("--trigger-seconds", type=float, help="Seconds between micro-batches (stream.trigger_seconds).")
+@click.option("--available-now", is_flag=True,
+              help="Process every file landed so far, then stop (catch-up runs, tests, cron).")
+@click.pass_context
+def stream(ctx: click.Context, landing: str | None, lake: str | None, checkpoints: str | None,
+           trigger_seconds: float | None, available_now: bool) -> None:
+    """Stream landed sales and inventory files into the lake, exactly once, until Ctrl-C or SIGTERM.
+
+    Each micro-batch is cleaned, validated (bad rows to quarantine), deduplicated and aggregated by the
+    same code as `backfill`, then published atomically. Prints one line per batch; writes the stream's
+    figures to LAKE/_status/stream.json. A restart resumes from the checkpoint; see docs/operations.md.
+    """
+    settings = _settings(ctx, {"paths.landing": landing, "paths.lake": lake, "paths.checkpoints": checkpoints,
+                               "stream.trigger_seconds": trigger_seconds})
+    from spark_jobs.session import build_session
+    from spark_jobs.stream import StreamSetupError, run_stream
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        click.echo(f"stream: {signal.Signals(signum).name} received, finishing the running batch", err=True)
+        stop.set()
+
+    spark = build_session(settings.spark)
+    # After the session: SparkContext installs its own SIGINT handler, which would cancel the running batch.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_stop)
+    try:
+        code = run_stream(spark, settings, _say, stop, available_now=available_now)
+    except StreamSetupError as err:
+        _fail(str(err))
+    finally:
+        spark.stop()
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--lake", help="Lake folder or URI (paths.lake).")
+@click.option("--table", "tables", multiple=True, help="Only this table (repeatable). Default: all.")
+@click.pass_context
+def compact(ctx: click.Context, lake: str | None, tables: tuple[str, ...]) -> None:
+    """Merge the small directories the stream writes into bigger ones. Safe while the stream, a backfill and
+    the dashboard run: every merge is published atomically and replaced files are deleted after a grace
+    period."""
+    from salespulse.lake import TABLES
+    from spark_jobs.compact import compact_tables
+    from spark_jobs.session import build_session
+
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        _fail(f"no lake table {', '.join(unknown)}; tables are {', '.join(TABLES)}", 2)
+    settings = _settings(ctx, {"paths.lake": lake})
+    spark = build_session(settings.spark)
+    lines = compact_tables(spark, settings, list(tables) or None)
+    for line in lines:
+        _say(line)
+    _say(f"compact: {len(lines)} change(s)")
+
+
+@main.command()
 @click.option("--lake", help="Local lake folder (paths.lake).")
 @click.option("--by", type=click.Choice(["country", "segment", "product", "month"]), help="Group the KPIs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
@@ -196,7 +259,8 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, as_json: bool) ->
 @click.pass_context
 def sql(ctx: click.Context, query: str, lake: str | None, as_json: bool, limit: int) -> None:
     """Run Spark SQL over the lake's published tables, registered as views: silver_sales, silver_inventory,
-    gold_sales_hourly, gold_customers_daily, gold_stock, quarantine_sales, quarantine_inventory."""
+    gold_sales_hourly, gold_customers_daily, gold_stock, gold_reorder_alerts, quarantine_sales,
+    quarantine_inventory."""
     import json
 
     from pyspark.errors import AnalysisException, ParseException

@@ -1,9 +1,10 @@
 """The lake's layout and table contracts, shared by Spark jobs, `salespulse kpis`, notebooks and the dashboard.
 
 Every table is a set of Parquet directories listed in one manifest, ``<lake>/_manifest.json``. Writers put
-new data in a fresh directory, then replace the manifest with one atomic rename; readers read the manifest
-first and only the directories it lists, so they never see half-written or superseded output (PITFALLS 17,
-18).
+new data in a fresh directory, then replace the manifest with one atomic rename (under a lock, so the stream,
+backfill and compaction can run together); readers read the manifest first and only the directories it
+lists, so they never see half-written or superseded output (PITFALLS 17, 18). Directories a manifest stops
+listing are deleted only after a grace period, so a reader of the previous manifest can finish.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "_manifest.json"
+STATUS = "_status/stream.json"  # the running stream's figures, for the dashboard and monitoring
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,15 @@ TABLES: dict[str, LakeTable] = {t.name: t for t in (
     LakeTable("gold_sales_hourly", "gold/sales_hourly", ("event_date",),
               (("hour", "UTC hour start"), ("country", ""), ("segment", ""), ("product", ""),
                ("discount_band", ""), *_ADDITIVE, ("event_date", "partition")),
-              "Additive sales measures per hour x country x segment x product x discount band."),
+              "Additive sales measures per hour x country x segment x product x discount band. The stream "
+              "writes partial rows per micro-batch until compaction merges them: always SUM by key."),
     LakeTable("gold_customers_daily", "gold/customers_daily", ("event_date",),
               (("country", ""), ("segment", ""), ("customer_id", ""), ("orders", "orders that day"),
                ("sales", "sum of sales that day"), ("first_order_date", "UTC date of the customer's first order ever"),
                ("event_date", "partition")),
-              "One row per customer and day: exact distinct, new/returning and repeat counts for any period, "
-              "country and segment (not per product)."),
+              "One row per customer and day (partial rows from the stream until compaction: SUM orders and "
+              "sales by key, take MIN(first_order_date) per customer): exact distinct, new/returning and repeat "
+              "counts for any period, country and segment (not per product)."),
     LakeTable("gold_stock", "gold/stock", (),
               (("country", ""), ("product", ""), ("as_of", "UTC time of the latest event used"),
                ("stock_on_hand", "last count + restocks + adjustments - units sold since"),
@@ -74,7 +78,12 @@ TABLES: dict[str, LakeTable] = {t.name: t for t in (
                ("avg_daily_units_7d", "units_sold_7d / 7"),
                ("days_of_cover", "stock / avg daily units, null if none sold"),
                ("inventory_value", "stock on hand x manufacturing price"), ("below_reorder_point", "bool")),
-              "Stock position per country x product."),
+              "Stock position per country x product (one snapshot, replaced on each refresh)."),
+    LakeTable("gold_reorder_alerts", "gold/reorder_alerts", (),
+              (("detected_at", "UTC time of the stock refresh that saw the breach"), ("country", ""),
+               ("product", ""), ("stock_on_hand", ""), ("reorder_point", ""), ("days_of_cover", ""),
+               ("as_of", "stock as_of")),
+              "A row each time a series falls below its reorder point (not repeated while it stays below)."),
     LakeTable("quarantine_sales", "quarantine/sales", (),
               (("reason", "reason code"), ("raw", "map of source column -> raw text"), ("source_file", ""),
                ("row_number", "1-based data-record number"), ("ingest_time", ""), ("run_id", "")),
@@ -86,6 +95,7 @@ TABLES: dict[str, LakeTable] = {t.name: t for t in (
 )}
 
 REASONS: dict[str, str] = {
+    "bad_header": "the file's header line does not name the profile's columns in order (every row of the file)",
     "malformed_row": "wrong number of fields, or a line that is not valid CSV",
     "missing_field": "a required field is blank",
     "malformed_number": "a number that does not parse",
@@ -94,6 +104,7 @@ REASONS: dict[str, str] = {
     "negative_units": "units sold below zero",
     "amount_mismatch": "gross, sales or profit do not reconcile with units, price, discounts and COGS",
     "future_event_time": "event time further in the future than the configured tolerance",
+    "late_event": "stream only: event time more than stream.allowed_lateness_hours before its file landed",
 }
 
 

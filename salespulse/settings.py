@@ -40,6 +40,7 @@ class PathSettings(_Section):
     landing: str = "data/landing"
     lake: str = "data/lake"
     checkpoints: str = "data/checkpoints"
+    archive: str = "data/archive"  # landed files the stream has processed, when stream.processed_files=archive
     models: str = "data/models"
 
     @field_validator("*")
@@ -122,6 +123,19 @@ class IngestSettings(_Section):
         return value
 
 
+class StreamSettings(_Section):
+    """The streaming job; docs/operations.md explains each knob."""
+
+    trigger_seconds: float = Field(default=1.0, gt=0, le=3600)
+    max_files_per_trigger: int = Field(default=200, ge=1, description="bounds a batch after downtime (PITFALLS 10)")
+    processed_files: Literal["archive", "delete", "keep"] = "archive"
+    # Events that happened more than this before their file landed are quarantined as late_event. Also the
+    # dedupe window: an order id is checked against silver events inside it.
+    allowed_lateness_hours: float = Field(default=6.0, gt=0, le=24 * 30)
+    compact_every_batches: int = Field(default=60, ge=0, description="0: only `salespulse compact`")
+    stock_refresh_seconds: float = Field(default=10.0, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -134,6 +148,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

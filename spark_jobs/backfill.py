@@ -35,7 +35,7 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
     event = profile.event
     files = io.expand_inputs(spark, inputs)
     say(f"backfill {run_id}: {len(files)} {event} file(s) with profile {profile.name!r} into {lake}")
-    raw = io.number_rows(io.read_source(spark, files, profile))
+    raw = io.number_rows(io.read_source(spark, files, profile), profile)
     cleaned = clean_events(map_to_canonical(raw, profile), CleaningRules.build(profile, settings.ingest, now))
     cleaned = cleaned.withColumn("ingest_time", F.lit(now)).withColumn("run_id", F.lit(run_id))
     cleaned = cleaned.persist(StorageLevel.MEMORY_AND_DISK)
@@ -55,8 +55,9 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
             candidates = existing.select(*columns, *LINEAGE).withColumn("_priority", F.lit(0)).unionByName(candidates)
         silver = dedupe_events(candidates, key, "_priority").drop("_priority")
         silver = silver.withColumn("event_date", F.to_date("event_time"))
-        written = {silver_table: io.write_table_version(silver, lake, silver_table, run_id)}
-        silver_now = io.read_version(spark, lake, [written[silver_table][0]], written[silver_table][1])
+        version = f"version-{run_id}"
+        written = {silver_table: io.write_table_version(silver, lake, silver_table, version)}
+        silver_now = io.read_version(spark, lake, silver_table, [written[silver_table][0]], written[silver_table][1])
         added = silver_now.where(F.col("run_id") == run_id)
         rows_silver = added.count()
         # Into an empty table every valid key lands once, so only a merge needs the extra distinct count.
@@ -70,13 +71,19 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
         if old_bad is not None:
             quarantine = old_bad.withColumn("_priority", F.lit(0)).unionByName(quarantine)
         quarantine = dedupe_events(quarantine, ("source_file", "row_number", "reason"), "_priority").drop("_priority")
-        written[quarantine_table] = io.write_table_version(quarantine, lake, quarantine_table, run_id)
+        written[quarantine_table] = io.write_table_version(quarantine, lake, quarantine_table, version)
 
         other = io.read_table(spark, lake, "silver_inventory" if event == "sales" else "silver_sales", manifest)
         sales, inventory = (silver_now, other) if event == "sales" else (other, silver_now)
-        written.update(_write_gold(lake, run_id, sales, inventory, rebuild_sales=event == "sales"))
-        published = io.publish(spark, lake, manifest, written, run_id, now.isoformat())
-        io.remove_superseded(spark, lake, manifest, published)
+        written.update(_write_gold(lake, version, sales, inventory, rebuild_sales=event == "sales"))
+
+        def replace_what_was_read(published: dict[str, Any]) -> None:
+            # Each new version was built from the directories listed when this run started; directories a
+            # running stream published since then stay listed beside it.
+            for table, version_written in written.items():
+                io.set_dirs(published, table, version_written, manifest.get("tables", {}).get(table, []))
+
+        io.update_manifest(spark, lake, replace_what_was_read, run_id)
 
         report = _report(run_id, profile, files, valid, by_reason, rows_silver, input_keys, added, event)
         report["report_path"] = io.write_report(spark, lake, run_id, report)
@@ -85,15 +92,15 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
         cleaned.unpersist()
 
 
-def _write_gold(lake: str, run_id: str, sales: DataFrame | None, inventory: DataFrame | None,
+def _write_gold(lake: str, version: str, sales: DataFrame | None, inventory: DataFrame | None,
                 rebuild_sales: bool) -> dict[str, tuple[str, str]]:
     gold: dict[str, DataFrame] = {}
     if sales is not None and rebuild_sales:
         gold["gold_sales_hourly"] = aggregate_sales_hourly(sales)
         gold["gold_customers_daily"] = aggregate_customers_daily(sales)
     if sales is not None and inventory is not None:
-        gold["gold_stock"] = compute_stock(inventory, sales)
-    return {table: io.write_table_version(frame, lake, table, run_id) for table, frame in gold.items()}
+        gold["gold_stock"] = compute_stock(inventory, aggregate_sales_hourly(sales), sales)
+    return {table: io.write_table_version(frame, lake, table, version) for table, frame in gold.items()}
 
 
 def _report(run_id: str, profile: SourceProfile, files: list[str], valid: int, by_reason: dict[str, int],

@@ -6,12 +6,18 @@ Local paths and ``hdfs://`` URIs both work for Spark reads and writes; the manif
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
+import fcntl
+import functools
 import io
 import json
 import os
-from collections.abc import Iterator
-from datetime import date, datetime
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,7 +30,7 @@ from pyspark.sql.types import StructType
 from salespulse.lake import MANIFEST, TABLES
 from salespulse.profiles import SourceProfile
 from spark_jobs.schemas import CORRUPT_RECORD, raw_csv_schema
-from spark_jobs.transforms.parse import ROW_NUMBER, SOURCE_FILE
+from spark_jobs.transforms.parse import BAD_HEADER, LANDED_TIME, ROW_NUMBER, SOURCE_FILE
 
 SOURCE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx")
 RECORD_ID = "_record_id"
@@ -80,33 +86,61 @@ def read_source(spark: SparkSession, files: list[str], profile: SourceProfile) -
     return spark.createDataFrame(pa.concat_tables(tables).to_pandas())
 
 
-def _read_spark_csv(spark: SparkSession, files: list[str], profile: SourceProfile) -> DataFrame:
-    names = profile.source_columns
-    schema = raw_csv_schema(names)
+def _csv_reader(reader: Any, profile: SourceProfile) -> Any:
+    """A batch or streaming CSV reader with the profile's options. The header line is read as a record and
+    checked per file by :func:`number_rows`: Spark's own header check (``enforceSchema=false``) fails the
+    whole job on one bad file, and ``enforceSchema=true`` maps columns by position (PITFALLS 8)."""
     delimiter = "," if profile.read.delimiter == "auto" else profile.read.delimiter
-    frame = (
-        spark.read.schema(schema)
-        .option("header", True)
-        .option("enforceSchema", False)  # the header must name the columns; never map by position (PITFALLS 8)
+    return (
+        reader.schema(raw_csv_schema(profile.source_columns))
+        .option("header", False)
         .option("multiLine", True)  # quoted newlines; files are then read whole, so record ids are consecutive
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
         .option("sep", delimiter)
-        .csv(files)
     )
+
+
+def _with_source_lineage(frame: DataFrame, profile: SourceProfile) -> DataFrame:
     return frame.select(
-        *[F.col(f"`{n}`") for n in names], F.col(CORRUPT_RECORD),
+        *[F.col(f"`{n}`") for n in profile.source_columns], F.col(CORRUPT_RECORD),
         F.col("_metadata.file_path").alias(SOURCE_FILE),
-        F.monotonically_increasing_id().alias(RECORD_ID),
+        F.col("_metadata.file_modification_time").alias(LANDED_TIME),
     )
 
 
-def number_rows(frame: DataFrame) -> DataFrame:
-    """``_row_number``: 1-based data-record number within the file, from the consecutive record ids."""
-    starts = frame.groupBy(SOURCE_FILE).agg(F.min(RECORD_ID).alias("_first_id"))
+def _read_spark_csv(spark: SparkSession, files: list[str], profile: SourceProfile) -> DataFrame:
+    return _with_source_lineage(_csv_reader(spark.read, profile).csv(files), profile)
+
+
+def read_stream(spark: SparkSession, folder: str, profile: SourceProfile, options: dict[str, str]) -> DataFrame:
+    """A streaming DataFrame over new files in ``folder``, shaped like :func:`read_source` (record ids and row
+    numbers are added per micro-batch by :func:`number_rows`)."""
+    reader = spark.readStream
+    for key, value in options.items():
+        reader = reader.option(key, value)
+    return _with_source_lineage(_csv_reader(reader, profile).csv(folder), profile)
+
+
+def number_rows(frame: DataFrame, profile: SourceProfile) -> DataFrame:
+    """Data records only, with ``_row_number`` (1-based within the file, from the consecutive record ids;
+    the header is record 0) and ``_bad_header`` (the file's header does not name the profile's columns in
+    order, so its rows cannot be trusted to sit in the right columns)."""
+    if RECORD_ID not in frame.columns:
+        frame = frame.withColumn(RECORD_ID, F.monotonically_increasing_id())
+    names_match = [
+        F.lower(F.trim(F.regexp_replace(F.col(f"`{n}`"), "^\ufeff", ""))) == n.strip().lower()
+        for n in profile.source_columns
+    ]
+    header_ok = functools.reduce(lambda a, b: a & b, names_match, F.col(CORRUPT_RECORD).isNull())
+    files = frame.groupBy(SOURCE_FILE).agg(
+        F.min(RECORD_ID).alias("_first_id"),
+        (~F.coalesce(F.min_by(header_ok, F.col(RECORD_ID)), F.lit(False))).alias(BAD_HEADER),
+    )
     return (
-        frame.join(F.broadcast(starts), SOURCE_FILE)
-        .withColumn(ROW_NUMBER, F.col(RECORD_ID) - F.col("_first_id") + 1)
+        frame.join(F.broadcast(files), SOURCE_FILE)
+        .withColumn(ROW_NUMBER, F.col(RECORD_ID) - F.col("_first_id"))
+        .where(F.col(ROW_NUMBER) > 0)
         .drop("_first_id")
     )
 
@@ -184,11 +218,14 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
             f"{path}: no header line holds all of {sorted(profile.source_columns)} "
             f"(profile {profile.name!r}; headers are matched trimmed and case-insensitively)"
         )
-    n = len(corrupt)
-    columns = {name: pa.array(values, pa.string()) for name, values in records.items()}
-    columns[CORRUPT_RECORD] = pa.array(corrupt, pa.string())
+    # Record 0 is the header, as the Spark reader sees it; it was matched by name above.
+    n = len(corrupt) + 1
+    columns = {name: pa.array([name, *values], pa.string()) for name, values in records.items()}
+    columns[CORRUPT_RECORD] = pa.array([None, *corrupt], pa.string())
     columns[SOURCE_FILE] = pa.array([path.resolve().as_uri()] * n, pa.string())
-    columns[RECORD_ID] = pa.array(range(1, n + 1), pa.int64())
+    landed = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    columns[LANDED_TIME] = pa.array([landed] * n, pa.timestamp("us", tz="UTC"))
+    columns[RECORD_ID] = pa.array(range(n), pa.int64())
     return pa.table(columns)
 
 
@@ -216,21 +253,31 @@ def read_table(spark: SparkSession, lake: str, table: str, manifest: dict[str, A
     dirs = manifest.get("tables", {}).get(table, [])
     if not dirs:
         return None
-    return read_version(spark, lake, dirs, manifest["schemas"][table])
+    return read_version(spark, lake, table, dirs, manifest["schemas"][table])
 
 
-def read_version(spark: SparkSession, lake: str, dirs: list[str], schema_json: str) -> DataFrame:
-    # The schema travels with the manifest: an empty version has no Parquet footer to infer it from.
+def read_version(spark: SparkSession, lake: str, table: str, dirs: list[str], schema_json: str) -> DataFrame:
+    """The union of some directories of a table. The schema travels with the manifest: an empty version has
+    no Parquet footer to infer it from. Partitioned directories are read one by one (Spark refuses several
+    partitioned roots in one read), which keeps partition pruning inside each."""
     schema = StructType.fromJson(json.loads(schema_json))
-    return spark.read.schema(schema).parquet(*[f"{lake.rstrip('/')}/{d}" for d in dirs])
+    paths = [f"{lake.rstrip('/')}/{d}" for d in dirs]
+    if not TABLES[table].partition_by:
+        return spark.read.schema(schema).parquet(*paths)
+    frames = [spark.read.schema(schema).parquet(path) for path in paths]
+    return functools.reduce(DataFrame.unionByName, frames)
 
 
-def write_table_version(frame: DataFrame, lake: str, table: str, version: str) -> tuple[str, str]:
+def write_table_version(frame: DataFrame, lake: str, table: str, version: str, *, replace: bool = False,
+                        files_per_partition: int | None = None) -> tuple[str, str]:
     """Write a new, unpublished version of a table; returns its directory relative to the lake and its
-    schema (JSON) for the manifest."""
+    schema (JSON) for the manifest. ``replace`` overwrites a directory an interrupted attempt left behind:
+    only for directories no manifest has listed yet."""
     spec = TABLES[table]
-    relative = f"{spec.folder}/version-{version}"
-    writer = frame.write.mode("errorifexists")
+    relative = f"{spec.folder}/{version}"
+    if files_per_partition is not None:
+        frame = frame.coalesce(files_per_partition)
+    writer = frame.write.mode("overwrite" if replace else "errorifexists").option("maxRecordsPerFile", 5_000_000)
     if spec.partition_by:
         writer = writer.partitionBy(*spec.partition_by)
     writer.parquet(f"{lake.rstrip('/')}/{relative}")
@@ -239,60 +286,136 @@ def write_table_version(frame: DataFrame, lake: str, table: str, version: str) -
     return relative, StructType(fields).json()
 
 
-def publish(spark: SparkSession, lake: str, previous: dict[str, Any], written: dict[str, tuple[str, str]],
-            version: str, published_at: str) -> dict[str, Any]:
-    """Atomically replace the manifest: readers switch from the previous versions to these in one step."""
-    manifest = {
-        "version": version,
-        "published_at": published_at,
-        "tables": {**previous.get("tables", {}), **{t: [d] for t, (d, _) in written.items()}},
-        "schemas": {**previous.get("schemas", {}), **{t: schema for t, (_, schema) in written.items()}},
-    }
-    payload = json.dumps(manifest, indent=2, sort_keys=True)
-    target = f"{lake.rstrip('/')}/{MANIFEST}"
-    staging = f"{lake.rstrip('/')}/.{MANIFEST}.{version}"
+# -- publishing ----------------------------------------------------------------------------------------------
+LOCK_FILE = "_manifest.lock"
+LOCK_STALE_SECONDS = 120  # an hdfs lock older than this was left by a killed writer (locks last milliseconds)
+RETIRE_GRACE_SECONDS = 300  # a replaced directory stays this long, so readers of the old manifest can finish
+
+
+@contextlib.contextmanager
+def manifest_lock(spark: SparkSession, lake: str) -> Iterator[None]:
+    """Serialises manifest updates of every writer (stream queries, backfill, compaction). Local lakes use
+    flock (released by the OS if the holder is killed); other file systems an exclusive create."""
+    target = f"{lake.rstrip('/')}/{LOCK_FILE}"
     if is_local(lake):
         _local(lake).mkdir(parents=True, exist_ok=True)
-        _local(staging).write_text(payload, encoding="utf-8")
-        os.replace(_local(staging), _local(target))
-    else:
-        jvm = spark.sparkContext._jvm
-        fs, hstaging = _hadoop(spark, staging)
-        out = fs.create(hstaging, True)
-        out.write(bytearray(payload.encode("utf-8")))
-        out.close()
-        context = jvm.org.apache.hadoop.fs.FileContext.getFileContext(
-            hstaging.toUri(), spark.sparkContext._jsc.hadoopConfiguration())
-        options = spark.sparkContext._gateway.new_array(jvm.org.apache.hadoop.fs.Options.Rename, 1)
-        options[0] = jvm.org.apache.hadoop.fs.Options.Rename.OVERWRITE
-        context.rename(hstaging, jvm.org.apache.hadoop.fs.Path(target), options)
+        with open(_local(target), "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    fs, hpath = _hadoop(spark, target)
+    while True:
+        try:
+            fs.create(hpath, False).close()
+            break
+        except Exception:  # py4j raises a generic error when the file exists
+            if fs.exists(hpath) and time.time() - fs.getFileStatus(hpath).getModificationTime() / 1000 \
+                    > LOCK_STALE_SECONDS:
+                fs.delete(hpath, False)
+            time.sleep(0.05)
+    try:
+        yield
+    finally:
+        fs.delete(hpath, False)
+
+
+def update_manifest(spark: SparkSession, lake: str, change: Callable[[dict[str, Any]], None],
+                    version: str) -> dict[str, Any]:
+    """Under the lock: read the published manifest, let ``change`` edit it in place (add or replace table
+    directories, record stream state), retire the directories it no longer lists, delete those retired
+    longer than the grace period, and publish the result with one atomic rename (PITFALLS 17, 18)."""
+    with manifest_lock(spark, lake):
+        current = read_manifest(spark, lake)
+        manifest = copy.deepcopy(current)
+        manifest.setdefault("tables", {})
+        manifest.setdefault("schemas", {})
+        change(manifest)
+        now = time.time()
+        listed = {d for dirs in manifest["tables"].values() for d in dirs}
+        dropped = {d for dirs in current.get("tables", {}).values() for d in dirs} - listed
+        retired = [r for r in current.get("retired", []) if r["dir"] not in listed]
+        retired += [{"dir": d, "at": now} for d in sorted(dropped)]
+        expired = [r for r in retired if now - r["at"] > RETIRE_GRACE_SECONDS]
+        for entry in expired:
+            delete_path(spark, f"{lake.rstrip('/')}/{entry['dir']}")
+        manifest["retired"] = [r for r in retired if r not in expired]
+        manifest["version"] = version
+        manifest["published_at"] = datetime.now(timezone.utc).isoformat()
+        _write_atomically(spark, f"{lake.rstrip('/')}/{MANIFEST}", json.dumps(manifest, indent=1, sort_keys=True))
     return manifest
 
 
-def remove_superseded(spark: SparkSession, lake: str, older: dict[str, Any], current: dict[str, Any]) -> None:
-    """Delete table versions neither the current nor the previous manifest lists. The previous ones stay so a
-    reader that read the old manifest a moment ago can finish."""
-    keep = {d for m in (older, current) for dirs in m.get("tables", {}).values() for d in dirs}
-    for table in current.get("tables", {}):
-        folder = f"{lake.rstrip('/')}/{TABLES[table].folder}"
-        fs, hpath = _hadoop(spark, folder)
-        if not fs.exists(hpath):
-            continue
-        for status in fs.listStatus(hpath):
-            relative = f"{TABLES[table].folder}/{status.getPath().getName()}"
-            if status.isDirectory() and relative not in keep:
-                fs.delete(status.getPath(), True)
+def set_dirs(manifest: dict[str, Any], table: str, written: tuple[str, str], replaces: Iterable[str]) -> None:
+    """List ``written`` for ``table`` in place of ``replaces`` (the directories it was built from), keeping
+    directories other writers published meanwhile."""
+    gone = set(replaces)
+    dirs = [d for d in manifest["tables"].get(table, []) if d not in gone]
+    manifest["tables"][table] = [*dirs, written[0]]
+    manifest["schemas"][table] = written[1]
+
+
+def _write_atomically(spark: SparkSession, target: str, payload: str) -> None:
+    parent, name = target.rsplit("/", 1)
+    staging = f"{parent}/.{name}.{uuid.uuid4().hex}"
+    if is_local(target):
+        _local(parent).mkdir(parents=True, exist_ok=True)
+        _local(staging).write_text(payload, encoding="utf-8")
+        os.replace(_local(staging), _local(target))
+        return
+    jvm = spark.sparkContext._jvm
+    fs, hstaging = _hadoop(spark, staging)
+    out = fs.create(hstaging, True)
+    out.write(bytearray(payload.encode("utf-8")))
+    out.close()
+    context = jvm.org.apache.hadoop.fs.FileContext.getFileContext(
+        hstaging.toUri(), spark.sparkContext._jsc.hadoopConfiguration())
+    options = spark.sparkContext._gateway.new_array(jvm.org.apache.hadoop.fs.Options.Rename, 1)
+    options[0] = jvm.org.apache.hadoop.fs.Options.Rename.OVERWRITE
+    context.rename(hstaging, jvm.org.apache.hadoop.fs.Path(target), options)
+
+
+def delete_path(spark: SparkSession, path: str) -> None:
+    fs, hpath = _hadoop(spark, path)
+    if fs.exists(hpath):
+        fs.delete(hpath, True)
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    fs, hpath = _hadoop(spark, path)
+    return bool(fs.exists(hpath))
+
+
+def make_dirs(spark: SparkSession, path: str) -> None:
+    fs, hpath = _hadoop(spark, path)
+    fs.mkdirs(hpath)
+
+
+def list_files(spark: SparkSession, folder: str) -> list[str]:
+    """Visible files directly in ``folder`` (names starting with ``.`` or ``_`` are skipped, as Spark does)."""
+    fs, hpath = _hadoop(spark, folder)
+    if not fs.exists(hpath):
+        return []
+    return [st.getPath().getName() for st in fs.listStatus(hpath)
+            if st.isFile() and not st.getPath().getName().startswith((".", "_"))]
+
+
+def list_dirs(spark: SparkSession, folder: str) -> list[tuple[str, float]]:
+    """(name, modification time in epoch seconds) of the sub-directories of ``folder``."""
+    fs, hpath = _hadoop(spark, folder)
+    if not fs.exists(hpath):
+        return []
+    return [(st.getPath().getName(), st.getModificationTime() / 1000) for st in fs.listStatus(hpath)
+            if st.isDirectory()]
+
+
+def write_json(spark: SparkSession, path: str, payload: dict[str, Any]) -> str:
+    """Write a small JSON document atomically (readers never see half of it)."""
+    _write_atomically(spark, path, json.dumps(payload, indent=2, sort_keys=True, default=str))
+    return path
 
 
 def write_report(spark: SparkSession, lake: str, run_id: str, report: dict[str, Any]) -> str:
-    path = f"{lake.rstrip('/')}/reports/backfill/{run_id}.json"
-    payload = json.dumps(report, indent=2, sort_keys=True)
-    if is_local(path):
-        _local(path).parent.mkdir(parents=True, exist_ok=True)
-        _local(path).write_text(payload, encoding="utf-8")
-    else:
-        fs, hpath = _hadoop(spark, path)
-        out = fs.create(hpath, True)
-        out.write(bytearray(payload.encode("utf-8")))
-        out.close()
-    return path
+    return write_json(spark, f"{lake.rstrip('/')}/reports/backfill/{run_id}.json", report)

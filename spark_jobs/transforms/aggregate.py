@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -31,49 +33,92 @@ def aggregate_customers_daily(silver_sales: DataFrame) -> DataFrame:
     )
 
 
-def compute_stock(silver_inventory: DataFrame, silver_sales: DataFrame) -> DataFrame:
+def combine_sales_hourly(partials: DataFrame) -> DataFrame:
+    """One row per gold key from partial aggregates (the stream writes one set per micro-batch)."""
+    return (
+        partials.groupBy("hour", "country", "segment", "product", "discount_band", "event_date")
+        .agg(F.sum("orders").alias("orders"), *[F.sum(m).alias(m) for m in MEASURES])
+    )
+
+
+def combine_customers_daily(partials: DataFrame) -> DataFrame:
+    first = Window.partitionBy("customer_id")
+    return (
+        partials.groupBy("event_date", "country", "segment", "customer_id")
+        .agg(F.sum("orders").alias("orders"), F.sum("sales").alias("sales"),
+             F.min("first_order_date").alias("first_order_date"))
+        .withColumn("first_order_date", F.min("first_order_date").over(first))
+    )
+
+
+def compute_stock(silver_inventory: DataFrame, sales_hourly: DataFrame, sales_events: DataFrame) -> DataFrame:
     """Stock per country x product: the last count plus later restocks and adjustments, minus units sold
-    after that count. Series without a count yet are left out (their stock is unknown)."""
+    after that count. Sales come from the hourly gold (whole hours after the count's hour) and from events
+    (the rest of the count's own hour), so the result is exact without scanning every event; callers may
+    pass only the events of the days holding the last counts. Series without a count yet are left out
+    (their stock is unknown)."""
+    series = ["country", "product"]
     counts = (
         silver_inventory.where(F.col("kind") == "count")
-        .groupBy("country", "product")
+        .groupBy(*series)
         .agg(F.max_by("quantity", "event_time").alias("counted"), F.max("event_time").alias("last_count_time"))
+        .withColumn("count_hour", F.date_trunc("hour", "last_count_time"))
     )
-    points = silver_inventory.groupBy("country", "product").agg(
+    points = silver_inventory.groupBy(*series).agg(
         F.max_by("reorder_point", "event_time").alias("reorder_point"),
         F.max("event_time").alias("last_inventory_time"),
     )
     moves = (
-        silver_inventory.where(F.col("kind") != "count").join(counts, ["country", "product"])
+        silver_inventory.where(F.col("kind") != "count").join(counts, series)
         .where(F.col("event_time") >= F.col("last_count_time"))
-        .groupBy("country", "product").agg(F.sum("quantity").alias("moved"))
+        .groupBy(*series).agg(F.sum("quantity").alias("moved"))
     )
-    sold_after = (
-        silver_sales.select("country", "product", "event_time", "units_sold").join(counts, ["country", "product"])
-        .where(F.col("event_time") >= F.col("last_count_time"))
-        .groupBy("country", "product")
-        .agg(F.sum("units_sold").alias("sold"), F.max("event_time").alias("last_sale_time"))
+    later_hours = (
+        sales_hourly.select(*series, "hour", "units_sold").join(counts, series)
+        .where(F.col("hour") > F.col("count_hour"))
+        .groupBy(*series).agg(F.sum("units_sold").alias("sold_later_hours"))
     )
+    count_hour = (
+        sales_events.select(*series, "event_time", "units_sold").join(counts, series)
+        .where((F.col("event_time") >= F.col("last_count_time"))
+               & (F.date_trunc("hour", "event_time") == F.col("count_hour")))
+        .groupBy(*series).agg(F.sum("units_sold").alias("sold_count_hour"))
+    )
+    latest_hour = sales_hourly.groupBy(*series).agg(F.max("hour").alias("last_sale_hour"))
     price = F.create_map(*[F.lit(x) for pair in MANUFACTURING_PRICE.items() for x in pair])
     stock = (
-        counts.join(points, ["country", "product"]).join(moves, ["country", "product"], "left")
-        .join(sold_after, ["country", "product"], "left")
-        .withColumn("as_of", F.greatest("last_inventory_time", F.coalesce("last_sale_time", "last_inventory_time")))
+        counts.join(points, series).join(moves, series, "left").join(later_hours, series, "left")
+        .join(count_hour, series, "left").join(latest_hour, series, "left")
+        .withColumn("as_of", F.greatest("last_inventory_time", F.coalesce("last_sale_hour", "last_inventory_time")))
         .withColumn("stock_on_hand",
-                    F.col("counted") + F.coalesce("moved", F.lit(0.0)) - F.coalesce("sold", F.lit(0.0)))
+                    F.col("counted") + F.coalesce("moved", F.lit(0.0))
+                    - F.coalesce("sold_later_hours", F.lit(0.0)) - F.coalesce("sold_count_hour", F.lit(0.0)))
     )
-    recent = silver_sales.select("country", "product", "event_time", "units_sold").join(
-        stock.select("country", "product", "as_of"), ["country", "product"]
-    ).where(F.col("event_time") > F.col("as_of") - F.expr("INTERVAL 7 DAYS"))
-    last_week = recent.groupBy("country", "product").agg(F.sum("units_sold").alias("units_sold_7d"))
+    last_week = (
+        sales_hourly.select(*series, "hour", "units_sold").join(stock.select(*series, "as_of"), series)
+        .where(F.col("hour") > F.col("as_of") - F.expr("INTERVAL 7 DAYS"))
+        .groupBy(*series).agg(F.sum("units_sold").alias("units_sold_7d"))
+    )
     return (
-        stock.join(last_week, ["country", "product"], "left")
+        stock.join(last_week, series, "left")
         .withColumn("units_sold_7d", F.coalesce("units_sold_7d", F.lit(0.0)))
         .withColumn("avg_daily_units_7d", F.col("units_sold_7d") / 7)
         .withColumn("days_of_cover", F.when(F.col("avg_daily_units_7d") > 0,
                                             F.col("stock_on_hand") / F.col("avg_daily_units_7d")))
         .withColumn("inventory_value", F.col("stock_on_hand") * price[F.col("product")])
         .withColumn("below_reorder_point", F.col("stock_on_hand") < F.col("reorder_point"))
-        .select("country", "product", "as_of", "stock_on_hand", "reorder_point", "last_count_time", "units_sold_7d",
+        .select(*series, "as_of", "stock_on_hand", "reorder_point", "last_count_time", "units_sold_7d",
                 "avg_daily_units_7d", "days_of_cover", "inventory_value", "below_reorder_point")
+    )
+
+
+def reorder_alerts(previous_stock: DataFrame | None, stock: DataFrame, detected_at: datetime) -> DataFrame:
+    """Series that have just fallen below their reorder point (they were not below in ``previous_stock``)."""
+    below = stock.where(F.col("below_reorder_point"))
+    if previous_stock is not None:
+        already = previous_stock.where(F.col("below_reorder_point")).select("country", "product")
+        below = below.join(already, ["country", "product"], "left_anti")
+    return below.select(
+        F.lit(detected_at).alias("detected_at"), "country", "product", "stock_on_hand", "reorder_point",
+        "days_of_cover", "as_of",
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -21,8 +21,8 @@ from salespulse.schema import COUNTRIES, DISCOUNT_BANDS, INVENTORY_KINDS, PRODUC
 from salespulse.settings import IngestSettings
 
 REASON_ORDER = (
-    "malformed_row", "missing_field", "malformed_number", "malformed_date", "unknown_category",
-    "negative_units", "amount_mismatch", "future_event_time",
+    "bad_header", "malformed_row", "missing_field", "malformed_number", "malformed_date", "unknown_category",
+    "negative_units", "amount_mismatch", "future_event_time", "late_event",
 )
 NUMBER_COLUMNS = {*MONEY_COLUMNS, "units_sold", "quantity", "reorder_point"}
 CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -43,19 +43,27 @@ class CleaningRules:
     country_aliases: dict[str, str]
     category_policy: str
     amount_tolerance: float
-    future_limit: datetime  # event times after this are rejected (ingest time + tolerance), UTC
+    future_tolerance: timedelta
+    # The time event times are judged against: a fixed ingest time (backfill), or None for each row's
+    # ``landed_time`` (stream: when its file landed, so a replayed or delayed batch judges rows the same way).
+    as_of: datetime | None
+    late_after: timedelta | None  # older events (vs the reference time) are late; None: no lateness rule
 
     @classmethod
-    def build(cls, profile: SourceProfile, ingest: IngestSettings, as_of: datetime) -> CleaningRules:
-        from datetime import timedelta
-
+    def build(cls, profile: SourceProfile, ingest: IngestSettings, as_of: datetime | None,
+              late_after: timedelta | None = None) -> CleaningRules:
         return cls(
             profile=profile,
             country_aliases=ingest.country_aliases,
             category_policy=profile.category_policy or ingest.category_policy,
             amount_tolerance=ingest.amount_tolerance,
-            future_limit=as_of + timedelta(hours=ingest.future_tolerance_hours),
+            future_tolerance=timedelta(hours=ingest.future_tolerance_hours),
+            as_of=as_of,
+            late_after=late_after,
         )
+
+    def reference_time(self) -> Column:
+        return F.lit(self.as_of) if self.as_of is not None else F.col("landed_time")
 
 
 def _blank_to_null(c: Column) -> Column:
@@ -111,12 +119,12 @@ def clean_events(canonical: DataFrame, rules: CleaningRules) -> DataFrame:
             typed[f"_known_{name}"] = known
         else:
             typed[name] = value
-    staged = canonical.select(
-        *[v.alias(f"_text_{k}") for k, v in text.items()], "raw", "source_file", "row_number", "malformed"
-    ).select(*[v.alias(k) for k, v in typed.items()], *[f"_text_{k}" for k in text],
-             "raw", "source_file", "row_number", "malformed")
+    lineage = ("raw", "source_file", "row_number", "landed_time", "malformed", "bad_header")
+    staged = canonical.select(*[v.alias(f"_text_{k}") for k, v in text.items()], *lineage).select(
+        *[v.alias(k) for k, v in typed.items()], *[f"_text_{k}" for k in text], *lineage)
 
     checks: dict[str, list[Column]] = {code: [] for code in (*REASON_ORDER, "flag_unknown_category")}
+    checks["bad_header"].append(F.col("bad_header"))
     checks["malformed_row"].append(F.col("malformed"))
     for column in event.columns:
         name, value = column.name, F.col(f"_text_{column.name}")
@@ -139,7 +147,10 @@ def clean_events(canonical: DataFrame, rules: CleaningRules) -> DataFrame:
         checks["missing_field"].append(F.col("order_id").isNull())
         checks["negative_units"].append(F.col("units_sold") < 0)
         checks["amount_mismatch"].append(_amounts_disagree(rules.amount_tolerance))
-    checks["future_event_time"].append(F.col("event_time") > F.lit(rules.future_limit))
+    reference = rules.reference_time()
+    checks["future_event_time"].append(F.col("event_time") > reference + F.lit(rules.future_tolerance))
+    if rules.late_after is not None:
+        checks["late_event"].append(F.col("event_time") < reference - F.lit(rules.late_after))
 
     def any_of(code: str) -> Column | None:
         conds = [F.coalesce(c, F.lit(False)) for c in checks[code]]
@@ -158,7 +169,7 @@ def clean_events(canonical: DataFrame, rules: CleaningRules) -> DataFrame:
         flags.cast("string").alias("flags"),
         # Raw text is kept for rejected rows only: valid rows carry their values in the typed columns.
         F.when(F.col("reason").isNotNull(), F.col("raw")).alias("raw"),
-        "source_file", "row_number",
+        "source_file", "row_number", "landed_time",
     )
 
 

@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 from salespulse.profiles import SourceProfile
 from spark_jobs.schemas import CORRUPT_RECORD
 
-SOURCE_FILE, ROW_NUMBER = "_source_file", "_row_number"
+SOURCE_FILE, ROW_NUMBER, LANDED_TIME, BAD_HEADER = "_source_file", "_row_number", "_landed_time", "_bad_header"
 
 
 def map_to_canonical(raw: DataFrame, profile: SourceProfile) -> DataFrame:
@@ -34,5 +34,7 @@ def map_to_canonical(raw: DataFrame, profile: SourceProfile) -> DataFrame:
         raw_map.alias("raw"),
         F.col(SOURCE_FILE).alias("source_file"),
         F.col(ROW_NUMBER).cast("long").alias("row_number"),
+        F.col(LANDED_TIME).cast("timestamp").alias("landed_time"),
         F.col(CORRUPT_RECORD).isNotNull().alias("malformed"),
+        F.col(BAD_HEADER).alias("bad_header"),
     )

@@ -52,12 +52,15 @@ GOOD = {"order_id": "o1", "event_time": "2026-01-01", "country": "USA", "segment
         "sales": "40", "cogs": "20", "profit": "20"}
 
 
-def clean(spark: SparkSession, rows: list[dict[str, str]], **ingest: object) -> list[dict[str, object]]:
+def clean(spark: SparkSession, rows: list[dict[str, object]], rules: CleaningRules | None = None,
+          **ingest: object) -> list[dict[str, object]]:
+    lineage = {"_source_file": "f.csv", "_corrupt_record": None, "_landed_time": NOW, "_bad_header": False}
     frame = spark.createDataFrame(
-        [{**r, "_source_file": "f.csv", "_row_number": i + 1, "_corrupt_record": None} for i, r in enumerate(rows)],
+        [{**lineage, "_row_number": i + 1, **r} for i, r in enumerate(rows)],
         schema=", ".join([f"`{c}` string" for c in PROFILE.source_columns]
-                         + ["_source_file string", "_row_number long", "_corrupt_record string"]))
-    rules = CleaningRules.build(PROFILE, IngestSettings(**ingest), NOW)
+                         + ["_source_file string", "_row_number long", "_corrupt_record string",
+                            "_landed_time timestamp", "_bad_header boolean"]))
+    rules = rules or CleaningRules.build(PROFILE, IngestSettings(**ingest), NOW)
     return [r.asDict() for r in clean_events(map_to_canonical(frame, PROFILE), rules).orderBy("row_number").collect()]
 
 
@@ -77,6 +80,8 @@ REASON_CASES = [
     ({"units_sold": "-2", "gross_sales": "-40", "sales": "-40", "cogs": "-20", "profit": "-20"}, "negative_units"),
     ({"sales": "50"}, "amount_mismatch"), ({"event_time": "2026-11-25"}, "future_event_time"),
     ({"country": "", "units_sold": "x"}, "missing_field"),  # the first failing rule in the documented order
+    ({"_bad_header": True}, "bad_header"), ({"_bad_header": True, "_corrupt_record": "x"}, "bad_header"),
+    ({"_corrupt_record": "a,b"}, "malformed_row"),
 ]
 
 
@@ -90,3 +95,18 @@ def test_clean_amount_tolerance_and_flag_policy(spark: SparkSession) -> None:
     assert clean(spark, [off_by_a_cent])[0]["reason"] is None
     flagged = clean(spark, [{**GOOD, "product": "Unicycle"}], category_policy="flag")[0]
     assert flagged["reason"] is None and flagged["flags"] == "unknown_category" and flagged["product"] == "Unicycle"
+
+
+def test_clean_stream_rules_judge_each_row_by_its_files_landing_time(spark: SparkSession) -> None:
+    """The stream passes no fixed ingest time: future and late are measured from when the row's file landed."""
+    from datetime import timedelta
+
+    landed = datetime(2026, 1, 1, 12, 0)
+    cases = [("2026-01-01 05:59:59", "late_event"), ("2026-01-01 06:00:00", None),
+             ("2026-01-01 13:00:00", None), ("2026-01-01 13:00:01", "future_event_time")]
+    rows = [{**GOOD, "event_time": t, "_landed_time": landed} for t, _ in cases]
+    profile = PROFILE.model_copy(update={"date_formats": ["yyyy-MM-dd HH:mm:ss"]})
+    got = clean(spark, rows, rules=CleaningRules.build(profile, IngestSettings(future_tolerance_hours=1), None,
+                                                        timedelta(hours=6)))
+    assert [r["reason"] for r in got] == [reason for _, reason in cases]
+    assert {r["landed_time"] for r in got} == {landed}

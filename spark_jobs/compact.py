@@ -1,0 +1,82 @@
+"""compact_tables: merge a table's small directories into bigger ones, beside running writers and readers.
+
+The stream adds directories per micro-batch (level 0: ``stream-<event>-<batch>``). Compaction merges all
+level-0 directories of a table into one level-1 directory (``compact-1-<time>``), eight level-1 directories
+into a level-2 one, and so on, so a table holds a few directories per level however long the stream runs.
+Gold partial aggregates are re-aggregated on the way; backfill versions are left alone. Each merge is
+published with the manifest lock, replacing exactly the directories it read, so a stream batch published
+meanwhile stays listed; the replaced directories are deleted after the manifest's grace period. Directories
+no manifest lists and older than an hour (left by a killed writer) are removed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from pyspark.sql import DataFrame, SparkSession
+
+from salespulse.lake import TABLES
+from salespulse.settings import Settings
+from spark_jobs import io
+from spark_jobs.transforms.aggregate import combine_customers_daily, combine_sales_hourly
+
+FANOUT = 8  # directories of one level merged into the next
+ORPHAN_AGE_SECONDS = 3600
+SNAPSHOTS = ("gold_stock",)  # replaced whole on each refresh: nothing to merge
+COMBINE: dict[str, Callable[[DataFrame], DataFrame]] = {
+    "gold_sales_hourly": combine_sales_hourly,
+    "gold_customers_daily": combine_customers_daily,
+}
+_LEVEL = re.compile(r"^(?:stream-.*|compact-(\d+)-.*)$")
+
+
+def level(directory: str) -> int | None:
+    """0 for a stream batch, N for a compact-N directory, None for anything else (backfill versions)."""
+    match = _LEVEL.match(directory.rsplit("/", 1)[-1])
+    if not match:
+        return None
+    return int(match.group(1)) if match.group(1) else 0
+
+
+def compact_tables(spark: SparkSession, settings: Settings, tables: list[str] | None = None) -> list[str]:
+    """Compact the given tables (default: all but snapshots); returns one line per merge or removal."""
+    lake = settings.paths.lake.rstrip("/")
+    lines: list[str] = []
+    for table in tables or [t for t in TABLES if t not in SNAPSHOTS]:
+        manifest = io.read_manifest(spark, lake)
+        dirs = manifest.get("tables", {}).get(table, [])
+        levels: dict[int, list[str]] = {}
+        for directory in dirs:
+            found = level(directory)
+            if found is not None:
+                levels.setdefault(found, []).append(directory)
+        for current in sorted(levels):
+            group = levels[current]
+            if len(group) < (2 if current == 0 else FANOUT):
+                continue
+            frame = io.read_version(spark, lake, table, group, manifest["schemas"][table])
+            frame = COMBINE.get(table, lambda f: f)(frame)
+            spec = TABLES[table]
+            frame = frame.repartition(*spec.partition_by) if spec.partition_by else frame.coalesce(1)
+            name = f"compact-{current + 1}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
+            written = io.write_table_version(frame, lake, table, name)
+            io.update_manifest(spark, lake, lambda m, w=written, g=group, t=table: io.set_dirs(m, t, w, g), name)
+            lines.append(f"compact {table}: {len(group)} level-{current} directories -> {written[0]}")
+        lines += _remove_orphans(spark, lake, table)
+    return lines
+
+
+def _remove_orphans(spark: SparkSession, lake: str, table: str) -> list[str]:
+    manifest = io.read_manifest(spark, lake)
+    known = {d for dirs in manifest.get("tables", {}).values() for d in dirs}
+    known |= {r["dir"] for r in manifest.get("retired", [])}
+    folder = TABLES[table].folder
+    removed = []
+    for name, modified in io.list_dirs(spark, f"{lake}/{folder}"):
+        if f"{folder}/{name}" not in known and time.time() - modified > ORPHAN_AGE_SECONDS:
+            io.delete_path(spark, f"{lake}/{folder}/{name}")
+            removed.append(f"compact {table}: removed {folder}/{name} (never published, older than an hour)")
+    return removed

@@ -1,0 +1,330 @@
+"""run_stream: landing files -> the backfill's own clean / validate / dedupe / aggregate -> lake, per micro-batch.
+
+One Structured Streaming query per event (``<landing>/sales``, ``<landing>/inventory``) with an explicit raw
+schema and ``foreachBatch``. Each micro-batch is a static DataFrame, so it goes through exactly the functions
+the backfill uses. Exactly-once under a crash (PITFALLS 16-18):
+
+- batch N writes only to directories named after it (``stream-<event>-<N>``), replacing whatever an
+  interrupted attempt left there, and becomes visible in one manifest swap that also records
+  ``streams.<event>.batch_id = N``;
+- a batch Spark replays after a crash is skipped when the manifest already holds it, rewritten otherwise.
+
+Duplicates: a valid event whose key is already in silver with an event time inside the lateness window
+(``stream.allowed_lateness_hours`` before the earliest landing time of the batch) or earlier in the same batch
+is counted as a duplicate; older events are quarantined as ``late_event`` anyway, so that window is the whole
+dedupe state and it lives in silver itself.
+
+Runnable with plain spark-submit: ``spark-submit spark_jobs/stream.py [--available-now] ...``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from salespulse.lake import STATUS
+from salespulse.profiles import SourceProfile, load_profile
+from salespulse.settings import Settings
+from spark_jobs import io
+from spark_jobs.compact import compact_tables
+from spark_jobs.transforms.aggregate import (
+    aggregate_customers_daily,
+    aggregate_sales_hourly,
+    compute_stock,
+    reorder_alerts,
+)
+from spark_jobs.transforms.clean import CleaningRules, clean_events
+from spark_jobs.transforms.dedupe import dedupe_events, event_key
+from spark_jobs.transforms.parse import map_to_canonical
+
+EVENTS = {"sales": "canonical", "inventory": "canonical_inventory"}
+LINEAGE = ("flags", "source_file", "row_number", "ingest_time", "run_id")
+CHECKPOINT_VERSION = "v1"  # bump when the query's shape changes: an old checkpoint cannot be reused (PITFALLS 13)
+COUNTERS = ("rows_in", "rows_silver", "rows_quarantined", "rows_duplicate", "files")
+
+
+class StreamSetupError(RuntimeError):
+    """The landing folder or the lake cannot be used; the message says which and why."""
+
+
+@dataclass
+class BatchFigures:
+    event: str
+    batch_id: int
+    rows_in: int = 0
+    rows_silver: int = 0
+    rows_quarantined: int = 0
+    rows_duplicate: int = 0
+    files: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    freshness_seconds: float | None = None  # gold committed minus the earliest landing time in the batch
+    totals: dict[str, float] = field(default_factory=dict)
+
+    def line(self) -> str:
+        rate = self.rows_in / self.seconds if self.seconds else 0.0
+        fresh = f"{self.freshness_seconds:.1f} s" if self.freshness_seconds is not None else "-"
+        return (f"stream {self.event} batch {self.batch_id}: {self.rows_in:,} rows from {self.files} file(s) in "
+                f"{self.seconds:.2f} s ({rate:,.0f} rows/s); +{self.rows_silver:,} silver, "
+                f"{self.rows_quarantined:,} quarantined, {self.rows_duplicate:,} duplicate; freshness {fresh}")
+
+
+class StreamJob:
+    """The two streaming queries and their micro-batch handler. Batches of both queries run one at a time
+    (they share the lake's manifest and the stock refresh)."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
+        self.spark, self.settings, self.say = spark, settings, say
+        self.lake = settings.paths.lake.rstrip("/")
+        self.profiles: dict[str, SourceProfile] = {event: load_profile(name) for event, name in EVENTS.items()}
+        self.batch_lock = threading.Lock()
+        self.last_stock_refresh = 0.0
+        self.queries: list[StreamingQuery] = []
+        self.recent: dict[str, BatchFigures] = {}
+
+    # -- queries ---------------------------------------------------------------------------------------------
+    def start(self, available_now: bool = False) -> list[StreamingQuery]:
+        landing = self.settings.paths.landing.rstrip("/")
+        stream = self.settings.stream
+        for event in EVENTS:
+            options = {"maxFilesPerTrigger": str(stream.max_files_per_trigger), "latestFirst": "false"}
+            if stream.processed_files == "archive":
+                options |= {"cleanSource": "archive", "sourceArchiveDir": f"{self.settings.paths.archive}/{event}"}
+            elif stream.processed_files == "delete":
+                options |= {"cleanSource": "delete"}
+            frame = io.read_stream(self.spark, f"{landing}/{event}", self.profiles[event], options)
+            writer = (
+                frame.writeStream.queryName(f"salespulse-{event}")
+                .option("checkpointLocation", self.checkpoint(event))
+                .foreachBatch(lambda batch, batch_id, event=event: self.process(event, batch, batch_id))
+            )
+            every = {"processingTime": f"{stream.trigger_seconds} seconds"}
+            self.queries.append(writer.trigger(**({"availableNow": True} if available_now else every)).start())
+        return self.queries
+
+    def checkpoint(self, event: str) -> str:
+        return f"{self.settings.paths.checkpoints.rstrip('/')}/stream-{CHECKPOINT_VERSION}/{event}"
+
+    def stop(self) -> None:
+        """Let the running micro-batch finish and publish, then stop the queries. A batch that starts in the
+        instant between is abandoned unpublished and replayed on the next start."""
+        with self.batch_lock:
+            pass
+        for query in self.queries:
+            query.stop()
+
+    # -- one micro-batch ---------------------------------------------------------------------------------------
+    def process(self, event: str, batch: DataFrame, batch_id: int) -> None:
+        with self.batch_lock:
+            started = time.monotonic()
+            manifest = io.read_manifest(self.spark, self.lake)
+            done = manifest.get("streams", {}).get(event, {}).get("batch_id", -1)
+            if batch_id <= done:
+                self.say(f"stream {event} batch {batch_id}: already published before a restart; not applied again")
+                return
+            figures = self._apply(event, batch, batch_id, manifest)
+            figures.seconds = time.monotonic() - started
+            self.recent[event] = figures
+            self.say(figures.line())
+            self._write_status()
+
+    def _apply(self, event: str, batch: DataFrame, batch_id: int, manifest: dict[str, Any]) -> BatchFigures:
+        spark, lake, profile = self.spark, self.lake, self.profiles[event]
+        run_id = f"stream-{event}-{batch_id:010d}"
+        now = datetime.now(timezone.utc)
+        lateness = timedelta(hours=self.settings.stream.allowed_lateness_hours)
+        rules = CleaningRules.build(profile, self.settings.ingest, None, lateness)
+        cleaned = clean_events(map_to_canonical(io.number_rows(batch, profile), profile), rules)
+        cleaned = cleaned.withColumn("ingest_time", F.lit(now)).withColumn("run_id", F.lit(run_id))
+        cleaned = cleaned.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            stats = cleaned.groupBy("reason").agg(
+                F.count(F.lit(1)).alias("rows"), F.min("landed_time").alias("first_landed")).collect()
+            figures = BatchFigures(event, batch_id)
+            figures.by_reason = {r["reason"]: r["rows"] for r in stats if r["reason"] is not None}
+            valid = sum(r["rows"] for r in stats if r["reason"] is None)
+            figures.rows_in = valid + sum(figures.by_reason.values())
+            figures.rows_quarantined = sum(figures.by_reason.values())
+            figures.files = cleaned.select("source_file").distinct().count()
+            first_landed = min((r["first_landed"] for r in stats if r["first_landed"] is not None), default=None)
+
+            written: dict[str, tuple[str, str]] = {}
+            if valid:
+                written.update(self._write_valid(event, cleaned, manifest, run_id, first_landed - lateness))
+                silver = io.read_version(spark, lake, f"silver_{event}", [written[f"silver_{event}"][0]],
+                                         written[f"silver_{event}"][1])
+                figures.rows_silver = silver.count()
+                if event == "sales":
+                    written.update(self._write_sales_gold(silver, run_id))
+                    sums = silver.agg(*[F.sum(c).alias(c) for c in ("sales", "profit", "units_sold")]).first()
+                    figures.totals = {c: float(sums[c] or 0.0) for c in ("sales", "profit", "units_sold")}
+            figures.rows_duplicate = valid - figures.rows_silver
+            if figures.rows_quarantined:
+                bad = cleaned.where(F.col("reason").isNotNull()).select(
+                    "reason", "raw", "source_file", "row_number", "ingest_time", "run_id")
+                written[f"quarantine_{event}"] = io.write_table_version(
+                    bad, lake, f"quarantine_{event}", run_id, replace=True, files_per_partition=1)
+            stock = self._refresh_stock(event, manifest, written, run_id, now)
+
+            def publish(current: dict[str, Any]) -> None:
+                for table, version in written.items():
+                    io.set_dirs(current, table, version, [])
+                for table, version in stock.items():
+                    replaced = current["tables"].get(table, []) if table == "gold_stock" else []
+                    io.set_dirs(current, table, version, replaced)
+                state = current.setdefault("streams", {}).setdefault(event, {c: 0 for c in COUNTERS})
+                for counter in COUNTERS:
+                    state[counter] = state.get(counter, 0) + getattr(figures, counter)
+                by_reason = state.setdefault("quarantined_by_reason", {})
+                for reason, rows in figures.by_reason.items():
+                    by_reason[reason] = by_reason.get(reason, 0) + rows
+                totals = state.setdefault("silver_totals", {})
+                for name, value in figures.totals.items():
+                    totals[name] = totals.get(name, 0.0) + value
+                state.update(batch_id=batch_id, batch_time=datetime.now(timezone.utc).isoformat())
+
+            io.update_manifest(spark, lake, publish, run_id)
+            if first_landed is not None:
+                landed = first_landed if first_landed.tzinfo else first_landed.replace(tzinfo=timezone.utc)
+                figures.freshness_seconds = (datetime.now(timezone.utc) - landed).total_seconds()
+            self._maybe_compact(event, batch_id)
+            return figures
+        finally:
+            cleaned.unpersist()
+
+    def _write_valid(self, event: str, cleaned: DataFrame, manifest: dict[str, Any], run_id: str,
+                     window_start: datetime) -> dict[str, tuple[str, str]]:
+        columns = [c.name for c in self.profiles[event].schema.columns]
+        good = cleaned.where(F.col("reason").isNull()).select(*columns, *LINEAGE)
+        key = list(event_key(event))
+        existing = io.read_table(self.spark, self.lake, f"silver_{event}", manifest)
+        if existing is not None:
+            # Partition pruning on event_date keeps this to the days of the lateness window.
+            seen = existing.where(F.col("event_date") >= F.to_date(F.lit(window_start))).where(
+                F.col("event_time") >= F.lit(window_start)).select(*key)
+            good = good.join(seen, key, "left_anti")
+        silver = dedupe_events(good, tuple(key)).withColumn("event_date", F.to_date("event_time"))
+        return {f"silver_{event}": io.write_table_version(silver, self.lake, f"silver_{event}", run_id, replace=True,
+                                                          files_per_partition=1)}
+
+    def _write_sales_gold(self, silver: DataFrame, run_id: str) -> dict[str, tuple[str, str]]:
+        gold = {"gold_sales_hourly": aggregate_sales_hourly(silver),
+                "gold_customers_daily": aggregate_customers_daily(silver)}
+        return {table: io.write_table_version(frame, self.lake, table, run_id, replace=True, files_per_partition=1)
+                for table, frame in gold.items()}
+
+    def _refresh_stock(self, event: str, manifest: dict[str, Any], written: dict[str, tuple[str, str]],
+                       run_id: str, now: datetime) -> dict[str, tuple[str, str]]:
+        """A new stock snapshot when inventory arrived, or when sales arrived and the last refresh is older
+        than ``stream.stock_refresh_seconds``; plus reorder alerts for series that just fell below."""
+        due = time.monotonic() - self.last_stock_refresh >= self.settings.stream.stock_refresh_seconds
+        touched = any(t.startswith("silver_") for t in written)
+        if not touched or (event == "sales" and not due):
+            return {}
+
+        def table(name: str) -> DataFrame | None:
+            dirs = list(manifest.get("tables", {}).get(name, []))
+            schema = manifest.get("schemas", {}).get(name)
+            if name in written:
+                dirs.append(written[name][0])
+                schema = written[name][1]
+            return io.read_version(self.spark, self.lake, name, dirs, schema) if dirs else None
+
+        inventory, hourly, sales = table("silver_inventory"), table("gold_sales_hourly"), table("silver_sales")
+        if inventory is None or hourly is None or sales is None:
+            return {}
+        first_count = inventory.where(F.col("kind") == "count").groupBy("country", "product").agg(
+            F.max("event_time").alias("t")).agg(F.min("t")).first()[0]
+        if first_count is None:
+            return {}
+        # Only the days holding the last counts are scanned for events; later hours come from gold.
+        stock = compute_stock(inventory, hourly, sales.where(F.col("event_date") >= F.to_date(F.lit(first_count))))
+        previous = io.read_table(self.spark, self.lake, "gold_stock", manifest)
+        out = {"gold_stock": io.write_table_version(stock, self.lake, "gold_stock", run_id, replace=True,
+                                                    files_per_partition=1)}
+        snapshot = io.read_version(self.spark, self.lake, "gold_stock", [out["gold_stock"][0]], out["gold_stock"][1])
+        alerts = reorder_alerts(previous, snapshot, now)
+        if not alerts.isEmpty():
+            out["gold_reorder_alerts"] = io.write_table_version(
+                alerts, self.lake, "gold_reorder_alerts", run_id, replace=True, files_per_partition=1)
+        self.last_stock_refresh = time.monotonic()
+        return out
+
+    def _maybe_compact(self, event: str, batch_id: int) -> None:
+        every = self.settings.stream.compact_every_batches
+        if every and batch_id > 0 and batch_id % every == 0:
+            tables = [f"silver_{event}", f"quarantine_{event}"]
+            if event == "sales":
+                tables += ["gold_sales_hourly", "gold_customers_daily"]
+            else:
+                tables += ["gold_reorder_alerts"]
+            for line in compact_tables(self.spark, self.settings, tables):
+                self.say(line)
+
+    def _write_status(self) -> None:
+        manifest = io.read_manifest(self.spark, self.lake)
+        status: dict[str, Any] = {"updated_at": datetime.now(timezone.utc).isoformat(), "events": {}}
+        for event, state in manifest.get("streams", {}).items():
+            last = self.recent.get(event)
+            status["events"][event] = {
+                **state,
+                "last_batch_seconds": last.seconds if last else None,
+                "last_batch_rows_per_second": (last.rows_in / last.seconds) if last and last.seconds else None,
+                "freshness_seconds": last.freshness_seconds if last else None,
+                "pending_files": self._pending_files(event),
+            }
+        io.write_json(self.spark, f"{self.lake}/{STATUS}", status)
+
+    def _pending_files(self, event: str) -> int:
+        return len(io.list_files(self.spark, f"{self.settings.paths.landing.rstrip('/')}/{event}"))
+
+
+def check_paths(spark: SparkSession, settings: Settings) -> None:
+    """Fail early, with the path and the reason, when the landing folder or the lake cannot be used."""
+    landing, lake = settings.paths.landing.rstrip("/"), settings.paths.lake.rstrip("/")
+    if not io.path_exists(spark, landing):
+        raise StreamSetupError(f"landing folder {landing} does not exist (paths.landing; the simulator creates it)")
+    for event in EVENTS:
+        io.make_dirs(spark, f"{landing}/{event}")
+    try:
+        io.write_json(spark, f"{lake}/_status/.probe.json", {"probe": True})
+        io.delete_path(spark, f"{lake}/_status/.probe.json")
+    except Exception as err:  # any failure here means the lake is unusable
+        raise StreamSetupError(f"lake {lake} is not writable: {str(err).splitlines()[0]}") from None
+
+
+def run_stream(spark: SparkSession, settings: Settings, say: Callable[[str], None], stop: threading.Event,
+               available_now: bool = False) -> int:
+    """Run until ``stop`` is set (or, with ``available_now``, until every landed file is processed).
+    Returns the process exit code: 0 after a clean stop, 1 when a query failed."""
+    check_paths(spark, settings)
+    job = StreamJob(spark, settings, say)
+    say(f"stream: watching {settings.paths.landing}/{{sales,inventory}} -> lake {settings.paths.lake} "
+        f"(trigger {settings.stream.trigger_seconds:g} s, checkpoints {job.checkpoint('*')})")
+    queries = job.start(available_now)
+    while (not stop.is_set() and any(q.isActive for q in queries)
+           and not any(q.exception() is not None for q in queries)):
+        time.sleep(0.2)
+    if any(q.isActive for q in queries):
+        say("stream: stopping after the running batch")
+        job.stop()
+    failed = [q for q in queries if q.exception() is not None]
+    for query in failed:
+        say(f"stream: query {query.name} failed: {str(query.exception()).splitlines()[0]}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # spark-submit spark_jobs/stream.py [--available-now] ...
+    from salespulse.cli import main
+
+    main(["stream", *sys.argv[1:]])
