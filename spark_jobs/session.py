@@ -15,9 +15,12 @@ def build_session(settings: SparkSettings) -> SparkSession:
     # packages (PITFALLS 27).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder
+    # Under spark-submit (which sets PYSPARK_GATEWAY_PORT for the driver) its --master wins over the settings.
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        builder = builder.master(settings.master)
     builder = (
-        SparkSession.builder.master(settings.master)
-        .appName(settings.app_name)
+        builder.appName(settings.app_name)
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
         .config("spark.sql.session.timeZone", settings.session_time_zone)
         .config("spark.ui.enabled", str(settings.ui_enabled).lower())
