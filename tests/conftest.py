@@ -26,7 +26,7 @@ def _no_salespulse_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_simulator(out: Path, *, history_days: float = 0, seconds: float | None = None,
-                  end_ms: int = END_MS, **settings: object) -> RunTotals:
+                  end_ms: int | None = END_MS, **settings: object) -> RunTotals:
     return simulate(SimulatorSettings(**settings), out, history_days=history_days, seconds=seconds,
                     stop=threading.Event(), say=lambda _: None, end_ms=end_ms, progress=False)
 

@@ -1,0 +1,221 @@
+"""The streaming job on real files, in the test session's Spark: simulator output, a corpus of bad files, late
+and duplicate events. Every figure is checked against pandas/DuckDB reading the same landed files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+from pyspark.sql import SparkSession
+
+from salespulse.kpi_report import kpi_totals
+from salespulse.lake import MANIFEST, STATUS, table_dirs
+from salespulse.schema import SALES_EVENT
+from salespulse.settings import Settings, load_settings
+from spark_jobs.stream import run_stream
+from tests.conftest import read_landing, run_simulator
+from tests.unit.test_simulator import valid_mask
+
+pytestmark = pytest.mark.spark
+COLUMNS = [c.name for c in SALES_EVENT.columns]
+
+
+def stream_settings(tmp_path: Path, **stream: object) -> Settings:
+    overrides: dict[str, Any] = {
+        "paths.landing": str(tmp_path / "landing"), "paths.lake": str(tmp_path / "lake"),
+        "paths.checkpoints": str(tmp_path / "checkpoints"), "paths.archive": str(tmp_path / "archive"),
+        "stream.processed_files": "keep",
+    }
+    overrides.update({f"stream.{k}": v for k, v in stream.items()})
+    return load_settings(overrides=overrides)
+
+
+def drain(spark: SparkSession, settings: Settings) -> list[str]:
+    lines: list[str] = []
+    code = run_stream(spark, settings, lines.append, threading.Event(), available_now=True)
+    assert code == 0, "\n".join(lines)
+    return lines
+
+
+def lake_table(settings: Settings, name: str) -> pd.DataFrame:
+    files = [f.as_posix() for d in table_dirs(settings.paths.lake, name) for f in d.rglob("*.parquet")]
+    if not files:
+        return pd.DataFrame()
+    return duckdb.sql(f"SELECT * FROM read_parquet({files}, hive_partitioning=true, union_by_name=true)").df()
+
+
+def stream_state(settings: Settings, event: str = "sales") -> dict[str, Any]:
+    return json.loads((Path(settings.paths.lake) / MANIFEST).read_text())["streams"][event]
+
+
+def cents(series: pd.Series) -> int:
+    return round(series.astype(float).sum() * 100)
+
+
+def test_stream_simulator_files_exact_against_pandas(spark: SparkSession, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    # Live clock at the real now: lateness is judged against the files' landing times.
+    run_simulator(landing, seconds=4, end_ms=None, rate=1500, bad_rows_pct=2, duplicate_pct=3, late_pct=3)
+    # Two files per batch: duplicates held back by the simulator land in a later file, so in a later batch.
+    settings = stream_settings(tmp_path, max_files_per_trigger=2, compact_every_batches=1)
+    lines = drain(spark, settings)
+    assert sum(line.startswith("stream sales batch") for line in lines) >= 2
+    assert any(line.startswith("compact silver_sales") for line in lines), lines
+
+    raw = read_landing(landing / "sales")
+    valid = raw[valid_mask(raw)]
+    unique = valid.drop_duplicates("order_id")
+    state = stream_state(settings)
+    assert state["rows_in"] == len(raw)
+    assert state["rows_quarantined"] == len(raw) - len(valid)
+    assert state["rows_duplicate"] == len(valid) - len(unique) > 0
+    assert state["rows_silver"] == len(unique)
+
+    silver = lake_table(settings, "silver_sales")
+    assert len(silver) == silver["order_id"].nunique() == len(unique)
+    assert cents(silver["sales"]) == cents(unique["sales"])
+    quarantine = lake_table(settings, "quarantine_sales")
+    assert len(quarantine) == len(raw) - len(valid)
+    assert len(quarantine[["source_file", "row_number"]].drop_duplicates()) == len(quarantine)
+
+    by_country = unique.assign(sales=unique["sales"].astype(float), profit=unique["profit"].astype(float))
+    expected = by_country.groupby("country")[["sales", "profit"]].sum()
+    got = kpi_totals(settings.paths.lake, "country").set_index("country")
+    for country in expected.index:
+        assert round(got.loc[country, "sales"] * 100) == round(expected.loc[country, "sales"] * 100)
+        assert round(got.loc[country, "profit"] * 100) == round(expected.loc[country, "profit"] * 100)
+        assert got.loc[country, "orders"] == (unique["country"] == country).sum()
+
+    inventory = read_landing(landing / "inventory")
+    assert stream_state(settings, "inventory")["rows_silver"] == len(inventory)
+    status = json.loads((Path(settings.paths.lake) / STATUS).read_text())
+    assert status["events"]["sales"]["rows_in"] == len(raw)
+
+    # Nothing new landed: a second run reads nothing and changes nothing.
+    before = (Path(settings.paths.lake) / MANIFEST).read_text()
+    drain(spark, settings)
+    assert json.loads((Path(settings.paths.lake) / MANIFEST).read_text())["tables"] == json.loads(before)["tables"]
+
+
+def _write(path: Path, text: str | bytes, landed: datetime) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{path.name}"
+    staging.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    os.utime(staging, (landed.timestamp(), landed.timestamp()))
+    staging.rename(path)
+
+
+def _rows(frame: pd.DataFrame, eol: str = "\n") -> str:
+    out: list[str] = []
+    writer = csv.writer(_Lines(out), lineterminator=eol)
+    writer.writerow(COLUMNS)
+    writer.writerows(frame[COLUMNS].itertuples(index=False))
+    return "".join(out)
+
+
+class _Lines:
+    def __init__(self, out: list[str]):
+        self.out = out
+
+    def write(self, text: str) -> None:
+        self.out.append(text)
+
+
+@pytest.fixture(scope="module")
+def good_rows(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """Valid, distinct simulator sales rows to build hand-made files from."""
+    out = tmp_path_factory.mktemp("rows")
+    run_simulator(out, history_days=0.2, history_rate=0.05, bad_rows_pct=0, duplicate_pct=0, late_pct=0)
+    # (their event times are replaced per test)
+    rows = read_landing(out / "history" / "sales")
+    assert len(rows) >= 40
+    return rows[COLUMNS].reset_index(drop=True)
+
+
+def _at(rows: pd.DataFrame, when: datetime) -> pd.DataFrame:
+    return rows.assign(event_time=when.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+
+
+def test_stream_bad_file_corpus_keeps_running_and_quarantines_every_row(
+        spark: SparkSession, tmp_path: Path, good_rows: pd.DataFrame) -> None:
+    landed = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    sales = tmp_path / "landing" / "sales"
+    recent = _at(good_rows, landed - timedelta(minutes=30))
+    ok, bom, quoted = recent.iloc[0:5], recent.iloc[5:8], recent.iloc[8:10].copy()
+    quoted.loc[quoted.index[0], "product"] = "Pa\nseo"  # a quoted newline inside a field: one record, bad product
+    huge = recent.iloc[10:11].assign(customer_id="x" * 1_000_000)  # a 1 MB field is still just a value
+    reordered = recent.iloc[11:13][list(reversed(COLUMNS))]
+    files: dict[str, str | bytes] = {
+        "a-ok.csv": _rows(ok),
+        "b-empty.csv": "",
+        "c-header-only.csv": ",".join(COLUMNS) + "\n",
+        "d-wrong-columns.csv": "id,when,amount\n1,2026-01-01,5\n2,2026-01-02,6\n",
+        "e-reordered.csv": ",".join(reversed(COLUMNS)) + "\n" + "\n".join(
+            ",".join(str(v) for v in r) for r in reordered.itertuples(index=False)) + "\n",
+        # Binary noise as the "header" line, then one short record.
+        "f-garbage.csv": bytes(b for b in range(256) if b not in b'\n\r"') * 8 + b"\n\x00\xff,\x01\n",
+        "g-bom-crlf.csv": "\ufeff" + _rows(bom, eol="\r\n"),
+        "h-quoted-newline.csv": _rows(quoted),
+        "i-huge-field.csv": _rows(huge),
+    }
+    for name, text in files.items():
+        _write(sales / name, text, landed)
+    settings = stream_settings(tmp_path, max_files_per_trigger=3)
+    drain(spark, settings)
+
+    reasons = lake_table(settings, "quarantine_sales")
+    reasons["file"] = reasons["source_file"].str.rsplit("/", n=1).str[-1]
+    got = reasons.groupby(["file", "reason"]).size().to_dict()
+    assert got == {
+        ("d-wrong-columns.csv", "bad_header"): 2,
+        ("e-reordered.csv", "bad_header"): 2,
+        ("f-garbage.csv", "bad_header"): 1,
+        ("h-quoted-newline.csv", "unknown_category"): 1,
+    }
+    silver = lake_table(settings, "silver_sales")
+    expected_ids = set(ok["order_id"]) | set(bom["order_id"]) | {quoted["order_id"].iloc[1]} | set(huge["order_id"])
+    assert set(silver["order_id"]) == expected_ids
+    assert silver.loc[silver["order_id"] == huge["order_id"].iloc[0], "customer_id"].str.len().item() == 1_000_000
+    state = stream_state(settings)
+    assert state["rows_in"] == state["rows_silver"] + state["rows_quarantined"] + state["rows_duplicate"]
+    assert (state["rows_silver"], state["rows_quarantined"]) == (len(expected_ids), 6)
+
+
+def test_stream_late_future_and_duplicate_events(spark: SparkSession, tmp_path: Path, good_rows: pd.DataFrame) -> None:
+    landed = datetime.now(timezone.utc).replace(minute=30, second=0, microsecond=0) - timedelta(hours=2)
+    sales = tmp_path / "landing" / "sales"
+    first = pd.concat([
+        _at(good_rows.iloc[0:3], landed - timedelta(minutes=10)),
+        _at(good_rows.iloc[3:4], landed - timedelta(hours=5)),  # late but allowed: updates an old hour
+        _at(good_rows.iloc[4:5], landed - timedelta(hours=7)),  # later than the 6 h allowed: quarantined
+        _at(good_rows.iloc[5:6], landed + timedelta(hours=30)),  # beyond the 24 h future tolerance
+        _at(good_rows.iloc[0:1], landed - timedelta(minutes=10)),  # the same order twice in one file
+    ])
+    second = pd.concat([
+        _at(good_rows.iloc[1:3], landed - timedelta(minutes=10)),  # orders the previous batch already stored
+        _at(good_rows.iloc[6:8], landed),
+    ])
+    _write(sales / "1.csv", _rows(first), landed)
+    _write(sales / "2.csv", _rows(second), landed + timedelta(seconds=1))
+    settings = stream_settings(tmp_path, max_files_per_trigger=1, allowed_lateness_hours=6)
+    lines = drain(spark, settings)
+    assert sum(line.startswith("stream sales batch") for line in lines) == 2
+
+    state = stream_state(settings)
+    assert state["quarantined_by_reason"] == {"late_event": 1, "future_event_time": 1}
+    assert (state["rows_in"], state["rows_silver"], state["rows_duplicate"]) == (11, 6, 3)
+    silver = lake_table(settings, "silver_sales")
+    assert sorted(silver["order_id"]) == sorted(good_rows["order_id"].iloc[[0, 1, 2, 3, 6, 7]])
+    hourly = lake_table(settings, "gold_sales_hourly")
+    old_hour = pd.Timestamp(landed - timedelta(hours=5)).floor("h")
+    in_old_hour = hourly[pd.to_datetime(hourly["hour"], utc=True) == old_hour]
+    assert in_old_hour["orders"].sum() == 1
+    assert round(in_old_hour["sales"].sum(), 2) == round(float(good_rows["sales"].iloc[3]), 2)
