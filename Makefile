@@ -15,7 +15,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make demo   set up, then run SalesPulse on this machine (history -> lake -> KPIs, then live files; Ctrl-C stops)"
+	@echo "make demo   set up, then run SalesPulse on this machine (history -> lake -> KPIs, then simulator + stream live; Ctrl-C stops)"
 	@echo "make test   set up, then run the whole test suite"
 	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
 	@echo "make lint   ruff over the code"
@@ -49,6 +49,7 @@ DEMO_DIR := data/demo
 demo: export SALESPULSE_PATHS__LANDING = $(DEMO_DIR)/landing
 demo: export SALESPULSE_PATHS__LAKE = $(DEMO_DIR)/lake
 demo: export SALESPULSE_PATHS__CHECKPOINTS = $(DEMO_DIR)/checkpoints
+demo: export SALESPULSE_PATHS__ARCHIVE = $(DEMO_DIR)/archive
 demo: setup
 	@echo "demo: 1/4 resetting $(DEMO_DIR)/ and writing $(DEMO_HISTORY_DAYS) days of history to $(DEMO_DIR)/landing/history"
 	rm -rf $(DEMO_DIR)
@@ -58,8 +59,12 @@ demo: setup
 	$(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/inventory --profile canonical_inventory
 	@echo "demo: 3/4 KPIs by country, read from gold"
 	$(BIN)/salespulse kpis --by country
-	@echo "demo: 4/4 landing live files in $(DEMO_DIR)/landing/sales and .../inventory every second; Ctrl-C stops cleanly"
-	$(BIN)/salespulse simulate --seconds 0
+	@echo "demo: 4/4 live: the simulator lands files every second, the stream loads them into the lake (one line per"
+	@echo "      batch, with the stream's running totals); Ctrl-C stops both cleanly, then the KPIs are printed again"
+	@$(BIN)/salespulse simulate --seconds 0 --quiet & sim=$$!; \
+	$(BIN)/salespulse stream; code=$$?; \
+	kill -TERM $$sim 2>/dev/null; wait $$sim; \
+	$(BIN)/salespulse kpis --by country; exit $$code
 
 # pytest's own exit code decides: 5 (nothing collected) fails the run like any failure.
 test: setup
@@ -68,6 +73,7 @@ test: setup
 bench: setup
 	$(BIN)/python bench/simulate_history.py
 	$(BIN)/python bench/backfill_vs_duckdb.py
+	$(BIN)/python bench/stream_sustained.py
 
 lint: setup
 	$(BIN)/ruff check .

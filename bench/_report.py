@@ -6,6 +6,7 @@ import os
 import platform
 import re
 import resource
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,3 +38,38 @@ def publish(section: str, body: str) -> None:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     BENCHMARKS.write_text(text)
     print(block)
+
+
+def load_average() -> float | None:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError):
+        return None
+
+
+class LoadWatch:
+    """Samples the 1-minute load average during the run: other processes on the machine slow every engine."""
+
+    def __init__(self, every_s: float = 2.0):
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+
+    def _run(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            load = load_average()
+            if load is not None:
+                self.samples.append(load)
+
+    def __enter__(self) -> LoadWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "n/a"
+        return f"mean {sum(self.samples) / len(self.samples):.1f}, max {max(self.samples):.1f}"

@@ -26,7 +26,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import peak_rss_mib, publish
+from _report import LoadWatch, load_average, peak_rss_mib, publish
 
 from salespulse.profiles import load_profile
 from salespulse.settings import Settings, load_settings
@@ -73,41 +73,6 @@ def _cpu_s(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _load() -> float | None:
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError):
-        return None
-
-
-class LoadWatch:
-    """Samples the 1-minute load average during the run: other processes on the machine slow every engine."""
-
-    def __init__(self, every_s: float = 2.0):
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
-
-    def _run(self, every_s: float) -> None:
-        while not self._stop.wait(every_s):
-            load = _load()
-            if load is not None:
-                self.samples.append(load)
-
-    def __enter__(self) -> LoadWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def summary(self) -> str:
-        if not self.samples:
-            return "n/a"
-        return f"mean {sum(self.samples) / len(self.samples):.1f}, max {max(self.samples):.1f}"
 
 
 def code_version() -> str:
@@ -374,8 +339,8 @@ def main() -> None:
             spark.range(10).count()  # JVM start-up and first-job set-up stay out of every timing
             jvm_pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
             huge = jvm_option(spark, "DontCompileHugeMethods")
-            print(f"bench: Spark {spark.version} up ({settings.spark.master}, JVM pid {jvm_pid}, load {_load()}); "
-                  "timing the backfill")
+            print(f"bench: Spark {spark.version} up ({settings.spark.master}, JVM pid {jvm_pid}, "
+                  f"load {load_average()}); timing the backfill")
             backfill = time_backfill(spark, settings, sales_dir, jvm_pid)
             python_spark_peak = _hwm_mib()
             raw_s, _ = time_raw(spark, sales_dir, root / "raw", False, jvm_pid)

@@ -135,8 +135,13 @@ class StreamJob:
             figures = self._apply(event, batch, batch_id, manifest)
             figures.seconds = time.monotonic() - started
             self.recent[event] = figures
-            self.say(figures.line())
-            self._write_status()
+            published = self._write_status()
+            state = published.get("streams", {}).get(event, {})
+            totals = state.get("silver_totals", {})
+            running = f"; stream total {state.get('rows_silver', 0):,} events"
+            if "sales" in totals:
+                running += f", sales {totals['sales']:,.2f}, profit {totals['profit']:,.2f}"
+            self.say(figures.line() + running)
 
     def _apply(self, event: str, batch: DataFrame, batch_id: int, manifest: dict[str, Any]) -> BatchFigures:
         spark, lake, profile = self.spark, self.lake, self.profiles[event]
@@ -144,7 +149,9 @@ class StreamJob:
         now = datetime.now(timezone.utc)
         lateness = timedelta(hours=self.settings.stream.allowed_lateness_hours)
         rules = CleaningRules.build(profile, self.settings.ingest, None, lateness)
-        cleaned = clean_events(map_to_canonical(io.number_rows(batch, profile), profile), rules)
+        # Read the files once: numbering the rows aggregates the batch, then cleaning scans it again.
+        raw = batch.persist(StorageLevel.MEMORY_AND_DISK)
+        cleaned = clean_events(map_to_canonical(io.number_rows(raw, profile), profile), rules)
         cleaned = cleaned.withColumn("ingest_time", F.lit(now)).withColumn("run_id", F.lit(run_id))
         cleaned = cleaned.persist(StorageLevel.MEMORY_AND_DISK)
         try:
@@ -201,6 +208,7 @@ class StreamJob:
             return figures
         finally:
             cleaned.unpersist()
+            raw.unpersist()
 
     def _write_valid(self, event: str, cleaned: DataFrame, manifest: dict[str, Any], run_id: str,
                      window_start: datetime) -> dict[str, tuple[str, str]]:
@@ -271,7 +279,7 @@ class StreamJob:
             for line in compact_tables(self.spark, self.settings, tables):
                 self.say(line)
 
-    def _write_status(self) -> None:
+    def _write_status(self) -> dict[str, Any]:
         manifest = io.read_manifest(self.spark, self.lake)
         status: dict[str, Any] = {"updated_at": datetime.now(timezone.utc).isoformat(), "events": {}}
         for event, state in manifest.get("streams", {}).items():
@@ -281,11 +289,14 @@ class StreamJob:
                 "last_batch_seconds": last.seconds if last else None,
                 "last_batch_rows_per_second": (last.rows_in / last.seconds) if last and last.seconds else None,
                 "freshness_seconds": last.freshness_seconds if last else None,
-                "pending_files": self._pending_files(event),
+                "files_in_landing": self._files_in_landing(event),
             }
         io.write_json(self.spark, f"{self.lake}/{STATUS}", status)
+        return manifest
 
-    def _pending_files(self, event: str) -> int:
+    def _files_in_landing(self, event: str) -> int:
+        """Files not processed yet, plus (with archive or delete) the last batch's, which Spark cleans up at the
+        next batch."""
         return len(io.list_files(self.spark, f"{self.settings.paths.landing.rstrip('/')}/{event}"))
 
 
