@@ -149,8 +149,10 @@ class StreamJob:
         now = datetime.now(timezone.utc)
         lateness = timedelta(hours=self.settings.stream.allowed_lateness_hours)
         rules = CleaningRules.build(profile, self.settings.ingest, None, lateness)
-        # Read the files once: numbering the rows aggregates the batch, then cleaning scans it again.
-        raw = batch.persist(StorageLevel.MEMORY_AND_DISK)
+        # A multiLine CSV read makes one task per file: a batch of many small files would pay the task
+        # overhead per file in every stage. Read them once, in as many tasks as there are cores (numbering the
+        # rows aggregates the batch, then cleaning scans it again).
+        raw = batch.coalesce(self.spark.sparkContext.defaultParallelism).persist(StorageLevel.MEMORY_AND_DISK)
         cleaned = clean_events(map_to_canonical(io.number_rows(raw, profile), profile), rules)
         cleaned = cleaned.withColumn("ingest_time", F.lit(now)).withColumn("run_id", F.lit(run_id))
         cleaned = cleaned.persist(StorageLevel.MEMORY_AND_DISK)
