@@ -232,19 +232,7 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
 # -- lake tables ---------------------------------------------------------------------------------------------
 def read_manifest(spark: SparkSession, lake: str) -> dict[str, Any]:
     target = f"{lake.rstrip('/')}/{MANIFEST}"
-    if is_local(lake):
-        path = _local(target)
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    fs, hpath = _hadoop(spark, target)
-    if not fs.exists(hpath):
-        return {}
-    stream = fs.open(hpath)
-    try:
-        reader = spark.sparkContext._jvm.java.io.BufferedReader(
-            spark.sparkContext._jvm.java.io.InputStreamReader(stream, "UTF-8"))
-        return json.loads("\n".join(iter(reader.readLine, None)))
-    finally:
-        stream.close()
+    return json.loads(read_text(spark, target)) if path_exists(spark, target) else {}
 
 
 def read_table(spark: SparkSession, lake: str, table: str, manifest: dict[str, Any] | None = None) -> DataFrame | None:
@@ -381,6 +369,19 @@ def delete_path(spark: SparkSession, path: str) -> None:
     fs, hpath = _hadoop(spark, path)
     if fs.exists(hpath):
         fs.delete(hpath, True)
+
+
+def read_text(spark: SparkSession, path: str) -> str:
+    if is_local(path):
+        return _local(path).read_text(encoding="utf-8")
+    fs, hpath = _hadoop(spark, path)
+    stream = fs.open(hpath)
+    try:
+        reader = spark.sparkContext._jvm.java.io.BufferedReader(
+            spark.sparkContext._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        return "\n".join(iter(reader.readLine, None))
+    finally:
+        stream.close()
 
 
 def path_exists(spark: SparkSession, path: str) -> bool:

@@ -19,6 +19,7 @@ Runnable with plain spark-submit: ``spark-submit spark_jobs/stream.py [--availab
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -90,6 +91,7 @@ class StreamJob:
         self.batch_lock = threading.Lock()
         self.last_stock_refresh = 0.0
         self.queries: list[StreamingQuery] = []
+        self.query_ids: dict[str, str] = {}
         self.recent: dict[str, BatchFigures] = {}
 
     # -- queries ---------------------------------------------------------------------------------------------
@@ -115,23 +117,36 @@ class StreamJob:
     def checkpoint(self, event: str) -> str:
         return f"{self.settings.paths.checkpoints.rstrip('/')}/stream-{CHECKPOINT_VERSION}/{event}"
 
-    def stop(self) -> None:
-        """Let the running micro-batch finish and publish, then stop the queries. A batch that starts in the
-        instant between is abandoned unpublished and replayed on the next start."""
-        with self.batch_lock:
-            pass
+    def stop(self, timeout_seconds: float = 600) -> None:
+        """Wait until no query is inside a trigger (planning or running a batch), then stop them all: the
+        running batch is finished and published, and none is cut off halfway."""
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            with self.batch_lock:
+                if not any(q.isActive and q.status["isTriggerActive"] for q in self.queries):
+                    break
+            time.sleep(0.05)
         for query in self.queries:
             query.stop()
+
+    def query_id(self, event: str) -> str:
+        """The id Spark keeps in the checkpoint: the same across restarts, new with a new checkpoint."""
+        if event not in self.query_ids:
+            self.query_ids[event] = json.loads(io.read_text(self.spark, f"{self.checkpoint(event)}/metadata"))["id"]
+        return self.query_ids[event]
 
     # -- one micro-batch ---------------------------------------------------------------------------------------
     def process(self, event: str, batch: DataFrame, batch_id: int) -> None:
         with self.batch_lock:
             started = time.monotonic()
             manifest = io.read_manifest(self.spark, self.lake)
-            done = manifest.get("streams", {}).get(event, {}).get("batch_id", -1)
-            if batch_id <= done:
+            state = manifest.get("streams", {}).get(event, {})
+            if state.get("query_id") == self.query_id(event) and batch_id <= state["batch_id"]:
                 self.say(f"stream {event} batch {batch_id}: already published before a restart; not applied again")
                 return
+            if state.get("query_id") not in (None, self.query_id(event)):
+                self.say(f"stream {event}: a new checkpoint ({self.checkpoint(event)}); batch ids start again "
+                         f"and every file still in the landing folder is read again (docs/operations.md)")
             figures = self._apply(event, batch, batch_id, manifest)
             figures.seconds = time.monotonic() - started
             self.recent[event] = figures
@@ -200,7 +215,8 @@ class StreamJob:
                 totals = state.setdefault("silver_totals", {})
                 for name, value in figures.totals.items():
                     totals[name] = totals.get(name, 0.0) + value
-                state.update(batch_id=batch_id, batch_time=datetime.now(timezone.utc).isoformat())
+                state.update(batch_id=batch_id, query_id=self.query_id(event),
+                             batch_time=datetime.now(timezone.utc).isoformat())
 
             io.update_manifest(spark, lake, publish, run_id)
             if first_landed is not None:
