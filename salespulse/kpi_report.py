@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 
 from salespulse.kpis import KPI_BY_KEY, compute_kpis, format_kpi
-from salespulse.lake import table_dirs
+from salespulse.lake import duckdb_scan
 
 GROUPINGS = {"country": "country", "segment": "segment", "product": "product",
              "month": "strftime(hour, '%Y-%m')"}
@@ -19,15 +19,11 @@ CUSTOMER_GROUPINGS = {"country": "country", "segment": "segment", "month": "strf
 
 
 def _scan(lake: str | Path, table: str) -> str | None:
-    """A DuckDB scan of the table's committed files; None when the published table has no rows."""
-    dirs = table_dirs(lake, table)
-    if not dirs:
-        raise FileNotFoundError(f"the lake at {lake} has no published {table} yet (run `salespulse backfill`)")
-    files = sorted(f.as_posix() for d in dirs for f in d.rglob("*.parquet"))
-    if not files:
-        return None
-    listed = ", ".join(f"'{f}'" for f in files)
-    return f"read_parquet([{listed}], hive_partitioning = true)"
+    try:
+        return duckdb_scan(lake, table)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"the lake at {lake} has no published {table} yet (run `salespulse backfill` "
+                                "or `salespulse stream`)") from None
 
 
 def kpi_totals(lake: str | Path, by: str | None = None) -> pd.DataFrame:

@@ -121,3 +121,17 @@ def table_dirs(lake: str | Path, table: str) -> list[Path]:
     if table not in TABLES:
         raise KeyError(f"no lake table {table!r}; tables are {', '.join(TABLES)}")
     return [Path(lake) / rel for rel in read_manifest(lake).get("tables", {}).get(table, [])]
+
+
+def duckdb_scan(lake: str | Path, table: str) -> str | None:
+    """A DuckDB relation over the table's committed files, with the table's own columns (the ``dir`` level of
+    the folder names is dropped); None when the published table has no rows. Raises FileNotFoundError when
+    the table was never published."""
+    dirs = table_dirs(lake, table)
+    if not dirs:
+        raise FileNotFoundError(f"the lake at {lake} has no published {table} yet")
+    files = sorted(f.as_posix() for d in dirs for f in d.rglob("*.parquet"))
+    if not files:
+        return None
+    listed = ", ".join(f"'{f}'" for f in files)
+    return f"(SELECT * EXCLUDE (dir) FROM read_parquet([{listed}], hive_partitioning = true, union_by_name = true))"

@@ -30,7 +30,7 @@ COMBINE: dict[str, Callable[[DataFrame], DataFrame]] = {
     "gold_sales_hourly": combine_sales_hourly,
     "gold_customers_daily": combine_customers_daily,
 }
-_LEVEL = re.compile(r"^(?:stream-.*|compact-(\d+)-.*)$")
+_LEVEL = re.compile(r"^dir=(?:stream-.*|compact-(\d+)-.*)$")
 
 
 def level(directory: str) -> int | None:

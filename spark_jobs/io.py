@@ -34,6 +34,7 @@ from spark_jobs.transforms.parse import BAD_HEADER, LANDED_TIME, ROW_NUMBER, SOU
 
 SOURCE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx")
 RECORD_ID = "_record_id"
+DIR_PREFIX = "dir="  # table directories are named as a partition level: one Spark read covers many of them
 
 
 class SourceError(ValueError):
@@ -246,14 +247,15 @@ def read_table(spark: SparkSession, lake: str, table: str, manifest: dict[str, A
 
 def read_version(spark: SparkSession, lake: str, table: str, dirs: list[str], schema_json: str) -> DataFrame:
     """The union of some directories of a table. The schema travels with the manifest: an empty version has
-    no Parquet footer to infer it from. Partitioned directories are read one by one (Spark refuses several
-    partitioned roots in one read), which keeps partition pruning inside each."""
+    no Parquet footer to infer it from."""
     schema = StructType.fromJson(json.loads(schema_json))
     paths = [f"{lake.rstrip('/')}/{d}" for d in dirs]
-    if not TABLES[table].partition_by:
-        return spark.read.schema(schema).parquet(*paths)
-    frames = [spark.read.schema(schema).parquet(path) for path in paths]
-    return functools.reduce(DataFrame.unionByName, frames)
+    reader = spark.read.schema(schema)
+    if TABLES[table].partition_by:
+        # Every directory is a `dir=<name>` partition of the table's folder, so one read with that folder as
+        # base path covers them all, with partition pruning (`dir` itself is dropped again).
+        reader = reader.option("basePath", f"{lake.rstrip('/')}/{TABLES[table].folder}")
+    return reader.parquet(*paths).select(*schema.fieldNames())
 
 
 def write_table_version(frame: DataFrame, lake: str, table: str, version: str, *, replace: bool = False,
@@ -262,7 +264,7 @@ def write_table_version(frame: DataFrame, lake: str, table: str, version: str, *
     schema (JSON) for the manifest. ``replace`` overwrites a directory an interrupted attempt left behind:
     only for directories no manifest has listed yet."""
     spec = TABLES[table]
-    relative = f"{spec.folder}/{version}"
+    relative = f"{spec.folder}/{DIR_PREFIX}{version}"
     if files_per_partition is not None:
         frame = frame.coalesce(files_per_partition)
     writer = frame.write.mode("overwrite" if replace else "errorifexists").option("maxRecordsPerFile", 5_000_000)

@@ -41,3 +41,22 @@ def read_landing(folder: Path) -> pd.DataFrame:
         for f in files
     ]
     return pd.concat(frames, ignore_index=True)
+
+
+def stock_from_events(inventory: pd.DataFrame, sales: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """Stock on hand per (country, product), straight from the definition: the last count, plus restocks and
+    adjustments at or after it, minus units sold at or after it. Series without a count are left out."""
+    inventory = inventory.astype({"quantity": float}).assign(event_time=lambda d: pd.to_datetime(d["event_time"]))
+    sales = sales.astype({"units_sold": float}).assign(event_time=lambda d: pd.to_datetime(d["event_time"]))
+    stock = {}
+    for (country, product), series in inventory.groupby(["country", "product"]):
+        counts = series[series["kind"] == "count"].sort_values("event_time")
+        if counts.empty:
+            continue
+        counted = counts.iloc[-1]
+        after = series["event_time"] >= counted["event_time"]
+        moves = series[(series["kind"] != "count") & after]["quantity"].sum()
+        sold = sales[(sales["country"] == country) & (sales["product"] == product)
+                     & (sales["event_time"] >= counted["event_time"])]["units_sold"].sum()
+        stock[(country, product)] = counted["quantity"] + moves - sold
+    return stock

@@ -24,7 +24,7 @@ import pyspark
 import pytest
 import yaml
 
-from salespulse.lake import MANIFEST, table_dirs
+from salespulse.lake import MANIFEST, duckdb_scan
 from tests.conftest import END_MS, read_landing, run_simulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
@@ -200,9 +200,8 @@ def land_inputs(landing: Path) -> None:
 
 def duck(lake: Path, table: str, select: str) -> list[tuple[Any, ...]]:
     """``select`` over the committed directories of one table (the manifest's, not a folder listing)."""
-    files = [f.as_posix() for d in table_dirs(lake, table) for f in d.rglob("*.parquet")]
-    assert files, f"{table} is empty in {lake}"
-    source = f"read_parquet({files}, hive_partitioning=true, union_by_name=true)"
+    source = duckdb_scan(lake, table)
+    assert source is not None, f"{table} is empty in {lake}"
     return duckdb.sql(select.replace("{t}", source)).fetchall()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from salespulse.lake import MANIFEST, STATUS, table_dirs
+from salespulse.lake import MANIFEST, STATUS, duckdb_scan
 from salespulse.settings import SimulatorSettings
 from salespulse.simulator.run import simulate
 from tests.conftest import read_landing
@@ -63,8 +63,9 @@ def wait_for_batch_after(lake: Path, batch: int, proc: subprocess.Popen[bytes], 
 
 
 def parquet(lake: Path, table: str) -> str:
-    files = [f.as_posix() for d in table_dirs(lake, table) for f in d.rglob("*.parquet")]
-    return f"read_parquet({files}, hive_partitioning = true, union_by_name = true)"
+    scan = duckdb_scan(lake, table)
+    assert scan is not None, f"{table} is empty in {lake}"
+    return scan
 
 
 def test_stream_survives_repeated_kill_9_exactly_once(tmp_path: Path) -> None:

@@ -17,11 +17,11 @@ import yaml
 from pyspark.sql import SparkSession
 
 from salespulse.kpi_report import kpi_totals
-from salespulse.lake import table_dirs
+from salespulse.lake import duckdb_scan
 from salespulse.profiles import SourceProfile, load_profile
 from salespulse.settings import Settings, load_settings
 from spark_jobs.backfill import run_backfill
-from tests.conftest import read_landing, run_simulator
+from tests.conftest import read_landing, run_simulator, stock_from_events
 from tests.unit.test_simulator import valid_mask
 
 pytestmark = pytest.mark.spark
@@ -46,10 +46,8 @@ def file_name(frame: pd.DataFrame) -> pd.Series:
 
 
 def table(settings: Settings, name: str) -> pd.DataFrame:
-    files = [f.as_posix() for d in table_dirs(settings.paths.lake, name) for f in d.rglob("*.parquet")]
-    if not files:
-        return pd.DataFrame()
-    return duckdb.sql(f"SELECT * FROM read_parquet({files}, hive_partitioning=true)").df()
+    scan = duckdb_scan(settings.paths.lake, name)
+    return duckdb.sql(f"SELECT * FROM {scan}").df() if scan else pd.DataFrame()
 
 
 def cents(value: Any) -> int:
@@ -157,16 +155,9 @@ def test_backfill_simulator_history_matches_independent_computation(spark: Spark
         customers = numbers.loc[numbers["country"] == country, "customer_id"].nunique()
         assert got.loc[country, "active_customers"] == customers
 
-    inventory = read_landing(landing / "history" / "inventory").astype({"quantity": float})
-    inventory["event_time"] = pd.to_datetime(inventory["event_time"], utc=True)
-    numbers["event_time"] = pd.to_datetime(numbers["event_time"], utc=True)
-    stock = table(settings, "gold_stock").set_index(["country", "product"])
-    for (country, product), series in inventory.groupby(["country", "product"]):
-        counted = series[series["kind"] == "count"].sort_values("event_time").iloc[-1]
-        moves = series[(series["kind"] != "count") & (series["event_time"] >= counted["event_time"])]["quantity"].sum()
-        sold = numbers[(numbers["country"] == country) & (numbers["product"] == product)
-                       & (numbers["event_time"] >= counted["event_time"])]["units_sold"].sum()
-        assert stock.loc[(country, product), "stock_on_hand"] == pytest.approx(counted["quantity"] + moves - sold)
+    stock = table(settings, "gold_stock").set_index(["country", "product"])["stock_on_hand"]
+    expected_stock = stock_from_events(read_landing(landing / "history" / "inventory"), unique)
+    assert stock.to_dict() == pytest.approx(expected_stock)
 
 
 def test_backfill_supermarket_profile_from_the_docs(spark: SparkSession, tmp_path: Path) -> None:

@@ -14,14 +14,16 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from pyspark.sql import SparkSession
 
+from salespulse.cli import main
 from salespulse.kpi_report import kpi_totals
-from salespulse.lake import MANIFEST, STATUS, table_dirs
+from salespulse.lake import MANIFEST, STATUS, duckdb_scan, table_dirs
 from salespulse.schema import SALES_EVENT
 from salespulse.settings import Settings, load_settings
 from spark_jobs.stream import run_stream
-from tests.conftest import read_landing, run_simulator
+from tests.conftest import read_landing, run_simulator, stock_from_events
 from tests.unit.test_simulator import valid_mask
 
 pytestmark = pytest.mark.spark
@@ -46,10 +48,8 @@ def drain(spark: SparkSession, settings: Settings) -> list[str]:
 
 
 def lake_table(settings: Settings, name: str) -> pd.DataFrame:
-    files = [f.as_posix() for d in table_dirs(settings.paths.lake, name) for f in d.rglob("*.parquet")]
-    if not files:
-        return pd.DataFrame()
-    return duckdb.sql(f"SELECT * FROM read_parquet({files}, hive_partitioning=true, union_by_name=true)").df()
+    scan = duckdb_scan(settings.paths.lake, name)
+    return duckdb.sql(f"SELECT * FROM {scan}").df() if scan else pd.DataFrame()
 
 
 def stream_state(settings: Settings, event: str = "sales") -> dict[str, Any]:
@@ -65,7 +65,7 @@ def test_stream_simulator_files_exact_against_pandas(spark: SparkSession, tmp_pa
     # Live clock at the real now: lateness is judged against the files' landing times.
     run_simulator(landing, seconds=4, end_ms=None, rate=1500, bad_rows_pct=2, duplicate_pct=3, late_pct=3)
     # Two files per batch: duplicates held back by the simulator land in a later file, so in a later batch.
-    settings = stream_settings(tmp_path, max_files_per_trigger=2, compact_every_batches=1)
+    settings = stream_settings(tmp_path, max_files_per_trigger=2, compact_every_batches=1, stock_refresh_seconds=0)
     lines = drain(spark, settings)
     assert sum(line.startswith("stream sales batch") for line in lines) >= 2
     assert any(line.startswith("compact silver_sales") for line in lines), lines
@@ -89,6 +89,7 @@ def test_stream_simulator_files_exact_against_pandas(spark: SparkSession, tmp_pa
     by_country = unique.assign(sales=unique["sales"].astype(float), profit=unique["profit"].astype(float))
     expected = by_country.groupby("country")[["sales", "profit"]].sum()
     got = kpi_totals(settings.paths.lake, "country").set_index("country")
+    assert set(got.index) == set(expected.index)
     for country in expected.index:
         assert round(got.loc[country, "sales"] * 100) == round(expected.loc[country, "sales"] * 100)
         assert round(got.loc[country, "profit"] * 100) == round(expected.loc[country, "profit"] * 100)
@@ -96,8 +97,17 @@ def test_stream_simulator_files_exact_against_pandas(spark: SparkSession, tmp_pa
 
     inventory = read_landing(landing / "inventory")
     assert stream_state(settings, "inventory")["rows_silver"] == len(inventory)
+    stock = lake_table(settings, "gold_stock").set_index(["country", "product"])["stock_on_hand"]
+    assert stock.to_dict() == pytest.approx(stock_from_events(inventory, unique))
     status = json.loads((Path(settings.paths.lake) / STATUS).read_text())
     assert status["events"]["sales"]["rows_in"] == len(raw)
+
+    # `salespulse compact` merges what the stream wrote; the published content stays the same.
+    dirs_before = len(table_dirs(settings.paths.lake, "gold_sales_hourly"))
+    result = CliRunner().invoke(main, ["compact", "--lake", settings.paths.lake])
+    assert result.exit_code == 0, result.output
+    assert len(table_dirs(settings.paths.lake, "gold_sales_hourly")) < dirs_before or dirs_before == 1
+    pd.testing.assert_frame_equal(kpi_totals(settings.paths.lake, "country"), got.reset_index(), rtol=1e-9)
 
     # Nothing new landed: a second run reads nothing and changes nothing.
     before = (Path(settings.paths.lake) / MANIFEST).read_text()
@@ -219,3 +229,31 @@ def test_stream_late_future_and_duplicate_events(spark: SparkSession, tmp_path: 
     in_old_hour = hourly[pd.to_datetime(hourly["hour"], utc=True) == old_hour]
     assert in_old_hour["orders"].sum() == 1
     assert round(in_old_hour["sales"].sum(), 2) == round(float(good_rows["sales"].iloc[3]), 2)
+
+
+def test_stream_stock_and_reorder_alerts(spark: SparkSession, tmp_path: Path, good_rows: pd.DataFrame) -> None:
+    landed = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    counted_at = (landed - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    counts = pd.DataFrame([
+        {"event_time": counted_at, "country": "USA", "product": "Paseo", "kind": "count", "quantity": "100",
+         "reorder_point": "50"},
+        {"event_time": counted_at, "country": "Canada", "product": "Paseo", "kind": "count", "quantity": "1000",
+         "reorder_point": "50"},
+    ])
+    units = good_rows["units_sold"].astype(float).cumsum()
+    sold = _at(good_rows[units.shift(fill_value=0) <= 60], landed - timedelta(minutes=5)).assign(
+        country="USA", product="Paseo")
+    inventory_file = tmp_path / "landing" / "inventory" / "counts.csv"
+    _write(inventory_file, counts.to_csv(index=False), landed)
+    _write(tmp_path / "landing" / "sales" / "sold.csv", _rows(sold), landed)
+    settings = stream_settings(tmp_path, stock_refresh_seconds=0)
+    drain(spark, settings)
+
+    stock = lake_table(settings, "gold_stock").set_index(["country", "product"])
+    expected = stock_from_events(counts, sold)
+    assert stock["stock_on_hand"].to_dict() == pytest.approx(expected)
+    assert expected[("USA", "Paseo")] < 50 < expected[("Canada", "Paseo")]
+    assert stock["below_reorder_point"].to_dict() == {("USA", "Paseo"): True, ("Canada", "Paseo"): False}
+    alerts = lake_table(settings, "gold_reorder_alerts")
+    assert alerts[["country", "product"]].values.tolist() == [["USA", "Paseo"]]
+    assert alerts["stock_on_hand"].item() == pytest.approx(expected[("USA", "Paseo")])
