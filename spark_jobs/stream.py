@@ -117,14 +117,20 @@ class StreamJob:
     def checkpoint(self, event: str) -> str:
         return f"{self.settings.paths.checkpoints.rstrip('/')}/stream-{CHECKPOINT_VERSION}/{event}"
 
-    def stop(self, timeout_seconds: float = 600) -> None:
+    def stop(self, timeout_seconds: float = 60) -> None:
         """Wait until no query is inside a trigger (planning or running a batch), then stop them all: the
-        running batch is finished and published, and none is cut off halfway."""
+        running batch is finished and published, and none is cut off halfway. With a backlog, triggers follow
+        each other without a gap; after ``timeout_seconds`` the queries are stopped anyway, and a batch cut off
+        then is not published and is replayed at the next start."""
         deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
+        while True:
             with self.batch_lock:
                 if not any(q.isActive and q.status["isTriggerActive"] for q in self.queries):
                     break
+            if time.monotonic() > deadline:
+                self.say(f"stream: still busy after {timeout_seconds:g} s; stopping now (an unfinished batch is "
+                         "replayed at the next start)")
+                break
             time.sleep(0.05)
         for query in self.queries:
             query.stop()
