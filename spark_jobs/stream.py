@@ -174,8 +174,8 @@ class StreamJob:
         # overhead per file in every stage. Read them once, in as many tasks as there are cores (numbering the
         # rows aggregates the batch, then cleaning scans it again).
         raw = batch.coalesce(self.spark.sparkContext.defaultParallelism).persist(StorageLevel.MEMORY_AND_DISK)
-        # The batch's own values (ingest time, run id) are added after the cache: as literals inside the big
-        # cleaning projection they would change its generated code, which Spark would then compile per batch.
+        # The batch's own values (ingest time, run id) are added after the cache, so the cached cleaning plan
+        # is the same in every batch.
         persisted = clean_events(map_to_canonical(io.number_rows(raw, profile), profile), rules).persist(
             StorageLevel.MEMORY_AND_DISK)
         cleaned = persisted.withColumn("ingest_time", F.lit(now)).withColumn("run_id", F.lit(run_id))
@@ -231,7 +231,8 @@ class StreamJob:
 
             io.update_manifest(spark, lake, publish, run_id)
             if first_landed is not None:
-                landed = first_landed if first_landed.tzinfo else first_landed.replace(tzinfo=timezone.utc)
+                # PySpark returns timestamps as naive local times; astimezone reads them as such.
+                landed = first_landed.astimezone(timezone.utc)
                 figures.freshness_seconds = (datetime.now(timezone.utc) - landed).total_seconds()
             self._maybe_compact(event, batch_id)
             return figures
