@@ -45,6 +45,8 @@ _LINEAGE = (
     ("source_file", "file the row came from"), ("row_number", "1-based data-record number in that file"),
     ("ingest_time", "UTC time of the run that loaded it"), ("run_id", "id of that run"),
 )
+SILVER_LINEAGE = tuple(name for name, _ in _LINEAGE)  # the lineage columns every silver row carries
+
 _ADDITIVE = (
     ("orders", "count of orders"), ("units_sold", "sum"), ("gross_sales", "sum"), ("discounts", "sum"),
     ("sales", "sum"), ("cogs", "sum"), ("profit", "sum"),

@@ -17,7 +17,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from salespulse.lake import REASONS
+from salespulse.lake import REASONS, SILVER_LINEAGE
 from salespulse.profiles import SourceProfile
 from salespulse.settings import Settings
 from spark_jobs import io
@@ -25,8 +25,6 @@ from spark_jobs.transforms.aggregate import aggregate_customers_daily, aggregate
 from spark_jobs.transforms.clean import CleaningRules, clean_events
 from spark_jobs.transforms.dedupe import dedupe_events, event_key
 from spark_jobs.transforms.parse import map_to_canonical
-
-LINEAGE = ("flags", "source_file", "row_number", "ingest_time", "run_id")
 
 
 def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: SourceProfile, now: datetime,
@@ -47,12 +45,13 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
         manifest = io.read_manifest(spark, lake)
         silver_table, quarantine_table = f"silver_{event}", f"quarantine_{event}"
         columns = [c.name for c in profile.schema.columns]
-        good = cleaned.where(F.col("reason").isNull()).select(*columns, *LINEAGE)
+        good = cleaned.where(F.col("reason").isNull()).select(*columns, *SILVER_LINEAGE)
         key = event_key(event)
         existing = io.read_table(spark, lake, silver_table, manifest)
         candidates = good.withColumn("_priority", F.lit(1))
         if existing is not None:
-            candidates = existing.select(*columns, *LINEAGE).withColumn("_priority", F.lit(0)).unionByName(candidates)
+            already = existing.select(*columns, *SILVER_LINEAGE).withColumn("_priority", F.lit(0))
+            candidates = already.unionByName(candidates)
         silver = dedupe_events(candidates, key, "_priority").drop("_priority")
         silver = silver.withColumn("event_date", F.to_date("event_time"))
         version = f"version-{run_id}"

@@ -33,7 +33,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from salespulse.lake import STATUS
+from salespulse.lake import SILVER_LINEAGE, STATUS
 from salespulse.profiles import SourceProfile, load_profile
 from salespulse.settings import Settings
 from spark_jobs import io
@@ -49,7 +49,6 @@ from spark_jobs.transforms.dedupe import dedupe_events, event_key
 from spark_jobs.transforms.parse import map_to_canonical
 
 EVENTS = {"sales": "canonical", "inventory": "canonical_inventory"}
-LINEAGE = ("flags", "source_file", "row_number", "ingest_time", "run_id")
 CHECKPOINT_VERSION = "v1"  # bump when the query's shape changes: an old checkpoint cannot be reused (PITFALLS 13)
 COUNTERS = ("rows_in", "rows_silver", "rows_quarantined", "rows_duplicate", "files")
 
@@ -243,7 +242,7 @@ class StreamJob:
     def _write_valid(self, event: str, cleaned: DataFrame, manifest: dict[str, Any], run_id: str,
                      window_start: datetime) -> dict[str, tuple[str, str]]:
         columns = [c.name for c in self.profiles[event].schema.columns]
-        good = cleaned.where(F.col("reason").isNull()).select(*columns, *LINEAGE)
+        good = cleaned.where(F.col("reason").isNull()).select(*columns, *SILVER_LINEAGE)
         key = list(event_key(event))
         existing = io.read_table(self.spark, self.lake, f"silver_{event}", manifest)
         if existing is not None:
