@@ -11,7 +11,7 @@ DEMO_HISTORY_RATE ?= 0.3
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: demo test bench lint setup java clean-data help
+.PHONY: demo test bench lint setup java browser clean-data help
 .DEFAULT_GOAL := help
 
 help:
@@ -44,6 +44,19 @@ java:
 		exit 1; \
 	fi
 
+# The browser tests drive Debian's Chromium through its ChromeDriver; never a driver downloaded at run time.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "setup: installing Chromium and ChromeDriver (Debian chromium, chromium-driver) for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+		echo "The browser tests need /usr/bin/chromium and /usr/bin/chromedriver and cannot install them without root and apt-get." >&2; \
+		echo "Install them (e.g. 'sudo apt-get install chromium chromium-driver'), then re-run." >&2; \
+		exit 1; \
+	fi
+
 # The demo runs in its own folder, reset each time, so it never mixes with data you loaded yourself.
 DEMO_DIR := data/demo
 demo: export SALESPULSE_PATHS__LANDING = $(DEMO_DIR)/landing
@@ -67,7 +80,7 @@ demo: setup
 	$(BIN)/salespulse kpis --by country; exit $$code
 
 # pytest's own exit code decides: 5 (nothing collected) fails the run like any failure.
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
 bench: setup
