@@ -229,6 +229,45 @@ def compact(ctx: click.Context, lake: str | None, tables: tuple[str, ...]) -> No
 
 
 @main.command()
+@click.option("--lake", help="Lake folder or URI (paths.lake).")
+@click.option("--registry", help="Model registry folder (paths.models).")
+@click.option("--every-hours", type=click.IntRange(1, 24 * 7), default=24, show_default=True,
+              help="Hours between two forecast origins.")
+@click.option("--start", "start", callback=lambda _c, _p, v: _parse_hour(v), help="First origin (ISO, UTC).")
+@click.option("--end", "end", callback=lambda _c, _p, v: _parse_hour(v), help="Last origin (ISO, UTC).")
+@click.pass_context
+def forecast(ctx: click.Context, lake: str | None, registry: str | None, every_hours: int,
+             start: datetime | None, end: datetime | None) -> None:
+    """Back-test the current model over history: forecasts from origins every N hours (default: the whole
+    of gold that has a week of history before it), written to gold_forecasts, and every covered hour judged
+    into gold_forecast_anomalies. The running stream forecasts by itself; this is for history and exports."""
+    from model.registry import ModelError
+    from spark_jobs.forecast import run_backtest
+    from spark_jobs.session import build_session
+
+    settings = _settings(ctx, {"paths.lake": lake, "paths.models": registry})
+    spark = build_session(settings.spark)
+    try:
+        output = run_backtest(spark, settings, every_hours, start, end, datetime.now(timezone.utc))
+    except (ModelError, ValueError) as err:
+        _fail(str(err))
+    _say(f"forecast: model {output.version}, {len(output.origins)} origin(s) from "
+         f"{output.origins[0]:%Y-%m-%d %H}:00 to {output.origins[-1]:%Y-%m-%d %H}:00 UTC: "
+         f"{output.forecasts:,} forecast rows, {output.anomalies:,} anomalies")
+
+
+def _parse_hour(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date or time") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+@main.command()
 @click.option("--lake", help="Local lake folder (paths.lake).")
 @click.option("--by", type=click.Choice(["country", "segment", "product", "month"]), help="Group the KPIs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")

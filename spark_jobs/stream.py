@@ -33,11 +33,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from model.registry import ModelError
 from salespulse.lake import SILVER_LINEAGE, STATUS
 from salespulse.profiles import SourceProfile, load_profile
 from salespulse.settings import Settings
 from spark_jobs import io
 from spark_jobs.compact import compact_tables
+from spark_jobs.forecast import last_complete_hour, model_version, publish_forecasts, run_forecasts
 from spark_jobs.transforms.aggregate import (
     aggregate_customers_daily,
     aggregate_sales_hourly,
@@ -92,6 +94,8 @@ class StreamJob:
         self.queries: list[StreamingQuery] = []
         self.query_ids: dict[str, str] = {}
         self.recent: dict[str, BatchFigures] = {}
+        self.model_note = ""  # the last thing said about the model, so it is said once, not every batch
+        self.failed_version: str | None = None  # not retried until the registry promotes another version
 
     # -- queries ---------------------------------------------------------------------------------------------
     def start(self, available_now: bool = False) -> list[StreamingQuery]:
@@ -154,6 +158,8 @@ class StreamJob:
                          f"and every file still in the landing folder is read again (docs/operations.md)")
             figures = self._apply(event, batch, batch_id, manifest)
             figures.seconds = time.monotonic() - started
+            if event == "sales":
+                self._maybe_forecast(datetime.now(timezone.utc))
             self.recent[event] = figures
             published = self._write_status()
             state = published.get("streams", {}).get(event, {})
@@ -297,12 +303,56 @@ class StreamJob:
         self.last_stock_refresh = time.monotonic()
         return out
 
+    def _maybe_forecast(self, now: datetime) -> None:
+        """Forecast the next 24 hours when an hour has completed since the last forecast or the registry
+        promoted another model. Without a usable model the stream goes on with KPIs only, and says why once."""
+        registry = self.settings.paths.models
+        try:
+            version = model_version(self.settings)
+        except ModelError as err:
+            self._say_once(f"stream: no forecasts ({err}); KPIs go on")
+            return
+        if version is None:
+            self._say_once(f"stream: no model in {registry} yet; KPIs only until `salespulse train` promotes one "
+                           "(picked up at the next batch)")
+            return
+        if version == self.failed_version:
+            return
+        origin = last_complete_hour(now)
+        manifest = io.read_manifest(self.spark, self.lake)
+        state = manifest.get("forecasts", {})
+        if state.get("origin") == origin.isoformat() and state.get("model_version") == version:
+            return
+        # Hours completed since the last judged one (at most a day back) are judged against their forecasts.
+        judged = datetime.fromisoformat(state["judged_through"]) if "judged_through" in state else None
+        first = max(judged + timedelta(hours=1) if judged else origin, origin - timedelta(hours=23))
+        judge = (first, origin) if first <= origin else None
+        started = time.monotonic()
+        try:
+            run = f"stream-forecast-{origin:%Y%m%dT%H}"
+            output = run_forecasts(self.spark, self.settings, manifest, version, [origin], judge, run, now)
+            io.update_manifest(self.spark, self.lake, lambda current: publish_forecasts(current, output),
+                               f"{run}-{version}")
+        except Exception as err:  # a model that fails in the workers must not stop the KPIs
+            self.failed_version = version
+            self._say_once(f"stream: forecasting with model {version} failed, KPIs go on without forecasts "
+                           f"until another model is promoted: {_reason(err)}")
+            return
+        self.model_note = ""
+        self.say(f"stream: forecast from model {version} for the 24 h after {origin:%Y-%m-%d %H}:00 UTC: "
+                 f"{output.forecasts:,} rows, {output.anomalies:,} anomalies, {time.monotonic() - started:.1f} s")
+
+    def _say_once(self, note: str) -> None:
+        if note != self.model_note:
+            self.model_note = note
+            self.say(note)
+
     def _maybe_compact(self, event: str, batch_id: int) -> None:
         every = self.settings.stream.compact_every_batches
         if every and batch_id > 0 and batch_id % every == 0:
             tables = [f"silver_{event}", f"quarantine_{event}"]
             if event == "sales":
-                tables += ["gold_sales_hourly", "gold_customers_daily"]
+                tables += ["gold_sales_hourly", "gold_customers_daily", "gold_forecasts", "gold_forecast_anomalies"]
             else:
                 tables += ["gold_reorder_alerts"]
             for line in compact_tables(self.spark, self.settings, tables):
@@ -327,6 +377,15 @@ class StreamJob:
         """Files not processed yet, plus (with archive or delete) the last batch's, which Spark cleans up at the
         next batch."""
         return len(io.list_files(self.spark, f"{self.settings.paths.landing.rstrip('/')}/{event}"))
+
+
+def _reason(err: Exception) -> str:
+    """The model's own one-line message when a worker raised ModelError, else the error's first line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if "ModelError: " in line:
+            return line.split("ModelError: ", 1)[1]
+    return lines[0] if lines else type(err).__name__
 
 
 def check_paths(spark: SparkSession, settings: Settings) -> None:
