@@ -38,7 +38,7 @@ def run(*args: str) -> float:
 def build_lake(work: Path, days: float, rate: float) -> str:
     lake = work / "lake"
     if (lake / "_manifest.json").exists():
-        return f"reused the lake in {lake} (built earlier by this script with the same commands)"
+        return f"not timed here: reused the lake already in {lake}, built with these two commands"
     simulate_s = run("simulate", "--history-days", f"{days:g}", "--history-rate", f"{rate:g}", "--end", END,
                      "--out", str(work / "landing"), "--quiet")
     backfill_s = run("backfill", "--input", str(work / "landing" / "history" / "sales"), "--profile", "canonical",
