@@ -91,24 +91,27 @@ def test_saved_model_loads_with_identical_predictions(planted, trained, tmp_path
     assert cached_forecaster(tmp_path, result.version) is cached_forecaster(tmp_path, result.version)
 
 
+def _with_baseline_maes(metrics: dict, naive: float, linear: float) -> dict:
+    changed = json.loads(json.dumps(metrics))
+    changed["overall"]["seasonal_naive"]["sales"]["mae"] = naive
+    changed["overall"]["linear_regression"]["sales"]["mae"] = linear
+    return changed
+
+
 def test_promotion_needs_a_model_better_than_the_best_baseline(trained, tmp_path) -> None:
     network, spec, metrics = trained
-    assert metrics["overall"]["model"]["sales"]["mae"] < metrics["overall"]["seasonal_naive"]["sales"]["mae"]
-    good = publish_version(tmp_path, network, spec, metrics, NOW)
-    assert good.promoted == (good.metrics["overall"]["model"]["sales"]["mae"]
-                             < min(good.metrics["overall"][b]["sales"]["mae"]
-                                   for b in ("seasonal_naive", "linear_regression")))
-    promote_first = good.version if good.promoted else None
-    worse = json.loads(json.dumps(metrics))
-    worse["overall"]["linear_regression"]["sales"]["mae"] = worse["overall"]["model"]["sales"]["mae"] * 0.99
-    refused = publish_version(tmp_path, network, spec, worse, NOW)
-    assert not refused.promoted and "NOT promoted" in refused.message
-    assert refused.version == "20261123T221501Z"  # same second: the next one, never an overwrite
-    assert json.loads((refused.folder / "metrics.json").read_text())["promoted"] is False
-    assert current_version(tmp_path) == promote_first
-    tie = json.loads(json.dumps(metrics))
-    tie["overall"]["seasonal_naive"]["sales"]["mae"] = tie["overall"]["model"]["sales"]["mae"]
-    assert promotion_decision(tie)[:2] == (False, "seasonal_naive")
+    model_mae = metrics["overall"]["model"]["sales"]["mae"]
+    better = publish_version(tmp_path, network, spec, _with_baseline_maes(metrics, 2 * model_mae, 1.01 * model_mae),
+                             NOW)
+    assert better.promoted and current_version(tmp_path) == better.version == "20261123T221500Z"
+    # The model beats seasonal-naive but not linear regression: the best baseline decides.
+    worse = publish_version(tmp_path, network, spec, _with_baseline_maes(metrics, 2 * model_mae, 0.99 * model_mae),
+                            NOW)
+    assert not worse.promoted and "NOT promoted" in worse.message and "current stays 20261123T221500Z" in worse.message
+    assert worse.version == "20261123T221501Z"  # same second: the next one, never an overwrite
+    assert json.loads((worse.folder / "metrics.json").read_text())["promoted"] is False
+    assert current_version(tmp_path) == better.version
+    assert promotion_decision(_with_baseline_maes(metrics, model_mae, 2 * model_mae))[:2] == (False, "seasonal_naive")
 
 
 def test_missing_or_corrupt_models_raise_clear_errors(trained, tmp_path) -> None:
