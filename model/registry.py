@@ -55,8 +55,10 @@ class Forecaster:
 
     def predict_scaled(self, matrix: np.ndarray) -> np.ndarray:
         """Raw feature matrix -> scaled quantiles, shape (rows, measures, horizons, quantiles)."""
+        from keras import ops
+
         standardized = ((matrix - self.feature_mean) / self.feature_std).astype(np.float32)
-        chunks = [np.asarray(self.keras_model(standardized[i:i + PREDICT_CHUNK_ROWS], training=False))
+        chunks = [ops.convert_to_numpy(self.keras_model(standardized[i:i + PREDICT_CHUNK_ROWS], training=False))
                   for i in range(0, len(standardized), PREDICT_CHUNK_ROWS)]
         return np.concatenate(chunks) if chunks else np.zeros((0, len(MEASURES), HORIZON_HOURS, 3), np.float32)
 

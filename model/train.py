@@ -8,6 +8,7 @@ pure function of its inputs.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,7 +32,7 @@ from model.features import (
     values_at,
 )
 from model.metrics import forecast_metrics
-from model.registry import current_version, promote, version_name, write_version
+from model.registry import Forecaster, current_version, promote, version_name, write_version
 from salespulse.lake import duckdb_scan
 from salespulse.settings import ModelSettings
 
@@ -218,7 +219,7 @@ def fit_candidate(candidate: Candidate, settings: ModelSettings, train: Dataset,
         epochs=settings.max_epochs, batch_size=settings.batch_size, verbose=0, shuffle=True,
         callbacks=[keras.callbacks.EarlyStopping(patience=settings.patience, restore_best_weights=True),
                    _Deadline()])
-    median = _scaled_back(np.asarray(network(x_val, training=False))[..., 1], validation.scales)
+    median = _scaled_back(keras.ops.convert_to_numpy(network(x_val, training=False))[..., 1], validation.scales)
     return Trial(candidate, len(history.history["loss"]), float(min(history.history["val_loss"])),
                  sales_mae(validation.targets, median), time.monotonic() - began, network)
 
@@ -255,13 +256,18 @@ class RidgeBaseline:
     @classmethod
     def fit(cls, settings: ModelSettings, train: Dataset, validation: Dataset,
             standardizer: Standardizer) -> RidgeBaseline:
+        from scipy.linalg import LinAlgWarning
         from sklearn.linear_model import Ridge
 
+        # The features are collinear by construction (each one-hot group sums to 1, the 7-day same-hour means
+        # are sums of lags); the ridge penalty is what makes the solve well-posed, so scipy's warning is noise.
         x_train, x_val = standardizer.apply(train.features), standardizer.apply(validation.features)
         y_train = train.scaled_targets.reshape(len(train.targets), -1)
         fitted = []
         for alpha in settings.ridge_alphas:
-            regression = Ridge(alpha=alpha).fit(x_train, y_train, sample_weight=train.weights)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", LinAlgWarning)
+                regression = Ridge(alpha=alpha).fit(x_train, y_train, sample_weight=train.weights)
             candidate = cls(alpha, regression)
             fitted.append((sales_mae(validation.targets, candidate.predict(x_val, validation.scales)), candidate))
         return min(fitted, key=lambda pair: pair[0])[1]
@@ -325,7 +331,8 @@ def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress:
     best = trials[0]
     ridge = RidgeBaseline.fit(settings, train, validation, standardizer)
     x_test = standardizer.apply(test.features)
-    quantiles = _scaled_back(np.asarray(best.network(x_test, training=False)), test.scales)
+    quantiles = _scaled_back(Forecaster("candidate", list(FEATURE_COLUMNS), standardizer.mean, standardizer.std,
+                                        best.network).predict_scaled(test.features), test.scales)
     forecasts: Forecasts = {
         "model": (quantiles[..., 0], quantiles[..., 1], quantiles[..., 2]),
         "seasonal_naive": (None, test.seasonal_naive, None),
