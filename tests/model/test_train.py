@@ -179,3 +179,15 @@ def test_cli_train_writes_a_version_and_explains_failures(planted, tmp_path) -> 
     card = (registry / version / "card.md").read_text()
     assert "| model (p50) | sales |" in card and "Known limits" in card
     assert (current_version(registry) == version) == ("train: promoted" in result.output)
+
+
+def test_model_settings_reject_bad_values_by_name(monkeypatch) -> None:
+    from salespulse.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("SALESPULSE_MODEL__TEST_DAYS", "0")
+    with pytest.raises(SettingsError, match=r"invalid setting model\.test_days"):
+        load_settings()
+    monkeypatch.delenv("SALESPULSE_MODEL__TEST_DAYS")
+    monkeypatch.setenv("SALESPULSE_MODEL__MLP_HIDDEN_UNITS", "[64, 0]")
+    with pytest.raises(SettingsError, match=r"invalid setting model\.mlp_hidden_units: sizes must be 1 or more"):
+        load_settings()
