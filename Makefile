@@ -87,6 +87,7 @@ bench: setup
 	$(BIN)/python bench/simulate_history.py
 	$(BIN)/python bench/backfill_vs_duckdb.py
 	$(BIN)/python bench/stream_sustained.py
+	$(BIN)/python bench/train_model.py
 
 lint: setup
 	$(BIN)/ruff check .

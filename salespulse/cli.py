@@ -291,6 +291,43 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, as_json: bool) ->
 
 
 @main.command()
+@click.option("--lake", help="Local lake folder to read gold_sales_hourly from (paths.lake).")
+@click.option("--registry", help="Local model registry folder (paths.models).")
+@click.option("--max-minutes", type=float, help="Search budget in minutes (model.max_minutes).")
+@click.option("--max-epochs", type=int, help="Epochs per trial at most, before early stopping (model.max_epochs).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def train(ctx: click.Context, lake: str | None, registry: str | None, max_minutes: float | None,
+          max_epochs: int | None, quiet: bool) -> None:
+    """Train the hourly sales and units forecast (24 h, p10/p50/p90) on gold, compare it with seasonal-naive
+    and linear-regression baselines on the same test split, and write a new registry version.
+
+    The version becomes `current` only if its test sales MAE beats the best baseline's; otherwise it is
+    kept unpromoted and the command says so (exit code 0 either way). See docs/model.md.
+    """
+    settings = _settings(ctx, {"paths.lake": lake, "paths.models": registry, "model.max_minutes": max_minutes,
+                               "model.max_epochs": max_epochs})
+    for name, folder in (("paths.lake", settings.paths.lake), ("paths.models", settings.paths.models)):
+        if "://" in folder and not folder.startswith("file://"):
+            _fail(f"train reads and writes local folders; {name} is {folder!r}", 2)
+    from model.registry import ModelError
+    from model.train import TrainingError, run_training
+
+    try:
+        result = run_training(settings.paths.lake, settings.paths.models, settings.model, datetime.now(timezone.utc),
+                              progress=not quiet and sys.stderr.isatty(), say=_say)
+    except (TrainingError, ModelError) as err:
+        _fail(str(err))
+    overall = result.metrics["overall"]
+    for method, by_measure in overall.items():
+        sales = by_measure["sales"]
+        coverage = "" if sales["coverage_p10_p90"] is None else f", p10-p90 coverage {sales['coverage_p10_p90']:.1%}"
+        _say(f"train: test sales {method}: MAE {sales['mae']:,.2f}, sMAPE {sales['smape']:.1f} %{coverage}")
+    _say(result.message)
+    _say(f"train: model card {result.folder / 'card.md'}")
+
+
+@main.command()
 @click.argument("query")
 @click.option("--lake", help="Lake folder or URI (paths.lake).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of rows.")

@@ -136,6 +136,39 @@ class StreamSettings(_Section):
     stock_refresh_seconds: float = Field(default=10.0, ge=0)
 
 
+class ModelSettings(_Section):
+    """`salespulse train`: the split, the training budget and the small hyperparameter search (docs/model.md)."""
+
+    validation_days: float = Field(default=14.0, gt=0, description="origins of the validation split")
+    test_days: float = Field(default=14.0, gt=0, description="origins of the test split (the most recent)")
+    max_epochs: int = Field(default=40, ge=1)
+    patience: int = Field(default=5, ge=1, description="early stopping: epochs without validation improvement")
+    batch_size: int = Field(default=256, ge=8)
+    learning_rate: float = Field(default=0.002, gt=0, le=1)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    mlp_hidden_units: list[int] = Field(default_factory=lambda: [128, 256], min_length=1)
+    conv_filters: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)
+    conv_hidden_units: int = Field(default=128, ge=1)
+    ridge_alphas: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0], min_length=1)
+    max_minutes: float = Field(default=10.0, gt=0, description="search budget; no new trial starts after it")
+    threads: int = Field(default=2, ge=1, description="TensorFlow intra- and inter-op threads")
+    seed: int = Field(default=42, ge=0)
+
+    @field_validator("mlp_hidden_units", "conv_filters")
+    @classmethod
+    def _positive_sizes(cls, value: list[int]) -> list[int]:
+        if any(size < 1 for size in value):
+            raise ValueError("sizes must be 1 or more")
+        return value
+
+    @field_validator("ridge_alphas")
+    @classmethod
+    def _positive_alphas(cls, value: list[float]) -> list[float]:
+        if any(alpha <= 0 for alpha in value):
+            raise ValueError("alphas must be above 0")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -149,6 +182,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

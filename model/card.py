@@ -1,0 +1,90 @@
+"""The model card (card.md of a registry version): data window, features, metrics, known limits. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+METHOD_NAMES = {"model": "model (p50)", "seasonal_naive": "seasonal naive (same hour last week)",
+                "linear_regression": "linear regression (ridge, same features)"}
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def render_card(metrics: dict[str, Any], spec: dict[str, Any]) -> str:
+    overall = metrics["overall"]
+    best = min(("seasonal_naive", "linear_regression"), key=lambda b: overall[b]["sales"]["mae"])
+    best_mae = overall[best]["sales"]["mae"]
+    lines = [
+        f"# Forecast model {metrics['version']}",
+        "",
+        f"Hourly `sales` and `units_sold`, next {spec['horizon_hours']} h, quantiles p10/p50/p90, for every "
+        "country x product and every country total. "
+        f"Architecture chosen on validation: **{spec['architecture']}**. "
+        f"Promoted: **{'yes' if metrics['promoted'] else 'no'}** (rule: test sales MAE below the best baseline's).",
+        "",
+        "## Data",
+        "",
+        f"- history: {metrics['data_window']['start']} to {metrics['data_window']['end']} (UTC hours)",
+        f"- split by forecast origin (a {spec['horizon_hours']} h gap after each split): train up to "
+        f"{metrics['split']['train_end']}, validation up to {metrics['split']['validation_end']}, "
+        f"test up to {metrics['split']['test_end']}",
+        f"- rows (series x origin): train {metrics['rows']['train']:,}, validation "
+        f"{metrics['rows']['validation']:,}, test {metrics['rows']['test']:,}",
+        "",
+        "## Features",
+        "",
+        f"{len(spec['feature_columns'])} columns per (series, origin), from the {spec['history_hours']} h ending at "
+        "the origin, every value divided by the series' trailing one-week mean: the last 168 hourly values of both "
+        "measures; for each target hour the same hour two weeks before and the mean of the same hour over the "
+        "last 7 days; 6 h and 24 h means, 24 h and 168 h standard deviations, the previous week's mean (trend), "
+        "the last 6 h against the same hours a week before (promotions), the run of zero hours (stock-outs), "
+        "the scale itself; origin hour of day and day of week (UTC, one-hot); country, product and "
+        "country-total flags.",
+        "",
+        "## Test metrics (overall)",
+        "",
+        "| method | measure | MAE | RMSE | R² | sMAPE % | p10–p90 coverage |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for method, by_measure in overall.items():
+        for measure, m in by_measure.items():
+            coverage = "n/a" if m["coverage_p10_p90"] is None else f"{100 * m['coverage_p10_p90']:.1f} %"
+            lines.append(f"| {METHOD_NAMES[method]} | {measure} | {_number(m['mae'])} | {_number(m['rmse'])} | "
+                         f"{_number(m['r2'], 3)} | {_number(m['smape'], 1)} | {coverage} |")
+    lines += [
+        "",
+        f"Model / best baseline ({best}) sales MAE: **{overall['model']['sales']['mae'] / best_mae:.3f}**.",
+        "",
+        "## Test sales MAE by country (all series of the country, products and total)",
+        "",
+        "| country | model | seasonal naive | linear regression | model / best baseline | coverage |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for country, block in metrics["by_country"].items():
+        maes = {method: block[method]["sales"]["mae"] for method in block}
+        best_country = min(maes["seasonal_naive"], maes["linear_regression"])
+        lines.append(f"| {country} | {_number(maes['model'])} | {_number(maes['seasonal_naive'])} | "
+                     f"{_number(maes['linear_regression'])} | {maes['model'] / best_country:.3f} | "
+                     f"{100 * block['model']['sales']['coverage_p10_p90']:.1f} % |")
+    lines += [
+        "",
+        "## Search (validation)",
+        "",
+        "| candidate | epochs | validation pinball loss | validation sales MAE | seconds |",
+        "| --- | --- | --- | --- | --- |",
+        *[f"| {t['candidate']} | {t['epochs']} | {t['validation_loss']:.4f} | {t['validation_sales_mae']:,.2f} | "
+          f"{t['seconds']:.0f} |" for t in metrics["search"]],
+        "",
+        "## Known limits",
+        "",
+        "- Needs two weeks of history per series before it forecasts; new series get no forecast until then.",
+        "- Promotions and stock-outs are inferred from the recent sales shape only (no promotion calendar or "
+        "stock levels as inputs): their starts are not foreseen, their ends are guessed.",
+        "- Calendar features are UTC; local-time effects are learned per country from the series identity.",
+        "- No holidays; a trend much faster than in training (or a new country or product) needs retraining.",
+        "- Quantiles are calibrated on the training period only; check coverage on the test split above.",
+        "",
+    ]
+    return "\n".join(lines)

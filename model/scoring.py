@@ -1,0 +1,42 @@
+"""Scoring-side helpers for Spark Python workers: TensorFlow thread limits and one model load per process.
+
+A pandas UDF cannot capture a Keras model in its closure (it does not pickle) and must not reload it per
+batch (PITFALLS 21): workers call :func:`cached_forecaster`, which loads each version once per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from model.registry import Forecaster, load_forecaster
+
+_lock = threading.Lock()
+_loaded: dict[tuple[str, str], Forecaster] = {}
+_threads: int | None = None
+
+
+def limit_tf_threads(n: int) -> None:
+    """Size TensorFlow's thread pools to the task's cores, before the first TF op (PITFALLS 23). Once per
+    process: later calls with another count are ignored, since TF cannot resize running pools."""
+    global _threads
+    with _lock:
+        if _threads is not None:
+            return
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(n)
+        except RuntimeError:  # TF already ran an op in this process: its pools are fixed
+            pass
+        _threads = n
+
+
+def cached_forecaster(registry: str | Path, version: str) -> Forecaster:
+    """The forecaster of ``version``, loaded once per Python process (ModelError when missing or corrupt)."""
+    key = (str(registry), version)
+    with _lock:
+        if key not in _loaded:
+            _loaded[key] = load_forecaster(registry, version)
+        return _loaded[key]

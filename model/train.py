@@ -1,0 +1,399 @@
+"""`salespulse train`: gold hourly sales -> features -> time split -> a small search over two Keras
+architectures -> baselines on the same test rows -> metrics, model card, registry (promoted only if better).
+
+``run_training`` is the entry point; everything it calls but ``read_gold_hourly`` and the registry writes is a
+pure function of its inputs.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from model.card import render_card
+from model.features import (
+    FEATURE_COLUMNS,
+    HISTORY_HOURS,
+    HORIZON_HOURS,
+    MEASURES,
+    WEEK_HOURS,
+    feature_rows,
+    series_history,
+    series_key,
+    values_at,
+)
+from model.metrics import forecast_metrics
+from model.registry import Forecaster, current_version, promote, version_name, write_version
+from salespulse.lake import duckdb_scan
+from salespulse.settings import ModelSettings
+
+METHODS = ("model", "seasonal_naive", "linear_regression")
+BASELINES = ("seasonal_naive", "linear_regression")
+HOUR = pd.Timedelta(hours=1)
+
+
+class TrainingError(ValueError):
+    """Training cannot start (no or too little data), with a one-line message."""
+
+
+def read_gold_hourly(lake: str | Path) -> pd.DataFrame:
+    """hour, country, product, sales, units_sold per hour and series from the lake's committed gold table
+    (partial rows summed by key)."""
+    try:
+        scan = duckdb_scan(lake, "gold_sales_hourly")
+    except FileNotFoundError:
+        raise TrainingError(f"the lake at {lake} has no published gold_sales_hourly yet "
+                            "(run `salespulse backfill` or `salespulse stream`)") from None
+    if scan is None:
+        raise TrainingError(f"the lake at {lake} holds no sales yet")
+    return duckdb.connect().execute(f"""
+        SELECT hour, country, product, sum(sales) AS sales, sum(units_sold) AS units_sold
+        FROM {scan} GROUP BY ALL ORDER BY ALL""").df()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Every (series, origin) with complete targets: ids, raw features, raw targets and the seasonal-naive
+    forecast of the same hours, all aligned by row."""
+
+    rows: pd.DataFrame  # level, country, product, origin
+    features: np.ndarray  # (rows, features), float32
+    targets: np.ndarray  # (rows, measures, horizons)
+    seasonal_naive: np.ndarray  # (rows, measures, horizons): the same hours one week earlier
+    scales: np.ndarray  # (rows, measures)
+
+    def take(self, mask: np.ndarray) -> Dataset:
+        return Dataset(self.rows[mask].reset_index(drop=True), self.features[mask], self.targets[mask],
+                       self.seasonal_naive[mask], self.scales[mask])
+
+    @property
+    def scaled_targets(self) -> np.ndarray:
+        return self.targets / self.scales[:, :, None]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Rows weigh by their series' sales scale, so the loss on scaled values ranks errors as the
+        currency MAE that decides promotion does."""
+        return self.scales[:, 0] / self.scales[:, 0].mean()
+
+
+def build_dataset(history: pd.DataFrame) -> Dataset:
+    rows = feature_rows(history, "all")
+    horizons = range(1, HORIZON_HOURS + 1)
+    targets = values_at(history, rows, horizons)
+    complete = ~np.isnan(targets).any(axis=(1, 2))
+    rows, targets = rows[complete].reset_index(drop=True), targets[complete]
+    naive = values_at(history, rows, [h - WEEK_HOURS for h in horizons])
+    scales = rows[["scale_sales", "scale_units"]].to_numpy(np.float64)
+    return Dataset(rows[["level", "country", "product", "origin"]], rows[FEATURE_COLUMNS].to_numpy(np.float32),
+                   targets, naive, scales)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Last origin of each split. A gap of one horizon after train and after validation keeps every target
+    hour of a split before the first target hour of the next: no target is seen twice."""
+
+    train_end: pd.Timestamp
+    validation_end: pd.Timestamp
+    test_end: pd.Timestamp
+
+    def masks(self, origins: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        gap = HORIZON_HOURS * HOUR
+        train = (origins <= self.train_end).to_numpy()
+        validation = ((origins > self.train_end + gap) & (origins <= self.validation_end)).to_numpy()
+        test = ((origins > self.validation_end + gap) & (origins <= self.test_end)).to_numpy()
+        return train, validation, test
+
+
+def split_by_origin(origins: pd.Series, validation_days: float, test_days: float) -> Split:
+    """Test: the last ``test_days`` of origins; validation: the ``validation_days`` before it; train: the
+    rest, each separated by a one-horizon gap."""
+    if origins.empty:
+        raise TrainingError(f"not enough history: a forecast needs {HISTORY_HOURS} hours plus "
+                            f"{HORIZON_HOURS} hours of targets per origin")
+    gap = HORIZON_HOURS * HOUR
+    test_end = origins.max()
+    validation_end = test_end - pd.Timedelta(days=test_days) - gap
+    train_end = validation_end - pd.Timedelta(days=validation_days) - gap
+    if train_end < origins.min():
+        days = (origins.max() - origins.min()) / pd.Timedelta(days=1)
+        raise TrainingError(
+            f"not enough history: {days:.1f} days of origins, but validation ({validation_days:g} d) and test "
+            f"({test_days:g} d) splits plus two {HORIZON_HOURS} h gaps need more (each origin also needs "
+            f"{HISTORY_HOURS // 24} days of history); load more history or shorten model.validation_days / "
+            "model.test_days")
+    return Split(train_end, validation_end, test_end)
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Per-feature mean and standard deviation of the training rows (constant columns keep std 1)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> Standardizer:
+        std = features.std(axis=0)
+        return cls(features.mean(axis=0).astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32))
+
+    def apply(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.mean) / self.std).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    architecture: str  # "mlp" or "conv"
+    size: int  # hidden units (mlp) or filters (conv)
+
+    @property
+    def name(self) -> str:
+        return f"{self.architecture}-{self.size}"
+
+    def build(self, settings: ModelSettings) -> Any:
+        from model.networks import build_conv, build_mlp
+
+        if self.architecture == "mlp":
+            return build_mlp(self.size, settings.dropout)
+        return build_conv(self.size, settings.conv_hidden_units, settings.dropout)
+
+
+def search_space(settings: ModelSettings) -> list[Candidate]:
+    return [*(Candidate("mlp", n) for n in settings.mlp_hidden_units),
+            *(Candidate("conv", n) for n in settings.conv_filters)]
+
+
+def sales_mae(actual: np.ndarray, median: np.ndarray) -> float:
+    """Currency MAE of hourly sales (measure 0) over all rows and horizons: the selection and promotion
+    criterion."""
+    return float(np.mean(np.abs(actual[:, 0] - median[:, 0])))
+
+
+@dataclass
+class Trial:
+    candidate: Candidate
+    epochs: int
+    validation_loss: float
+    validation_sales_mae: float
+    seconds: float
+    network: Any = field(repr=False)
+
+
+def _scaled_back(scaled: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """(rows, measures, horizons[, quantiles]) scaled values -> currency and units, never negative."""
+    shape = scales.shape + (1,) * (scaled.ndim - 2)
+    return np.maximum(scaled * scales.reshape(shape), 0.0)
+
+
+def fit_candidate(candidate: Candidate, settings: ModelSettings, train: Dataset, validation: Dataset,
+                  standardizer: Standardizer, deadline: float) -> Trial:
+    """Train one network with early stopping on the validation pinball loss (best weights restored)."""
+    import keras
+
+    from model.networks import pinball_loss
+
+    class _Deadline(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if time.monotonic() > deadline:
+                self.model.stop_training = True
+
+    began = time.monotonic()
+    keras.utils.set_random_seed(settings.seed)
+    network = candidate.build(settings)
+    network.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=pinball_loss)
+    x_val = standardizer.apply(validation.features)
+    history = network.fit(
+        standardizer.apply(train.features), train.scaled_targets.astype(np.float32),
+        sample_weight=train.weights.astype(np.float32),
+        validation_data=(x_val, validation.scaled_targets.astype(np.float32), validation.weights.astype(np.float32)),
+        epochs=settings.max_epochs, batch_size=settings.batch_size, verbose=0, shuffle=True,
+        callbacks=[keras.callbacks.EarlyStopping(patience=settings.patience, restore_best_weights=True),
+                   _Deadline()])
+    median = _scaled_back(keras.ops.convert_to_numpy(network(x_val, training=False))[..., 1], validation.scales)
+    return Trial(candidate, len(history.history["loss"]), float(min(history.history["val_loss"])),
+                 sales_mae(validation.targets, median), time.monotonic() - began, network)
+
+
+def search(settings: ModelSettings, train: Dataset, validation: Dataset, standardizer: Standardizer,
+           progress: bool) -> list[Trial]:
+    """Every candidate of the search space (until ``max_minutes`` runs out; the first always runs), best
+    validation sales MAE first."""
+    from tqdm import tqdm
+
+    began = time.monotonic()
+    deadline = began + 60 * settings.max_minutes
+    trials: list[Trial] = []
+    bar = tqdm(search_space(settings), desc="train: search", unit="trial", disable=not progress)
+    for candidate in bar:
+        if trials and time.monotonic() > deadline:
+            bar.write(f"train: search budget of {settings.max_minutes:g} min used up, skipping {candidate.name}")
+            continue
+        bar.set_postfix_str(candidate.name)
+        trials.append(fit_candidate(candidate, settings, train, validation, standardizer, deadline))
+        best = min(trials, key=lambda t: t.validation_sales_mae)
+        bar.set_postfix_str(f"best {best.candidate.name} val sales MAE {best.validation_sales_mae:,.1f}")
+    return sorted(trials, key=lambda t: t.validation_sales_mae)
+
+
+@dataclass(frozen=True)
+class RidgeBaseline:
+    """scikit-learn linear regression (ridge, alpha chosen on validation) on exactly the model's standardized
+    features, one output per measure x horizon, fitted to the same scaled targets with the same weights."""
+
+    alpha: float
+    regression: Any
+
+    @classmethod
+    def fit(cls, settings: ModelSettings, train: Dataset, validation: Dataset,
+            standardizer: Standardizer) -> RidgeBaseline:
+        from scipy.linalg import LinAlgWarning
+        from sklearn.linear_model import Ridge
+
+        # The features are collinear by construction (each one-hot group sums to 1, the 7-day same-hour means
+        # are sums of lags); the ridge penalty is what makes the solve well-posed, so scipy's warning is noise.
+        x_train, x_val = standardizer.apply(train.features), standardizer.apply(validation.features)
+        y_train = train.scaled_targets.reshape(len(train.targets), -1)
+        fitted = []
+        for alpha in settings.ridge_alphas:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", LinAlgWarning)
+                regression = Ridge(alpha=alpha).fit(x_train, y_train, sample_weight=train.weights)
+            candidate = cls(alpha, regression)
+            fitted.append((sales_mae(validation.targets, candidate.predict(x_val, validation.scales)), candidate))
+        return min(fitted, key=lambda pair: pair[0])[1]
+
+    def predict(self, standardized: np.ndarray, scales: np.ndarray) -> np.ndarray:
+        scaled = self.regression.predict(standardized).reshape(len(standardized), len(MEASURES), HORIZON_HOURS)
+        return _scaled_back(scaled, scales)
+
+
+Forecasts = dict[str, tuple[np.ndarray | None, np.ndarray, np.ndarray | None]]  # method -> (p10, p50, p90)
+
+
+def evaluate(rows: pd.DataFrame, targets: np.ndarray, forecasts: Forecasts) -> dict[str, Any]:
+    """metrics.json's ``overall``, ``by_country`` and ``by_series``: method -> measure -> measures."""
+    def block(mask: np.ndarray) -> dict[str, Any]:
+        return {method: {measure: forecast_metrics(
+                    targets[mask, m], p50[mask, m],
+                    None if p10 is None else p10[mask, m], None if p90 is None else p90[mask, m])
+                    for m, measure in enumerate(MEASURES)}
+                for method, (p10, p50, p90) in forecasts.items()}
+
+    keys = np.array([series_key(c, p) for c, p in zip(rows["country"], rows["product"], strict=True)])
+    countries = rows["country"].to_numpy()
+    return {
+        "overall": block(np.ones(len(rows), bool)),
+        "by_country": {c: block(countries == c) for c in sorted(set(countries))},
+        "by_series": {k: block(keys == k) for k in sorted(set(keys))},
+    }
+
+
+def promotion_decision(metrics: dict[str, Any]) -> tuple[bool, str, float]:
+    """Promote only when the model's overall test sales MAE is below the best baseline's."""
+    overall = metrics["overall"]
+    best = min(BASELINES, key=lambda b: overall[b]["sales"]["mae"])
+    return overall["model"]["sales"]["mae"] < overall[best]["sales"]["mae"], best, overall[best]["sales"]["mae"]
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    version: str
+    promoted: bool
+    folder: Path
+    metrics: dict[str, Any]
+    message: str
+
+
+def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress: bool = False,
+                       say: Callable[[str], None] = print) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Series history -> (chosen network, spec, metrics without version fields). No storage access."""
+    from model.scoring import limit_tf_threads
+
+    limit_tf_threads(settings.threads)
+    data = build_dataset(history)
+    split = split_by_origin(data.rows["origin"], settings.validation_days, settings.test_days)
+    train_mask, validation_mask, test_mask = split.masks(data.rows["origin"])
+    train, validation, test = data.take(train_mask), data.take(validation_mask), data.take(test_mask)
+    say(f"train: {len(train.targets):,} train, {len(validation.targets):,} validation, {len(test.targets):,} test "
+        f"rows ({data.rows[['country', 'product']].drop_duplicates().shape[0]} series x origins)")
+    standardizer = Standardizer.fit(train.features)
+    trials = search(settings, train, validation, standardizer, progress)
+    best = trials[0]
+    ridge = RidgeBaseline.fit(settings, train, validation, standardizer)
+    x_test = standardizer.apply(test.features)
+    quantiles = _scaled_back(Forecaster("candidate", list(FEATURE_COLUMNS), standardizer.mean, standardizer.std,
+                                        best.network).predict_scaled(test.features), test.scales)
+    forecasts: Forecasts = {
+        "model": (quantiles[..., 0], quantiles[..., 1], quantiles[..., 2]),
+        "seasonal_naive": (None, test.seasonal_naive, None),
+        "linear_regression": (None, ridge.predict(x_test, test.scales), None),
+    }
+    hours = history["hour"]
+    window = {"start": str(hours.min()), "end": str(hours.max())}
+    metrics = {
+        "data_window": window,
+        "split": {"train_end": str(split.train_end), "validation_end": str(split.validation_end),
+                  "test_end": str(split.test_end)},
+        "rows": {"train": len(train.targets), "validation": len(validation.targets), "test": len(test.targets)},
+        "search": [{"candidate": t.candidate.name, "epochs": t.epochs, "validation_loss": t.validation_loss,
+                    "validation_sales_mae": t.validation_sales_mae, "seconds": round(t.seconds, 1)}
+                   for t in trials],
+        "chosen": best.candidate.name,
+        "linear_regression_alpha": ridge.alpha,
+        **evaluate(test.rows, test.targets, forecasts),
+    }
+    spec = {
+        "feature_columns": list(FEATURE_COLUMNS),
+        "scaling": {"mean": standardizer.mean.tolist(), "std": standardizer.std.tolist()},
+        "target_scaling": "each series' values divided by its mean over the 168 h ending at the origin "
+                          "(at least 1); features scale_sales / scale_units hold the divisors",
+        "quantiles": [0.1, 0.5, 0.9],
+        "horizon_hours": HORIZON_HOURS,
+        "history_hours": HISTORY_HOURS,
+        "measures": list(MEASURES),
+        "training_window": {"start": window["start"], "end": str(split.train_end + HORIZON_HOURS * HOUR)},
+        "architecture": best.candidate.name,
+    }
+    return best.network, spec, metrics
+
+
+def publish_version(registry: str | Path, network: Any, spec: dict[str, Any], metrics: dict[str, Any],
+                    now: datetime) -> TrainingResult:
+    """Write the version folder (always) and point ``current`` at it only if the model beats the best
+    baseline's test sales MAE."""
+    registry = Path(registry)
+    version = version_name(now)
+    while (registry / version).exists():  # two runs in one second: the later one gets the next second
+        now += timedelta(seconds=1)
+        version = version_name(now)
+    promoted, best_baseline, baseline_mae = promotion_decision(metrics)
+    model_mae = metrics["overall"]["model"]["sales"]["mae"]
+    metrics = {"version": version, "trained_at": now.isoformat(), "promoted": promoted, **metrics}
+    spec = {"version": version, **spec}
+    folder = write_version(registry, version, network, spec, metrics, render_card(metrics, spec))
+    if promoted:
+        promote(registry, version)
+        message = (f"train: promoted {version}: test sales MAE {model_mae:,.2f} < best baseline "
+                   f"{best_baseline} {baseline_mae:,.2f} ({model_mae / baseline_mae:.2f}x)")
+    else:
+        message = (f"train: NOT promoted {version}: test sales MAE {model_mae:,.2f} >= best baseline "
+                   f"{best_baseline} {baseline_mae:,.2f}; current stays {current_version(registry) or 'none'}")
+    return TrainingResult(version, promoted, folder, metrics, message)
+
+
+def run_training(lake: str | Path, registry: str | Path, settings: ModelSettings, now: datetime,
+                 progress: bool = False, say: Callable[[str], None] = print) -> TrainingResult:
+    """Read gold, train and evaluate, publish the version (promoted only if better than the baselines)."""
+    history = series_history(read_gold_hourly(lake))
+    network, spec, metrics = train_and_evaluate(history, settings, progress, say)
+    return publish_version(registry, network, spec, metrics, now)

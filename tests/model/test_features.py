@@ -1,0 +1,101 @@
+"""The feature module: series grid, one row per (series, origin), no look-ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model.features import (
+    FEATURE_COLUMNS,
+    HISTORY_HOURS,
+    SEQUENCE_COLUMNS,
+    feature_rows,
+    series_history,
+    values_at,
+)
+
+
+def _hourly(rows: list[tuple[str, str, str, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["hour", "country", "product", "sales", "units_sold"]).assign(
+        hour=lambda d: pd.to_datetime(d["hour"]))
+
+
+def test_series_history_sums_partial_rows_fills_gaps_and_adds_country_totals() -> None:
+    hourly = _hourly([
+        ("2026-05-01 10:00", "USA", "Velo", 100.0, 2.0), ("2026-05-01 10:00", "USA", "Velo", 50.0, 1.0),
+        ("2026-05-01 12:00", "USA", "Velo", 30.0, 1.0), ("2026-05-01 12:00", "USA", "VTT", 7.0, 0.5),
+    ])
+    history = series_history(hourly)
+    velo = history[history["product"] == "Velo"]
+    assert velo["sales"].tolist() == [150.0, 0.0, 30.0] and velo["units_sold"].tolist() == [3.0, 0.0, 1.0]
+    assert history[history["product"] == "VTT"]["sales"].tolist() == [0.0, 0.0, 7.0]
+    total = history[history["level"] == "country"]
+    assert total["product"].isna().all() and total["sales"].tolist() == [150.0, 0.0, 37.0]
+    assert list(history.columns) == ["level", "country", "product", "hour", "sales", "units_sold"]
+
+
+def test_series_history_takes_tz_aware_hours_as_utc() -> None:
+    hourly = _hourly([("2026-05-01 10:00", "USA", "Velo", 1.0, 1.0)])
+    hourly["hour"] = hourly["hour"].dt.tz_localize("UTC").dt.tz_convert("America/New_York")
+    assert series_history(hourly)["hour"].iloc[0] == pd.Timestamp("2026-05-01 10:00")
+
+
+def test_feature_rows_one_series_equals_its_rows_from_many(planted: pd.DataFrame) -> None:
+    history = series_history(planted[planted["hour"] < planted["hour"].min() + pd.Timedelta(days=16)])
+    many = feature_rows(history, "all")
+    one_history = history[(history["country"] == "France") & history["product"].isna()]
+    one = feature_rows(one_history, "all")
+    expected = many[(many["country"] == "France") & many["product"].isna()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(one, expected)
+    assert len(one) == 16 * 24 - HISTORY_HOURS + 1
+    assert one[FEATURE_COLUMNS].dtypes.eq(np.float32).all()
+
+
+def test_feature_rows_latest_and_chosen_origins(planted: pd.DataFrame) -> None:
+    history = series_history(planted[planted["hour"] < planted["hour"].min() + pd.Timedelta(days=15)])
+    last = history["hour"].max()
+    latest = feature_rows(history)
+    assert len(latest) == history.groupby(["country", "product"], dropna=False).ngroups
+    assert (latest["origin"] == last).all()
+    too_early = history["hour"].min() + pd.Timedelta(hours=HISTORY_HOURS - 2)
+    chosen = feature_rows(history, [last, last.tz_localize("UTC") - pd.Timedelta(hours=1), too_early])
+    assert sorted(chosen["origin"].unique()) == [last - pd.Timedelta(hours=1), last]
+
+
+def test_features_at_an_origin_ignore_everything_after_it(planted: pd.DataFrame) -> None:
+    history = series_history(planted[planted["hour"] < planted["hour"].min() + pd.Timedelta(days=17)])
+    origin = history["hour"].min() + pd.Timedelta(days=15)
+    changed = history.copy()
+    after = changed["hour"] > origin
+    changed.loc[after, ["sales", "units_sold"]] = changed.loc[after, ["sales", "units_sold"]] * 7 + 1000
+    before = feature_rows(history, [origin])
+    assert len(before) == 8
+    pd.testing.assert_frame_equal(before, feature_rows(changed, [origin]))
+
+
+def test_feature_lags_are_scaled_values_most_recent_first() -> None:
+    hours = pd.date_range("2026-05-01", periods=HISTORY_HOURS, freq="h")
+    sales = np.arange(HISTORY_HOURS, dtype=float)
+    history = series_history(pd.DataFrame({"hour": hours, "country": "USA", "product": "Velo",
+                                           "sales": sales, "units_sold": 1.0}))
+    row = feature_rows(history[history["level"] == "product"]).iloc[0]
+    scale = sales[-168:].mean()
+    assert row["scale_sales"] == pytest.approx(scale)
+    assert row[SEQUENCE_COLUMNS[0]] == pytest.approx(sales[-1] / scale)
+    assert row["sales_lag_167"] == pytest.approx(sales[-168] / scale)
+    assert row["sales_same_hour_2w_h02"] == pytest.approx(sales[1] / scale)  # origin + 2 h - 336 h
+    assert row["country_USA"] == 1 and row["product_Velo"] == 1 and row["is_country_total"] == 0
+
+
+def test_values_at_reads_targets_and_last_week(planted: pd.DataFrame) -> None:
+    history = series_history(planted[planted["hour"] < planted["hour"].min() + pd.Timedelta(days=15)])
+    rows = feature_rows(history, [history["hour"].min() + pd.Timedelta(hours=HISTORY_HOURS - 1)])
+    rows = rows[rows["product"] == "Velo"].head(1)
+    origin = rows["origin"].iloc[0]
+    series = planted[(planted["country"] == rows["country"].iloc[0]) & (planted["product"] == "Velo")]
+    by_hour = series.groupby("hour")["sales"].sum()
+    got = values_at(history, rows, [1, -167, 10_000])
+    assert got[0, 0, 0] == pytest.approx(by_hour[origin + pd.Timedelta(hours=1)])
+    assert got[0, 0, 1] == pytest.approx(by_hour[origin - pd.Timedelta(hours=167)])
+    assert np.isnan(got[0, :, 2]).all()
