@@ -275,6 +275,27 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | Non
 
 
 @main.command()
+@click.option("--lake", help="Local lake folder (paths.lake).")
+@click.option("--host", help="Address to listen on (dashboard.host, default 127.0.0.1).")
+@click.option("--port", type=int, help="Port (dashboard.port, default 8050).")
+@click.pass_context
+def dashboard(ctx: click.Context, lake: str | None, host: str | None, port: int | None) -> None:
+    """Serve the executive dashboard (Dash) over the lake: KPIs, trends and forecasts, customers, inventory,
+    data quality; live, without reloading the page. For production, `gunicorn dashboard.app:server`."""
+    settings = _settings(ctx, {"paths.lake": lake, "dashboard.host": host, "dashboard.port": port})
+    from salespulse.lake import MANIFEST
+
+    if not (Path(settings.paths.lake) / MANIFEST).exists():
+        _fail(f"no lake at {settings.paths.lake} (no {MANIFEST}); load data first with `salespulse backfill` "
+              "or `salespulse stream`, or pass --lake")
+    from dashboard.app import create_app
+
+    app = create_app(settings)
+    _say(f"dashboard: http://{settings.dashboard.host}:{settings.dashboard.port}/ (Ctrl-C stops)")
+    app.run(host=settings.dashboard.host, port=settings.dashboard.port, debug=False)
+
+
+@main.command()
 @click.argument("query")
 @click.option("--lake", help="Lake folder or URI (paths.lake).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of rows.")
