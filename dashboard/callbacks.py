@@ -168,7 +168,7 @@ def inventory_outputs(repo: LakeRepository, query: str | None, settings: Dashboa
     drill = len(where.countries) == 1  # one country chosen: drill down to its products
     by = "product" if drill else "country"
     title = (f"Stock health of {where.countries[0]} by product (units vs reorder point)" if drill
-             else "Stock health by country (units vs reorder point; click one to drill down)")
+             else "Stock health by country (units vs reorder point; choose one country, or click its bar below, to see its products)")
     alerts = repo.reorder_alerts(where)
     note = None if repo.has_stockout_forecasts() else render_note(
         NO_FORECASTS + " Predicted stock-out times appear here once forecasts exist.", "warning")
