@@ -218,9 +218,9 @@ class LakeRepository:
         return self._cached(("forecasts", where), compute)
 
     def anomalies(self, where: SalesFilter) -> pd.DataFrame:
-        """Country-level sales anomalies in the period. Raises TableMissing."""
+        """Country-level sales anomalies in the period (none before the scorer has published any)."""
         def compute() -> pd.DataFrame:
-            scan = self._scan("gold_forecast_anomalies")
+            scan = self._optional_scan("gold_forecast_anomalies")
             if scan is None:
                 return pd.DataFrame()
             condition, params = _country_period(where, "hour")

@@ -71,7 +71,7 @@ def sample_forecasts(hourly: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame
     earlier, band ±30 %. ``hourly``: hour, country, sales, units_sold (summed gold)."""
     rows = []
     for country, series in hourly.groupby("country"):
-        by_hour = series.set_index("hour")
+        by_hour = series.set_index("hour")[["sales", "units_sold"]]
         for horizon in range(1, 25):
             hour = origin + pd.Timedelta(hours=horizon)
             week_before = by_hour.reindex([hour - pd.Timedelta(days=7)]).fillna(0).iloc[0]
