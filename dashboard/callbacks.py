@@ -168,7 +168,8 @@ def inventory_outputs(repo: LakeRepository, query: str | None, settings: Dashboa
     drill = len(where.countries) == 1  # one country chosen: drill down to its products
     by = "product" if drill else "country"
     title = (f"Stock health of {where.countries[0]} by product (units vs reorder point)" if drill
-             else "Stock health by country (units vs reorder point; choose one country, or click its bar below, to see its products)")
+             else "Stock health by country (units vs reorder point; choose one country, or click its bar "
+                  "below, to see its products)")
     alerts = repo.reorder_alerts(where)
     note = None if repo.has_stockout_forecasts() else render_note(
         NO_FORECASTS + " Predicted stock-out times appear here once forecasts exist.", "warning")
@@ -343,10 +344,12 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
     def show_tab(tab: str) -> Any:
         return render_tab(tab)
 
+    def tab_callback(outputs: Callable[..., tuple[Any, ...]], size: int) -> Callable[[str, str], tuple[Any, ...]]:
+        return lambda _version, query: guarded(outputs, size, repo, query, settings)
+
     for name, (outputs, targets) in TAB_OUTPUTS.items():
         app.callback(*targets, Output(ids.warning(name), "children"),
-                     Input(ids.DATA_VERSION, "data"), Input(ids.FILTERS, "data"))(
-            lambda _version, query, outputs=outputs, size=len(targets): guarded(outputs, size, repo, query, settings))
+                     Input(ids.DATA_VERSION, "data"), Input(ids.FILTERS, "data"))(tab_callback(outputs, len(targets)))
 
     @app.callback(Output(ids.EXPORT_DOWNLOAD, "data"), Input(ids.EXPORT_BUTTON, "n_clicks"),
                   State(ids.FILTERS, "data"), prevent_initial_call=True)

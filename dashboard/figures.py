@@ -171,7 +171,8 @@ def forecast_figure(actuals: pd.DataFrame, forecasts: pd.DataFrame, anomalies: p
                             legendgroup="anomaly", showlegend=first, row=row, col=1,
                             customdata=odd["direction"],
                             hovertemplate="anomaly (%{customdata} band) $%{y:,.2f}<br>%{x}<extra></extra>")
-    layout = _base(f"Hourly sales: actual vs forecast · {time_zone}", revision, height=max(340, 190 * len(countries) + 80))
+    layout = _base(f"Hourly sales: actual vs forecast · {time_zone}", revision,
+                   height=max(340, 190 * len(countries) + 80))
     layout["legend"] = {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"}
     fig.update_layout(**layout)
     fig.update_yaxes(tickformat="$,.0f")
@@ -191,7 +192,8 @@ def period_comparison_figure(current: pd.DataFrame, previous: pd.DataFrame, shif
         fig.add_scatter(x=local_time(pd.to_datetime(previous["period"]) + shift, time_zone), y=previous["sales"],
                         name="previous period", mode="lines+markers", line={"color": "#95a5a6", "dash": "dot"},
                         hovertemplate="$%{y:,.2f}<extra>previous period</extra>")
-    fig.update_layout(**_base(f"Sales: this period vs the previous one · {time_zone}", revision), yaxis={"tickformat": "$,.0f"})
+    fig.update_layout(**_base(f"Sales: this period vs the previous one · {time_zone}", revision),
+                      yaxis={"tickformat": "$,.0f"})
     return fig
 
 
@@ -290,7 +292,8 @@ def ingest_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> go.Figu
         return empty_figure("no rows loaded in this period", revision)
     fig = go.Figure(go.Bar(x=local_time(frame["period"], time_zone), y=frame["rows"], marker_color="#3498db",
                            hovertemplate="%{y:,} rows<br>%{x}<extra></extra>"))
-    fig.update_layout(**_base(f"Sales rows loaded per ingest period · {time_zone}", revision), yaxis={"tickformat": ",d"})
+    fig.update_layout(**_base(f"Sales rows loaded per ingest period · {time_zone}", revision),
+                      yaxis={"tickformat": ",d"})
     return fig
 
 
@@ -303,7 +306,8 @@ def freshness_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> go.F
     for column, name, color in (("lag_p50_s", "p50", "#18bc9c"), ("lag_p95_s", "p95", "#e74c3c")):
         fig.add_scatter(x=x, y=frame[column] / 60, name=f"lag {name}", mode="lines+markers",
                         line={"color": color}, hovertemplate="%{y:,.1f} min<br>%{x}<extra>" + name + "</extra>")
-    fig.update_layout(**_base(f"Freshness: event-to-load lag · {time_zone}", revision), yaxis={"title": {"text": "minutes"}})
+    fig.update_layout(**_base(f"Freshness: event-to-load lag · {time_zone}", revision),
+                      yaxis={"title": {"text": "minutes"}})
     return fig
 
 

@@ -145,7 +145,8 @@ def _tab_body(tab: str) -> html.Div:
             _row([html.H6(id=ids.STOCK_TITLE, className="ms-2 mt-1"), _graph(ids.STOCK_GAUGES, 230)]),
             _row([html.H6("Reorder alerts: series below their reorder point", className="ms-2 mt-1"),
                   _table(ids.REORDER_TABLE)]),
-            _row(_graph(ids.clickable(ids.COVER_CHART, "country")), _graph(ids.clickable(ids.TURNOVER_CHART, "country"))),
+            _row(_graph(ids.clickable(ids.COVER_CHART, "country")),
+                 _graph(ids.clickable(ids.TURNOVER_CHART, "country"))),
         ])
     if tab == "quality":
         return html.Div([

@@ -14,7 +14,7 @@ from salespulse.profiles import load_profile
 from salespulse.settings import Settings, load_settings
 from spark_jobs.backfill import run_backfill
 from spark_jobs.io import update_manifest
-from tests.conftest import END_MS, run_simulator
+from tests.conftest import run_simulator
 
 BUILT_AT = datetime(2026, 9, 21, 15, 0, tzinfo=timezone.utc)  # the backfill's "now", just after END_MS
 
