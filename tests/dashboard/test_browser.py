@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from werkzeug.serving import make_server
 
@@ -60,8 +61,12 @@ def browser(tmp_path: Path):
 
 
 def kpi(browser, key: str) -> str:
-    found = browser.find_elements(By.XPATH, f"""//*[contains(@id, '"key":"{key}"')]""")
-    return found[0].text if found else ""
+    """The text of a KPI card's value ("" while the cards are being re-rendered)."""
+    try:
+        found = browser.find_elements(By.XPATH, f"""//*[contains(@id, '"key":"{key}"')]""")
+        return found[0].text if found else ""
+    except StaleElementReferenceException:
+        return ""
 
 
 def test_browser_tabs_filters_click_export_and_live_update(served: str, browser, lake_copy: SampleLake,
