@@ -53,27 +53,30 @@ class SalesFilter:
 
     def sales_where(self) -> tuple[str, list[Any]]:
         """SQL condition and parameters over gold_sales_hourly (column ``hour``)."""
-        return self._where("hour", "hour", (("country", self.countries), ("segment", self.segments),
-                                            ("product", self.products), ("discount_band", self.bands)))
+        return self.condition("hour")
 
     def customers_where(self) -> tuple[str, list[Any]]:
         """Over gold_customers_daily: whole UTC days touching the period (customers are kept per day)."""
-        return self._where("event_date", "event_date", (("country", self.countries), ("segment", self.segments)))
+        return self.condition("event_date", daily=True, columns=("country", "segment"))
 
-    def _where(self, start_column: str, end_column: str,
-               categories: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, list[Any]]:
-        daily = start_column == "event_date"
+    def condition(self, time_column: str | None, *, daily: bool = False,
+                  columns: tuple[str, ...] = ("country", "segment", "product", "discount_band"),
+                  alias: str = "") -> tuple[str, list[Any]]:
+        """SQL condition and parameters: the period on ``time_column`` (none if None; whole days if ``daily``)
+        and the category lists of ``columns`` (tables without segments or bands name fewer)."""
         clauses, params = ["TRUE"], []
-        if self.start is not None:
-            clauses.append(f"{start_column} >= ?")
+        if time_column and self.start is not None:
+            clauses.append(f"{alias}{time_column} >= ?")
             params.append(self.start.date() if daily else self.start.replace(tzinfo=None))
-        if self.end is not None:
-            clauses.append(f"{end_column} {'<=' if daily else '<'} ?")
+        if time_column and self.end is not None:
+            clauses.append(f"{alias}{time_column} {'<=' if daily else '<'} ?")
             params.append((self.end - timedelta(microseconds=1)).date() if daily else self.end.replace(tzinfo=None))
-        for column, values in categories:
-            if values:  # values are bound as parameters, never spliced into the SQL text (they come from URLs)
-                clauses.append(f"list_contains(?, {column})")
-                params.append(list(values))
+        chosen = {"country": self.countries, "segment": self.segments, "product": self.products,
+                  "discount_band": self.bands}
+        for column in columns:
+            if chosen[column]:  # values are bound as parameters, never spliced into the SQL text (they come from URLs)
+                clauses.append(f"list_contains(?, {alias}{column})")
+                params.append(list(chosen[column]))
         return " AND ".join(clauses), params
 
 
