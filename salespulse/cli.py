@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +228,19 @@ def compact(ctx: click.Context, lake: str | None, tables: tuple[str, ...]) -> No
     _say(f"compact: {len(lines)} change(s)")
 
 
+def _parse_date(_: click.Context, __: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date such as 2026-11-23") from None
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
 @main.command()
 @click.option("--lake", help="Lake folder or URI (paths.lake).")
 @click.option("--registry", help="Model registry folder (paths.models).")
@@ -270,18 +283,28 @@ def _parse_hour(value: str | None) -> datetime | None:
 @main.command()
 @click.option("--lake", help="Local lake folder (paths.lake).")
 @click.option("--by", type=click.Choice(["country", "segment", "product", "month"]), help="Group the KPIs.")
+@click.option("--start", callback=_parse_date, help="First UTC day counted (ISO date). Default: all history.")
+@click.option("--end", callback=_parse_date, help="Last UTC day counted, inclusive (ISO date).")
+@click.option("--country", help="Only these countries (comma-separated).")
+@click.option("--segment", help="Only these segments (comma-separated).")
+@click.option("--product", help="Only these products (comma-separated); no customer KPIs then.")
+@click.option("--band", help="Only these discount bands (comma-separated); no customer KPIs then.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
 @click.pass_context
-def kpis(ctx: click.Context, lake: str | None, by: str | None, as_json: bool) -> None:
+def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | None, end: date | None,
+         country: str | None, segment: str | None, product: str | None, band: str | None, as_json: bool) -> None:
     """Print KPI totals read from gold (DuckDB, committed tables only): sales, profit, margin, orders,
-    average transaction value, units, items per hour, active customers."""
-    from salespulse.kpi_report import format_kpi_table, kpi_totals
+    average transaction value, units, items per hour, active, new, returning and repeat customers. The
+    filters are the dashboard's: its KPI cards show the same numbers for the same filters."""
+    from salespulse.kpi_report import SalesFilter, format_kpi_table, kpi_totals
 
     settings = _settings(ctx, {"paths.lake": lake})
     if "://" in settings.paths.lake and not settings.paths.lake.startswith("file://"):
         _fail("kpis reads a local lake; for hdfs:// use `salespulse sql`", 2)
+    where = SalesFilter.for_dates(start, end, countries=_split(country), segments=_split(segment),
+                                  products=_split(product), bands=_split(band))
     try:
-        table = kpi_totals(settings.paths.lake, by)
+        table = kpi_totals(settings.paths.lake, by, where)
     except FileNotFoundError as err:
         _fail(str(err))
     if as_json:
@@ -325,6 +348,27 @@ def train(ctx: click.Context, lake: str | None, registry: str | None, max_minute
         _say(f"train: test sales {method}: MAE {sales['mae']:,.2f}, sMAPE {sales['smape']:.1f} %{coverage}")
     _say(result.message)
     _say(f"train: model card {result.folder / 'card.md'}")
+
+
+@main.command()
+@click.option("--lake", help="Local lake folder (paths.lake).")
+@click.option("--host", help="Address to listen on (dashboard.host, default 127.0.0.1).")
+@click.option("--port", type=int, help="Port (dashboard.port, default 8050).")
+@click.pass_context
+def dashboard(ctx: click.Context, lake: str | None, host: str | None, port: int | None) -> None:
+    """Serve the executive dashboard (Dash) over the lake: KPIs, trends and forecasts, customers, inventory,
+    data quality; live, without reloading the page. For production, `gunicorn dashboard.app:server`."""
+    settings = _settings(ctx, {"paths.lake": lake, "dashboard.host": host, "dashboard.port": port})
+    from salespulse.lake import MANIFEST
+
+    if not (Path(settings.paths.lake) / MANIFEST).exists():
+        _fail(f"no lake at {settings.paths.lake} (no {MANIFEST}); load data first with `salespulse backfill` "
+              "or `salespulse stream`, or pass --lake")
+    from dashboard.app import create_app
+
+    app = create_app(settings)
+    _say(f"dashboard: http://{settings.dashboard.host}:{settings.dashboard.port}/ (Ctrl-C stops)")
+    app.run(host=settings.dashboard.host, port=settings.dashboard.port, debug=False)
 
 
 @main.command()

@@ -1,11 +1,14 @@
-"""KPI totals read from gold with DuckDB (no JVM): `salespulse kpis`, and the numbers the dashboard must match.
+"""KPI totals read from gold with DuckDB (no JVM): `salespulse kpis` and the dashboard's KPI cards, one query.
 
 Reads only the table versions the lake manifest lists. Formulas come from salespulse.kpis.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -18,6 +21,65 @@ GROUPINGS = {"country": "country", "segment": "segment", "product": "product",
 CUSTOMER_GROUPINGS = {"country": "country", "segment": "segment", "month": "strftime(event_date, '%Y-%m')"}
 
 
+@dataclass(frozen=True)
+class SalesFilter:
+    """Which sales count: a UTC period [start, end) and category lists (empty = all). Shared by `salespulse
+    kpis` and the dashboard, so both count exactly the same rows."""
+
+    start: datetime | None = None
+    end: datetime | None = None  # exclusive
+    countries: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+    bands: tuple[str, ...] = ()
+
+    @classmethod
+    def for_dates(cls, first: date | None, last: date | None, **categories: tuple[str, ...]) -> SalesFilter:
+        """Whole UTC days from ``first`` to ``last`` inclusive (the `--start/--end` flags, the dashboard URL)."""
+        start = datetime.combine(first, time(), timezone.utc) if first else None
+        end = datetime.combine(last + timedelta(days=1), time(), timezone.utc) if last else None
+        return cls(start, end, **categories)
+
+    def previous(self) -> SalesFilter:
+        """The equal-length period just before this one (for "change vs previous period")."""
+        if self.start is None or self.end is None:
+            raise ValueError("only a bounded period has a previous period")
+        return replace(self, start=self.start - (self.end - self.start), end=self.start)
+
+    @property
+    def per_customer(self) -> bool:
+        """Customer KPIs exist only per country and segment (gold_customers_daily has no product or band)."""
+        return not self.products and not self.bands
+
+    def sales_where(self) -> tuple[str, list[Any]]:
+        """SQL condition and parameters over gold_sales_hourly (column ``hour``)."""
+        return self.condition("hour")
+
+    def customers_where(self) -> tuple[str, list[Any]]:
+        """Over gold_customers_daily: whole UTC days touching the period (customers are kept per day)."""
+        return self.condition("event_date", daily=True, columns=("country", "segment"))
+
+    def condition(self, time_column: str | None, *, daily: bool = False,
+                  columns: tuple[str, ...] = ("country", "segment", "product", "discount_band"),
+                  alias: str = "") -> tuple[str, list[Any]]:
+        """SQL condition and parameters: the period on ``time_column`` (none if None; whole days if ``daily``)
+        and the category lists of ``columns`` (tables without segments or bands name fewer)."""
+        clauses, params = ["TRUE"], []
+        if time_column and self.start is not None:
+            clauses.append(f"{alias}{time_column} >= ?")
+            params.append(self.start.date() if daily else self.start.replace(tzinfo=None))
+        if time_column and self.end is not None:
+            clauses.append(f"{alias}{time_column} {'<=' if daily else '<'} ?")
+            params.append((self.end - timedelta(microseconds=1)).date() if daily else self.end.replace(tzinfo=None))
+        chosen = {"country": self.countries, "segment": self.segments, "product": self.products,
+                  "discount_band": self.bands}
+        for column in columns:
+            if chosen[column]:  # values are bound as parameters, never spliced into the SQL text (they come from URLs)
+                clauses.append(f"list_contains(?, {alias}{column})")
+                params.append(list(chosen[column]))
+        return " AND ".join(clauses), params
+
+
 def _scan(lake: str | Path, table: str) -> str | None:
     try:
         return duckdb_scan(lake, table)
@@ -26,35 +88,56 @@ def _scan(lake: str | Path, table: str) -> str | None:
                                 "or `salespulse stream`)") from None
 
 
-def kpi_totals(lake: str | Path, by: str | None = None) -> pd.DataFrame:
-    """One row per group (or one row overall): additive totals, derived KPIs and active customers."""
-    if by is not None and by not in GROUPINGS:
-        raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}")
-    group = GROUPINGS[by] if by else "'all'"
-    con = duckdb.connect()
+def kpi_totals(lake: str | Path, by: str | None = None, where: SalesFilter = SalesFilter()) -> pd.DataFrame:
+    """One row per group (or one row overall): additive totals, derived KPIs and customer KPIs."""
     sales = _scan(lake, "gold_sales_hourly")
     if sales is None:
         raise FileNotFoundError(f"the lake at {lake} holds no sales yet")
+    return kpi_totals_over(duckdb.connect(), sales, _scan(lake, "gold_customers_daily"), by, where)
+
+
+def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str | None, by: str | None,
+                    where: SalesFilter) -> pd.DataFrame:
+    """kpi_totals over given relations (the dashboard passes its own scans, restricted to what a user may see)."""
+    if by is not None and by not in GROUPINGS:
+        raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}")
+    group = GROUPINGS[by] if by else "'all'"
+    condition, params = where.sales_where()
     totals = con.execute(f"""
         SELECT {group} AS grp, sum(orders)::BIGINT AS orders, sum(units_sold) AS units_sold,
                sum(gross_sales) AS gross_sales, sum(discounts) AS discounts, sum(sales) AS sales,
                sum(cogs) AS cogs, sum(profit) AS profit,
                (epoch(max(hour)) - epoch(min(hour))) / 3600 + 1 AS hours
-        FROM {sales} GROUP BY 1 ORDER BY 1""").df()
-    customers_scan = _scan(lake, "gold_customers_daily")
-    if customers_scan is not None and (by is None or by in CUSTOMER_GROUPINGS):
-        customer_group = CUSTOMER_GROUPINGS[by] if by else "'all'"
-        customers = con.execute(f"""
-            SELECT {customer_group} AS grp, count(DISTINCT customer_id) AS active_customers
-            FROM {customers_scan} GROUP BY 1""").df()
-        totals = totals.merge(customers, on="grp", how="left")
+        FROM {sales} WHERE {condition} GROUP BY 1 ORDER BY 1""", params).df()
+    if customers is not None and where.per_customer and (by is None or by in CUSTOMER_GROUPINGS):
+        totals = totals.merge(customer_totals(con, customers, by, where), on="grp", how="left")
     derived = compute_kpis(totals, keys=("gross_margin_pct", "avg_transaction_value", "items_per_hour"))
+    if "active_customers" in totals:
+        derived |= compute_kpis(totals, keys=("returning_customers", "repeat_customer_rate"))
     for key, values in derived.items():
         totals[key] = values
     for money in ("gross_sales", "discounts", "sales", "cogs", "profit"):
         totals[money] = totals[money].round(2)
     return totals.rename(columns={"grp": by or "scope"}).drop(columns=["hours"])
 
+
+def customer_totals(con: duckdb.DuckDBPyConnection, customers: str, by: str | None,
+                    where: SalesFilter) -> pd.DataFrame:
+    """Active, new and repeat customers and their orders per group, exact from gold_customers_daily: partial
+    rows are summed per customer, and "first order ever" is the customer's MIN(first_order_date) over all
+    rows, whatever the filter."""
+    group = CUSTOMER_GROUPINGS[by] if by else "'all'"
+    condition, params = where.customers_where()
+    first_day = where.start.date() if where.start else None
+    return con.execute(f"""
+        WITH firsts AS (SELECT customer_id, min(first_order_date) AS first_ever FROM {customers} GROUP BY 1),
+             active AS (SELECT {group} AS grp, customer_id, sum(orders) AS orders FROM {customers}
+                        WHERE {condition} GROUP BY 1, 2)
+        SELECT grp, count(*) AS active_customers,
+               count(*) FILTER (WHERE ? IS NULL OR first_ever >= ?) AS new_customers,
+               count(*) FILTER (WHERE orders >= 2) AS repeat_customers,
+               sum(orders)::BIGINT AS customer_orders
+        FROM active JOIN firsts USING (customer_id) GROUP BY 1""", [*params, first_day, first_day]).df()
 
 
 _MONEY = ("gross_sales", "discounts", "sales", "cogs", "profit")
@@ -68,6 +151,8 @@ def format_kpi_table(totals: pd.DataFrame) -> pd.DataFrame:
             shown[column] = [format_kpi("total_sales", v) for v in shown[column]]
         elif column == "units_sold":
             shown[column] = [f"{v:,.1f}" for v in shown[column]]
+        elif column in ("repeat_customers", "customer_orders"):
+            shown[column] = [format_kpi("orders", v) for v in shown[column]]
         elif column in KPI_BY_KEY:
             shown[column] = [format_kpi(column, v) for v in shown[column]]
     return shown

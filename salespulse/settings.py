@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -169,6 +169,36 @@ class ModelSettings(_Section):
         return value
 
 
+class DashboardSettings(_Section):
+    """The Dash app; docs/dashboard.md explains live refresh and caching."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8050, ge=1, le=65535)
+    # Display only: the lake stays in UTC (PITFALLS 20). An IANA name such as Europe/Paris.
+    time_zone: str = "UTC"
+    refresh_seconds: float = Field(default=1.0, gt=0, le=1.0, description="data-version check interval")
+    stale_amber_seconds: float = Field(default=30.0, gt=0)
+    stale_red_seconds: float = Field(default=120.0, gt=0)
+    top_n: int = Field(default=10, ge=1, le=100, description="rows of the top-N table")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as UTC or Europe/Paris") from None
+        return value
+
+    @model_validator(mode="after")
+    def _red_after_amber(self) -> DashboardSettings:
+        if self.stale_red_seconds <= self.stale_amber_seconds:
+            raise ValueError("stale_red_seconds must be greater than stale_amber_seconds")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -183,6 +213,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

@@ -1,9 +1,12 @@
-"""Shared test helpers: simulator runs pinned in time, and an independent reader of landing files."""
+"""Shared test helpers: the one SparkSession, simulator runs pinned in time, and an independent reader of landing
+files."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -23,6 +26,20 @@ def _no_salespulse_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("SALESPULSE_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One SparkSession for the whole test session (tests/spark and tests/dashboard): local[2], UI off,
+    2 shuffle partitions, UTC. Imported lazily so tests that never ask for it start no JVM."""
+    from salespulse.settings import SparkSettings
+    from spark_jobs.session import build_session
+
+    session = build_session(
+        SparkSettings(master="local[2]", app_name="salespulse-tests", shuffle_partitions=2, driver_memory="1g")
+    )
+    yield session
+    session.stop()
 
 
 def run_simulator(out: Path, *, history_days: float = 0, seconds: float | None = None,

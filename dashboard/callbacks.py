@@ -1,0 +1,358 @@
+"""Callbacks: inputs -> repository -> figures -> outputs.
+
+The ``*_outputs`` and ``*_view`` functions are the callback bodies, plain functions of their inputs (the
+repository and the current time are passed in) so tests call them directly; ``register`` wires them to the
+app. The page polls the cheap data version every ``refresh_seconds``; the tab callbacks listen to that version
+and to the filters, so unchanged data triggers nothing (PITFALLS 28). A failed read keeps what is on screen
+and shows a warning instead (``no_update``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import ALL, Dash, Input, Output, State, callback_context, dcc, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard import figures, ids
+from dashboard.data import LakeRepository, TableMissing
+from dashboard.filters import ViewFilters, effective_grain, parse_query, period, to_query, with_clicked
+from dashboard.layout import money_column, number_column, render_kpi_cards, render_note, render_tab
+from salespulse.kpi_report import SalesFilter
+from salespulse.settings import DashboardSettings
+
+NO_FORECASTS = "No forecasts yet — run `salespulse train` to train and publish the forecasting model."
+
+
+# -- header --------------------------------------------------------------------------------------------------
+def freshness_badge(status: dict[str, Any] | None, published_at: str | None, now: datetime,
+                    settings: DashboardSettings) -> tuple[str, str]:
+    """Header text and colour: when the stream last published, amber then red when stale."""
+    zone = ZoneInfo(settings.time_zone)
+    if status is None:
+        if not published_at:
+            return "no data published yet", "secondary"
+        when = datetime.fromisoformat(published_at).astimezone(zone)
+        return f"no live stream · lake published {when:%Y-%m-%d %H:%M:%S}", "secondary"
+    updated = datetime.fromisoformat(status["updated_at"])
+    age = max((now - updated).total_seconds(), 0.0)
+    color = ("success" if age < settings.stale_amber_seconds
+             else "warning" if age < settings.stale_red_seconds else "danger")
+    return f"data as of {updated.astimezone(zone):%H:%M:%S} ({age:,.0f} s ago)", color
+
+
+def model_badge(repo: LakeRepository) -> str:
+    info = repo.model_info()
+    return f"model {info.version}" if info else "no model yet"
+
+
+# -- filters -------------------------------------------------------------------------------------------------
+def filters_from_controls(preset: str, start: str | None, end: str | None, countries: list[str] | None,
+                          segments: list[str] | None, products: list[str] | None, bands: list[str] | None,
+                          grain: str, dates_changed: bool) -> ViewFilters:
+    """The controls' values as ViewFilters; picking dates by hand switches the period to custom."""
+    chosen = "custom" if dates_changed else preset
+    return ViewFilters(
+        chosen, pd.Timestamp(start).date() if start and chosen == "custom" else None,
+        pd.Timestamp(end).date() if end and chosen == "custom" else None,
+        tuple(countries or ()), tuple(segments or ()), tuple(products or ()), tuple(bands or ()), grain)
+
+
+def controls_for(view: ViewFilters, newest: datetime | None) -> tuple[Any, ...]:
+    """Control values, the URL query and the period label for ``view``."""
+    where = period(view, newest)
+    query = to_query(view, newest)
+    first = where.start.date().isoformat() if where.start else None
+    last = (where.end - pd.Timedelta(microseconds=1)).date().isoformat() if where.end else None
+    if view.preset == "last-hour" and where.start is not None:
+        label = f"{where.start:%Y-%m-%d %H:%M}–{where.end:%H:%M} UTC"
+    else:
+        label = f"{first} → {last} (UTC days)" if first else "all data"
+    return (view.preset, first, last, list(view.countries), list(view.segments), list(view.products),
+            list(view.bands), view.grain, query, query, label)
+
+
+def _where(repo: LakeRepository, query: str | None) -> tuple[ViewFilters, SalesFilter, str]:
+    view = parse_query(query)
+    return view, period(view, repo.newest_hour()), query or "default"
+
+
+# -- tabs ----------------------------------------------------------------------------------------------------
+def overview_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
+    view, where, revision = _where(repo, query)
+    grain, _ = effective_grain(where, view.grain)
+    current = repo.kpis(where)
+    previous = repo.kpis(where.previous()) if where.start and where.end else None
+    cards = render_kpi_cards(figures.kpi_card_values(current, previous))
+    segments = repo.sales_by(where, ("segment",))
+    countries = repo.sales_by(where, ("country",))
+    months = repo.sales_over_time(where, "month")
+    products = repo.sales_by(where, ("product",))
+    trend = repo.sales_over_time(where, grain, ("country",))
+    top = repo.sales_by(where, ("country", "product")).nlargest(settings.top_n, "sales")
+    top = top.assign(margin=top["profit"] / top["sales"].where(top["sales"] != 0))
+    zone = settings.time_zone
+    return (cards,
+            figures.share_figure(segments, "segment", "Sales by segment", revision, hole=0.5),
+            figures.share_figure(countries, "country", "Sales by country", revision),
+            figures.month_area_figure(months, revision),
+            figures.product_columns_figure(products, revision),
+            figures.trend_by_figure(trend, "country", f"Sales trend by country (per {grain})", revision, zone),
+            top[["country", "product", "sales", "profit", "margin", "orders", "units_sold"]].to_dict("records"),
+            [{"name": "Country", "id": "country"}, {"name": "Product", "id": "product"},
+             money_column("Sales", "sales"), money_column("Profit", "profit"),
+             {"name": "Margin", "id": "margin", "type": "numeric", "format": {"specifier": ".1%"}},
+             number_column("Orders", "orders", 0), number_column("Units", "units_sold")])
+
+
+def trends_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
+    view, where, revision = _where(repo, query)
+    grain, _ = effective_grain(where, view.grain)
+    actuals = repo.sales_over_time(where, "hour", ("country",))
+    try:
+        forecasts, anomalies, note = repo.forecasts(where), repo.anomalies(where), None
+    except TableMissing:
+        forecasts, anomalies, note = pd.DataFrame(), pd.DataFrame(), render_note(NO_FORECASTS, "warning")
+    zone = settings.time_zone
+    chart = figures.forecast_figure(actuals, forecasts, anomalies, revision, zone)
+    if where.start and where.end:
+        previous = where.previous()
+        comparison = figures.period_comparison_figure(
+            repo.sales_over_time(where, grain), repo.sales_over_time(previous, grain),
+            pd.Timedelta(where.end - where.start), revision, zone)
+    else:
+        comparison = figures.empty_figure("pick a bounded period to compare", revision)
+    return note, chart, comparison
+
+
+def customers_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
+    _, where, revision = _where(repo, query)
+    if not where.per_customer:
+        note = render_note("Customer KPIs exist per country and segment only; the product and discount-band "
+                           "filters are ignored on this tab.")
+        where = SalesFilter(where.start, where.end, where.countries, where.segments)
+    else:
+        note = None
+    overall = repo.customers_by(where, None)
+    by_country = figures.with_customer_ratios(repo.customers_by(where, "country"))
+    by_segment = figures.with_customer_ratios(repo.customers_by(where, "segment"))
+
+    def card_totals(filter_: SalesFilter) -> dict[str, Any]:
+        row = repo.customers_by(filter_, None)
+        if row.empty:
+            return {}
+        totals = figures.with_customer_ratios(row).iloc[0].to_dict()
+        totals["returning_customers"] = totals["active_customers"] - totals["new_customers"]
+        totals["repeat_customer_rate"] = totals["repeat_rate"]
+        return totals
+
+    previous = card_totals(where.previous()) if where.start and where.end and not overall.empty else None
+    cards = render_kpi_cards(figures.kpi_card_values(card_totals(where), previous, figures.CUSTOMER_CARD_KPIS))
+    return (note, cards,
+            figures.new_returning_figure(by_country, "country", revision),
+            figures.new_returning_figure(by_segment, "segment", revision),
+            figures.customer_ratio_figure(by_country, by_segment, "repeat_rate",
+                                          "Repeat-customer rate (2+ orders in the period)", revision),
+            figures.customer_ratio_figure(by_country, by_segment, "orders_per_customer", "Orders per customer",
+                                          revision))
+
+
+def inventory_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
+    _, where, revision = _where(repo, query)
+    stock = repo.stock(where)
+    drill = len(where.countries) == 1  # one country chosen: drill down to its products
+    by = "product" if drill else "country"
+    title = (f"Stock health of {where.countries[0]} by product (units vs reorder point)" if drill
+             else "Stock health by country (units vs reorder point; choose one country, or click its bar "
+                  "below, to see its products)")
+    alerts = repo.reorder_alerts(where)
+    note = None if repo.has_stockout_forecasts() else render_note(
+        NO_FORECASTS + " Predicted stock-out times appear here once forecasts exist.", "warning")
+    for column in ("alerted_at", "predicted_stockout_time", "as_of"):
+        if column in alerts:
+            alerts[column] = figures.local_time(alerts[column], settings.time_zone).dt.strftime("%Y-%m-%d %H:%M")
+    columns = [{"name": "Country", "id": "country"}, {"name": "Product", "id": "product"},
+               number_column("Stock (units)", "stock_on_hand"), number_column("Reorder point", "reorder_point"),
+               number_column("Days of cover", "days_of_cover"),
+               {"name": f"Alerted ({settings.time_zone})", "id": "alerted_at"},
+               number_column("Forecast units, next 24 h", "units_p50_24h"),
+               {"name": f"Predicted stock-out ({settings.time_zone})", "id": "predicted_stockout_time"}]
+    return (note, title, figures.stock_gauges_figure(stock, by, revision), alerts.to_dict("records"), columns,
+            figures.cover_figure(stock, by, revision), figures.turnover_figure(stock, by, revision))
+
+
+def quality_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
+    view, where, revision = _where(repo, query)
+    grain, _ = effective_grain(where, view.grain)
+    zone = settings.time_zone
+    cards = render_pipeline_cards(repo.stream_status(), repo.manifest_streams(), repo.backfill_reports())
+    sample = repo.quarantine_sample()
+    sample["ingest_time"] = figures.local_time(sample["ingest_time"], zone).dt.strftime("%Y-%m-%d %H:%M:%S")
+    info = repo.model_info()
+    metrics = figures.model_metrics_frame(info.metrics if info else {})
+    model_note = None if info else render_note("No model yet — run `salespulse train`; its metrics against the "
+                                               "seasonal-naive and linear-regression baselines appear here.",
+                                               "warning")
+    ingest = repo.ingest_over_time(where, grain)
+    return (cards, figures.ingest_figure(ingest, revision, zone), figures.freshness_figure(ingest, revision, zone),
+            figures.quarantine_figure(repo.quarantine_over_time(grain), revision, zone), sample.to_dict("records"),
+            [{"name": f"Ingested ({zone})", "id": "ingest_time"}, {"name": "Reason", "id": "reason"},
+             {"name": "File", "id": "source_file"}, {"name": "Row", "id": "row_number"},
+             {"name": "Raw values", "id": "raw"}],
+            model_note, figures.model_metrics_figure(metrics, revision))
+
+
+def render_pipeline_cards(status: dict[str, Any] | None, streams: dict[str, Any],
+                          reports: list[dict[str, Any]]) -> dbc.Row:
+    sales = (status or {}).get("events", {}).get("sales", {})
+
+    def number(value: Any, suffix: str = "", decimals: int = 0) -> str:
+        return "–" if value is None else f"{value:,.{decimals}f}{suffix}"
+
+    loaded = streams.get("sales", {})
+    cards = [
+        ("Ingest rate (last batch)", number(sales.get("last_batch_rows_per_second"), " rows/s")),
+        ("Batch duration (last)", number(sales.get("last_batch_seconds"), " s", 2)),
+        ("Freshness (last batch)", number(sales.get("freshness_seconds"), " s", 1)),
+        ("Files waiting", number(sales.get("files_in_landing"))),
+        ("Rows streamed / quarantined", f"{number(loaded.get('rows_in'))} / {number(loaded.get('rows_quarantined'))}"),
+        ("Backfill runs", f"{len(reports):,}"),
+    ]
+    return render_kpi_cards([{"key": label, "label": label, "value": value,
+                              "change": "" if status else "no stream has run", "tone": "secondary"}
+                             for label, value in cards])
+
+
+def export_frame(repo: LakeRepository, query: str | None) -> tuple[pd.DataFrame, str]:
+    """The filtered view as a CSV-ready frame (numbers numeric, times UTC ISO) and its file name."""
+    view, where, _ = _where(repo, query)
+    grain, _ = effective_grain(where, view.grain)
+    frame = repo.export_rows(where, grain)
+    frame["period"] = pd.to_datetime(frame["period"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    frame = frame.rename(columns={"period": f"{grain}_start_utc"})
+    first = where.start.date().isoformat() if where.start else "all"
+    last = (where.end - pd.Timedelta(microseconds=1)).date().isoformat() if where.end else "all"
+    return frame, f"salespulse-{first}-{last}-{grain}.csv"
+
+
+def clicked_value(click: dict[str, Any] | None) -> str | None:
+    """The category a click landed on: the point's customdata (set by every cross-filtering trace)."""
+    if not click or not click.get("points"):
+        return None
+    point = click["points"][0]
+    value = point.get("customdata", point.get("label", point.get("x")))
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return value if isinstance(value, str) else None
+
+
+# -- wiring --------------------------------------------------------------------------------------------------
+TAB_OUTPUTS: dict[str, tuple[Callable[..., tuple[Any, ...]], list[Output]]] = {
+    "overview": (overview_outputs, [
+        Output(ids.KPI_CARDS, "children"), Output(ids.clickable(ids.SEGMENT_DONUT, "segment"), "figure"),
+        Output(ids.clickable(ids.COUNTRY_PIE, "country"), "figure"), Output(ids.MONTH_AREA, "figure"),
+        Output(ids.clickable(ids.PRODUCT_COLUMNS, "product"), "figure"),
+        Output(ids.clickable(ids.COUNTRY_TREND, "country"), "figure"),
+        Output(ids.TOP_TABLE, "data"), Output(ids.TOP_TABLE, "columns")]),
+    "trends": (trends_outputs, [
+        Output(ids.FORECAST_NOTE, "children"), Output(ids.FORECAST_CHART, "figure"),
+        Output(ids.PERIOD_COMPARISON, "figure")]),
+    "customers": (customers_outputs, [
+        Output(ids.CUSTOMER_NOTE, "children"), Output(ids.CUSTOMER_CARDS, "children"),
+        Output(ids.clickable(ids.CUSTOMERS_BY_COUNTRY, "country"), "figure"),
+        Output(ids.clickable(ids.CUSTOMERS_BY_SEGMENT, "segment"), "figure"),
+        Output(ids.REPEAT_RATE, "figure"), Output(ids.ORDERS_PER_CUSTOMER, "figure")]),
+    "inventory": (inventory_outputs, [
+        Output(ids.INVENTORY_NOTE, "children"), Output(ids.STOCK_TITLE, "children"),
+        Output(ids.STOCK_GAUGES, "figure"), Output(ids.REORDER_TABLE, "data"),
+        Output(ids.REORDER_TABLE, "columns"), Output(ids.clickable(ids.COVER_CHART, "country"), "figure"),
+        Output(ids.clickable(ids.TURNOVER_CHART, "country"), "figure")]),
+    "quality": (quality_outputs, [
+        Output(ids.PIPELINE_CARDS, "children"), Output(ids.INGEST_CHART, "figure"),
+        Output(ids.FRESHNESS_CHART, "figure"), Output(ids.QUARANTINE_CHART, "figure"),
+        Output(ids.QUARANTINE_TABLE, "data"), Output(ids.QUARANTINE_TABLE, "columns"),
+        Output(ids.MODEL_NOTE, "children"), Output(ids.MODEL_CHART, "figure")]),
+}
+
+
+def guarded(outputs: Callable[..., tuple[Any, ...]], size: int, *args: Any) -> tuple[Any, ...]:
+    """Run a tab's outputs; on a failed or partial read keep the last good content and say so."""
+    try:
+        return (*outputs(*args), [])
+    except Exception as err:  # any read failure: the page must not go blank
+        warning = dbc.Alert(f"Could not read the latest data ({type(err).__name__}: {str(err)[:200]}); showing "
+                            "the last good data. Retrying at the next refresh.", color="warning", className="py-2")
+        return (*([no_update] * size), warning)
+
+
+def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> None:
+    @app.callback(Output(ids.DATA_VERSION, "data"), Input(ids.REFRESH, "n_intervals"),
+                  State(ids.DATA_VERSION, "data"))
+    def poll_data_version(_: int | None, known: str | None) -> Any:
+        version = repo.data_version()
+        return no_update if version == known else version
+
+    @app.callback(Output(ids.HEADER_FRESHNESS, "children"), Output(ids.HEADER_FRESHNESS, "color"),
+                  Output(ids.HEADER_MODEL, "children"), Input(ids.REFRESH, "n_intervals"))
+    def update_header(_: int | None) -> tuple[str, str, str]:
+        published = repo.published_at()
+        text, color = freshness_badge(repo.stream_status(), published, datetime.now(timezone.utc), settings)
+        return text, color, model_badge(repo)
+
+    @app.callback(
+        Output(ids.PRESET, "value"), Output(ids.DATES, "start_date"), Output(ids.DATES, "end_date"),
+        Output(ids.COUNTRY, "value"), Output(ids.SEGMENT, "value"), Output(ids.PRODUCT, "value"),
+        Output(ids.BAND, "value"), Output(ids.GRAIN, "value"), Output(ids.URL, "search"),
+        Output(ids.FILTERS, "data"), Output(ids.PERIOD_LABEL, "children"),
+        Input(ids.URL, "search"), Input(ids.PRESET, "value"), Input(ids.DATES, "start_date"),
+        Input(ids.DATES, "end_date"), Input(ids.COUNTRY, "value"), Input(ids.SEGMENT, "value"),
+        Input(ids.PRODUCT, "value"), Input(ids.BAND, "value"), Input(ids.GRAIN, "value"),
+        Input(ids.RESET, "n_clicks"), Input(ids.DATA_VERSION, "data"), State(ids.FILTERS, "data"))
+    def sync_filters(search: str | None, preset: str | None, start: str | None, end: str | None,
+                     countries: list[str] | None, segments: list[str] | None, products: list[str] | None,
+                     bands: list[str] | None, grain: str | None, _reset: int | None, _version: str | None,
+                     applied: str | None) -> tuple[Any, ...]:
+        triggered = {t["prop_id"].split(".")[0] for t in callback_context.triggered}
+        if ids.RESET in triggered:
+            view = ViewFilters()
+        elif ids.URL in triggered or preset is None:  # first load, a pasted link or a cross-filter click
+            view = parse_query(search)
+        elif triggered == {ids.DATA_VERSION}:  # new data moves relative periods; the choice stays
+            view = parse_query(applied)
+        else:
+            view = filters_from_controls(preset, start, end, countries, segments, products, bands,
+                                         grain or "day", bool(triggered & {ids.DATES}))
+        return controls_for(view, repo.newest_hour())
+
+    @app.callback(Output(ids.URL, "search", allow_duplicate=True),
+                  Input(ids.clickable(ALL, ALL), "clickData"), State(ids.FILTERS, "data"),
+                  prevent_initial_call=True)
+    def cross_filter(_clicks: list[Any], applied: str | None) -> str:
+        trigger = callback_context.triggered_id
+        value = clicked_value(callback_context.triggered[0]["value"]) if trigger else None
+        if value is None:
+            raise PreventUpdate
+        view = with_clicked(parse_query(applied), trigger["dimension"], value)
+        return to_query(view, repo.newest_hour())
+
+    @app.callback(Output(ids.TAB_CONTENT, "children"), Input(ids.TABS, "active_tab"))
+    def show_tab(tab: str) -> Any:
+        return render_tab(tab)
+
+    def tab_callback(outputs: Callable[..., tuple[Any, ...]], size: int) -> Callable[[str, str], tuple[Any, ...]]:
+        return lambda _version, query: guarded(outputs, size, repo, query, settings)
+
+    for name, (outputs, targets) in TAB_OUTPUTS.items():
+        app.callback(*targets, Output(ids.warning(name), "children"),
+                     Input(ids.DATA_VERSION, "data"), Input(ids.FILTERS, "data"))(tab_callback(outputs, len(targets)))
+
+    @app.callback(Output(ids.EXPORT_DOWNLOAD, "data"), Input(ids.EXPORT_BUTTON, "n_clicks"),
+                  State(ids.FILTERS, "data"), prevent_initial_call=True)
+    def export_csv(_: int, applied: str | None) -> dict[str, Any]:
+        frame, name = export_frame(repo, applied)
+        return dcc.send_data_frame(frame.to_csv, name, index=False)

@@ -1,0 +1,342 @@
+"""The dashboard's one reader of the lake: every callback and the CSV export go through LakeRepository.
+
+DuckDB over the Parquet files the manifest lists (``salespulse.lake.duckdb_scan``: committed output only,
+PITFALLS 17). Every query is aggregated in SQL from gold, so only small frames reach Python and the browser
+(PITFALLS 32). Results are cached per process, keyed by the data version (the manifest file's identity, one
+``stat``): a gunicorn worker recomputes a query only when a writer has published something new, and an
+unchanged lake costs one ``stat`` per poll (PITFALLS 28, 29). Row-level security has one hook: every table
+is read through ``_scan``, which applies ``allowed_countries``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from salespulse.kpi_report import SalesFilter, customer_totals, kpi_totals_over
+from salespulse.kpis import compute_kpis
+from salespulse.lake import MANIFEST, STATUS, TABLES, duckdb_scan
+
+GRAINS = ("minute", "hour", "day", "week", "month")
+DIMENSIONS = ("country", "segment", "product", "discount_band")
+
+
+class TableMissing(LookupError):
+    """A table that was never published (e.g. forecasts before the first `salespulse train`)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    version: str
+    trained_at: str | None
+    metrics: dict[str, Any]
+
+
+class LakeRepository:
+    """Read-only, cached queries over one local lake (and the model registry beside it)."""
+
+    def __init__(self, lake: str | Path, models: str | Path, allowed_countries: tuple[str, ...] | None = None):
+        self.lake = Path(lake)
+        self.models = Path(models)
+        self.allowed_countries = allowed_countries  # None: every country (row-level security comes later)
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        self._cache_version = ""
+        self._lock = threading.Lock()
+
+    # -- versions and small files ------------------------------------------------------------------------
+    def data_version(self) -> str:
+        """Changes whenever a writer publishes: the manifest is replaced by rename, so its inode, size and
+        mtime change. One stat, no read."""
+        try:
+            st = os.stat(self.lake / MANIFEST)
+        except FileNotFoundError:
+            return ""
+        return f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
+
+    def has_data(self) -> bool:
+        return bool(self.data_version())
+
+    def published_at(self) -> str | None:
+        """When the manifest was last published (UTC ISO), for the header when no stream runs."""
+        return _read_json(self.lake / MANIFEST, default={}).get("published_at")
+
+    def stream_status(self) -> dict[str, Any] | None:
+        """The running stream's figures (``_status/stream.json``), or None when no stream has run."""
+        return _read_json(self.lake / STATUS)
+
+    def model_info(self) -> ModelInfo | None:
+        """The promoted model of the registry (``<models>/current``), or None before the first training."""
+        try:
+            version = (self.models / "current").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        metrics = _read_json(self.models / version / "metrics.json") or {}
+        return ModelInfo(version, metrics.get("trained_at"), metrics)
+
+    # -- cache and scans ---------------------------------------------------------------------------------
+    def _cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        version = self.data_version()
+        with self._lock:
+            if version != self._cache_version:  # new data: drop everything computed from the old version
+                self._cache, self._cache_version = {}, version
+            if key in self._cache:
+                return self._cache[key]
+        value = compute()
+        with self._lock:
+            if version == self._cache_version:
+                self._cache[key] = value
+        return value
+
+    def _scan(self, table: str) -> str | None:
+        """The committed rows of ``table`` the viewer may see; None for an empty table. The one place where
+        row-level security applies."""
+        try:
+            scan = duckdb_scan(self.lake, table)
+        except FileNotFoundError:
+            raise TableMissing(table) from None
+        if scan is None or self.allowed_countries is None or "country" not in TABLES[table].column_names:
+            return scan
+        allowed = ", ".join("'" + c.replace("'", "''") + "'" for c in self.allowed_countries)
+        return f"(SELECT * FROM {scan} WHERE country IN ({allowed}))"
+
+    def _optional_scan(self, table: str) -> str | None:
+        """Like _scan, but a never-published table reads as empty (tables only some writers produce)."""
+        try:
+            return self._scan(table)
+        except TableMissing:
+            return None
+
+    def _frame(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        return duckdb.connect().execute(sql, params or []).df()
+
+    def _sales(self, grain: str = "hour") -> str | None:
+        """Sales measures per period x categories: summed gold for hour and coarser grains; for minutes, the
+        silver events rolled up by minute in DuckDB (gold is hourly). The time column is called ``hour``
+        either way so one filter serves both."""
+        if grain != "minute":
+            return self._scan("gold_sales_hourly")
+        silver = self._scan("silver_sales")
+        if silver is None:
+            return None
+        return f"""(SELECT date_trunc('minute', event_time) AS hour, event_date, country, segment, product,
+                           discount_band, 1 AS orders, units_sold, gross_sales, discounts, sales, cogs, profit
+                    FROM {silver})"""
+
+    # -- sales -------------------------------------------------------------------------------------------
+    def newest_hour(self) -> pd.Timestamp | None:
+        """Start of the newest hour with sales (UTC, naive), the anchor of the date presets."""
+        def compute() -> pd.Timestamp | None:
+            sales = self._scan("gold_sales_hourly")
+            newest = self._frame(f"SELECT max(hour) AS h FROM {sales}")["h"].iloc[0] if sales else None
+            return None if newest is None or pd.isna(newest) else pd.Timestamp(newest)
+        return self._cached(("newest_hour",), compute)
+
+    def kpis(self, where: SalesFilter) -> dict[str, Any]:
+        """The KPI row `salespulse kpis` prints for the same filter (same function), as a dict."""
+        def compute() -> dict[str, Any]:
+            sales = self._scan("gold_sales_hourly")
+            if sales is None:
+                return {}
+            customers = self._optional_scan("gold_customers_daily")
+            rows = kpi_totals_over(duckdb.connect(), sales, customers, None, where)
+            if rows.empty or not rows["orders"].iloc[0]:
+                return {}
+            row = rows.iloc[0].to_dict()
+            return row | compute_kpis(row, keys=("total_sales",))
+        return self._cached(("kpis", where), compute)
+
+    def sales_by(self, where: SalesFilter, dimensions: tuple[str, ...]) -> pd.DataFrame:
+        """Additive measures summed per combination of ``dimensions`` (each in DIMENSIONS)."""
+        if not set(dimensions) <= set(DIMENSIONS):
+            raise ValueError(f"dimensions must be among {DIMENSIONS}")
+        return self._cached(("sales_by", where, dimensions), lambda: self._grouped(where, "hour", dimensions))
+
+    def sales_over_time(self, where: SalesFilter, grain: str, dimensions: tuple[str, ...] = ()) -> pd.DataFrame:
+        """Measures per ``period`` (start of the minute/hour/day/week/month, UTC) and ``dimensions``."""
+        if grain not in GRAINS:
+            raise ValueError(f"grain must be one of {GRAINS}")
+        return self._cached(("over_time", where, grain, dimensions),
+                            lambda: self._grouped(where, grain, dimensions, period=True))
+
+    def _grouped(self, where: SalesFilter, grain: str, dimensions: tuple[str, ...],
+                 period: bool = False) -> pd.DataFrame:
+        keys = ([f"date_trunc('{grain}', hour) AS period"] if period else []) + list(dimensions)
+        columns = ["period", *dimensions] if period else list(dimensions)
+        sales = self._sales(grain)
+        if sales is None:
+            return pd.DataFrame(columns=[*columns, "orders", "units_sold", "sales", "profit", "cogs"])
+        condition, params = where.sales_where()
+        if grain == "minute" and where.start is not None:  # partition pruning on silver's event_date
+            condition += " AND event_date >= ?"
+            params.append(where.start.date())
+        group = ", ".join(keys) + ", " if keys else ""
+        order = f"ORDER BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
+        return self._frame(f"""
+            SELECT {group}sum(orders)::BIGINT AS orders, sum(units_sold) AS units_sold, sum(sales) AS sales,
+                   sum(profit) AS profit, sum(cogs) AS cogs
+            FROM {sales} WHERE {condition} {"GROUP BY ALL" if keys else ""} {order}""", params)
+
+    def export_rows(self, where: SalesFilter, grain: str) -> pd.DataFrame:
+        """The filtered view for CSV: numeric measures per period and every category (UTC periods)."""
+        return self.sales_over_time(where, grain, DIMENSIONS)
+
+    # -- customers ---------------------------------------------------------------------------------------
+    def customers_by(self, where: SalesFilter, dimension: str | None) -> pd.DataFrame:
+        """Active, new, returning and repeat customers and orders per ``dimension`` (country or segment)."""
+        def compute() -> pd.DataFrame:
+            customers = self._scan("gold_customers_daily")
+            if customers is None or not where.per_customer:
+                return pd.DataFrame(columns=["grp", "active_customers", "new_customers", "repeat_customers",
+                                             "customer_orders"])
+            return customer_totals(duckdb.connect(), customers, dimension, where)
+        frame = self._cached(("customers_by", where, dimension), compute)
+        return frame.rename(columns={"grp": dimension or "scope"})
+
+    # -- forecasts ---------------------------------------------------------------------------------------
+    def forecasts(self, where: SalesFilter) -> pd.DataFrame:
+        """Country-level forecasts for hours from the period's start on (including the hours after the newest
+        data): for each target hour, the forecast with the latest origin before it. Raises TableMissing."""
+        def compute() -> pd.DataFrame:
+            scan = self._scan("gold_forecasts")
+            if scan is None:
+                return pd.DataFrame()
+            condition, params = _country_period(where, "hour", bounded=False)
+            return self._frame(f"""
+                SELECT hour, country, sales_p10, sales_p50, sales_p90, units_p10, units_p50, units_p90,
+                       origin, model_version
+                FROM {scan} WHERE level = 'country' AND origin < hour AND {condition}
+                QUALIFY row_number() OVER (PARTITION BY country, hour ORDER BY origin DESC) = 1
+                ORDER BY country, hour""", params)
+        return self._cached(("forecasts", where), compute)
+
+    def anomalies(self, where: SalesFilter) -> pd.DataFrame:
+        """Country-level sales anomalies in the period (none before the scorer has published any)."""
+        def compute() -> pd.DataFrame:
+            scan = self._optional_scan("gold_forecast_anomalies")
+            if scan is None:
+                return pd.DataFrame()
+            condition, params = _country_period(where, "hour")
+            return self._frame(f"""
+                SELECT hour, country, actual, p10, p50, p90, direction FROM {scan}
+                WHERE level = 'country' AND measure = 'sales' AND {condition} ORDER BY hour""", params)
+        return self._cached(("anomalies", where), compute)
+
+    # -- inventory ---------------------------------------------------------------------------------------
+    def stock(self, where: SalesFilter) -> pd.DataFrame:
+        """The stock snapshot per country x product, with the period's COGS for inventory turnover."""
+        def compute() -> pd.DataFrame:
+            scan = self._scan("gold_stock")
+            if scan is None:
+                return pd.DataFrame()
+            condition, params = _country_period(where, None, products=True)
+            stock = self._frame(f"SELECT * FROM {scan} WHERE {condition} ORDER BY country, product", params)
+            cogs = self._grouped(where, "hour", ("country", "product"))[["country", "product", "cogs"]]
+            return stock.merge(cogs, on=["country", "product"], how="left").fillna({"cogs": 0.0})
+        return self._cached(("stock", where), compute)
+
+    def reorder_alerts(self, where: SalesFilter) -> pd.DataFrame:
+        """Series below their reorder point now, with the first alert time and the predicted stock-out time
+        when forecasts exist (null: not within the forecast horizon)."""
+        def compute() -> pd.DataFrame:
+            stock = self._scan("gold_stock")
+            if stock is None:
+                return pd.DataFrame()
+            alerts = self._optional_scan("gold_reorder_alerts")  # written by the stream only
+            stockout = self._optional_scan("gold_stockout")
+            condition, params = _country_period(where, None, products=True, alias="s.")
+            alert_join = (f"LEFT JOIN (SELECT country, product, max(detected_at) AS alerted_at FROM {alerts} "
+                          "GROUP BY ALL) a USING (country, product)") if alerts else ""
+            stockout_join = (f"LEFT JOIN (SELECT country, product, predicted_stockout_time, units_p50_24h FROM "
+                             f"{stockout} QUALIFY row_number() OVER (PARTITION BY country, product ORDER BY "
+                             "generated_at DESC) = 1) p USING (country, product)") if stockout else ""
+            return self._frame(f"""
+                SELECT s.country, s.product, s.stock_on_hand, s.reorder_point, s.days_of_cover,
+                       {"a.alerted_at" if alerts else "NULL::TIMESTAMP AS alerted_at"},
+                       {"p.units_p50_24h, p.predicted_stockout_time" if stockout else
+                        "NULL::DOUBLE AS units_p50_24h, NULL::TIMESTAMP AS predicted_stockout_time"},
+                       s.as_of
+                FROM {stock} s {alert_join} {stockout_join}
+                WHERE s.below_reorder_point AND {condition}
+                ORDER BY s.days_of_cover NULLS LAST, s.country, s.product""", params)
+        return self._cached(("reorder_alerts", where), compute)
+
+    def has_stockout_forecasts(self) -> bool:
+        return self._optional_scan("gold_stockout") is not None
+
+    # -- data quality ------------------------------------------------------------------------------------
+    def quarantine_over_time(self, grain: str) -> pd.DataFrame:
+        """Rejected rows per ingest period, event and reason."""
+        def compute() -> pd.DataFrame:
+            parts = []
+            for event in ("sales", "inventory"):
+                scan = self._optional_scan(f"quarantine_{event}")
+                if scan is not None:
+                    parts.append(f"SELECT date_trunc('{grain}', ingest_time) AS period, '{event}' AS event, "
+                                 f"reason, count(*) AS rows FROM {scan} GROUP BY ALL")
+            if not parts:
+                return pd.DataFrame(columns=["period", "event", "reason", "rows"])
+            return self._frame(" UNION ALL ".join(parts) + " ORDER BY period")
+        return self._cached(("quarantine_over_time", grain), compute)
+
+    def quarantine_sample(self, limit: int = 20) -> pd.DataFrame:
+        """The latest rejected sales rows, raw values as text."""
+        def compute() -> pd.DataFrame:
+            scan = self._scan("quarantine_sales")
+            if scan is None:
+                return pd.DataFrame(columns=["ingest_time", "reason", "source_file", "row_number", "raw"])
+            frame = self._frame(f"""SELECT ingest_time, reason, source_file, row_number, raw FROM {scan}
+                                    ORDER BY ingest_time DESC, source_file, row_number LIMIT ?""", [limit])
+            frame["source_file"] = frame["source_file"].str.rsplit("/", n=1).str[-1]
+            frame["raw"] = [", ".join(f"{k}={v}" for k, v in dict(raw).items() if k and v) for raw in frame["raw"]]
+            return frame
+        return self._cached(("quarantine_sample", limit), compute)
+
+    def ingest_over_time(self, where: SalesFilter, grain: str) -> pd.DataFrame:
+        """Silver sales rows loaded per ingest period and run, and their lag (ingest time - event time):
+        ingest rate and freshness over time, from the lineage every silver row carries."""
+        def compute() -> pd.DataFrame:
+            scan = self._scan("silver_sales")
+            if scan is None:
+                return pd.DataFrame(columns=["period", "rows", "lag_p50_s", "lag_p95_s"])
+            condition, params = _country_period(where, "event_time")
+            return self._frame(f"""
+                SELECT date_trunc('{grain}', ingest_time) AS period, count(*) AS rows,
+                       quantile_cont(epoch(ingest_time) - epoch(event_time), 0.5) AS lag_p50_s,
+                       quantile_cont(epoch(ingest_time) - epoch(event_time), 0.95) AS lag_p95_s
+                FROM {scan} WHERE {condition} GROUP BY 1 ORDER BY 1""", params)
+        return self._cached(("ingest_over_time", where, grain), compute)
+
+    def backfill_reports(self) -> list[dict[str, Any]]:
+        """The backfill run reports (``reports/backfill/*.json``), oldest first."""
+        folder = self.lake / "reports" / "backfill"
+        reports = [_read_json(f) for f in sorted(folder.glob("*.json"))] if folder.exists() else []
+        return [r for r in reports if r]
+
+    def manifest_streams(self) -> dict[str, Any]:
+        """The stream counters published with the data (exact after any crash)."""
+        return _read_json(self.lake / MANIFEST, default={}).get("streams", {})
+
+
+def _country_period(where: SalesFilter, time_column: str | None, *, bounded: bool = True, products: bool = False,
+                    alias: str = "") -> tuple[str, list[Any]]:
+    """Filter for tables keyed by country (and product), not by segment or band; ``bounded=False`` keeps
+    everything after the period's start (forecasts reach past the newest data)."""
+    chosen = where if bounded else replace(where, end=None)
+    return chosen.condition(time_column, columns=("country", "product") if products else ("country",), alias=alias)
+
+
+def _read_json(path: Path, default: Any = None) -> Any:
+    """A small JSON file, or ``default`` when absent or caught between writes (writers rename atomically, so
+    a failure here is a missing file, not a torn one)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return default

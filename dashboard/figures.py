@@ -1,0 +1,348 @@
+"""Pure figure builders: small aggregated frames in, Plotly figures and display values out.
+
+Numbers stay numeric in the frames; formatting happens here, for display only (PITFALLS 38). Times arrive in
+UTC and are shown in the display time zone named on every time axis (PITFALLS 20). Every figure carries a
+``uirevision`` so zoom and legend choices survive live refreshes (PITFALLS 31).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from salespulse.kpis import KPI_BY_KEY, format_kpi
+from salespulse.schema import COUNTRIES, PRODUCTS, SEGMENTS
+
+COLORS = {  # one colour per category, the same in every chart
+    **dict(zip(COUNTRIES, ("#2c3e50", "#e74c3c", "#3498db", "#f39c12", "#18bc9c"), strict=True)),
+    **dict(zip(SEGMENTS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"), strict=True)),
+    **dict(zip(PRODUCTS, ("#264653", "#2a9d8f", "#e9c46a", "#f4a261", "#e76f51", "#8d99ae"), strict=True)),
+}
+MONEY = "$,.2f"
+FONT = "Lato, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
+
+
+def _base(title: str, revision: str, height: int = 340) -> dict[str, Any]:
+    return {"title": {"text": title, "x": 0.01, "font": {"size": 15}}, "template": "plotly_white",
+            "uirevision": revision, "height": height, "margin": {"l": 50, "r": 20, "t": 50, "b": 40},
+            "font": {"family": FONT}, "legend": {"orientation": "h", "y": -0.18}, "separators": ".,"}
+
+
+def empty_figure(message: str, revision: str = "empty", height: int = 340) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(**_base("", revision, height), xaxis={"visible": False}, yaxis={"visible": False},
+                      annotations=[{"text": message, "showarrow": False, "font": {"size": 14, "color": "#7b8a8b"}}])
+    return fig
+
+
+def local_time(times: pd.Series, time_zone: str) -> pd.Series:
+    """UTC (naive or aware) timestamps as naive wall-clock times of the display zone, for plotting."""
+    series = pd.to_datetime(times)
+    if series.dt.tz is None:
+        series = series.dt.tz_localize("UTC")
+    return series.dt.tz_convert(time_zone).dt.tz_localize(None)
+
+
+# -- KPI cards -----------------------------------------------------------------------------------------------
+CARD_KPIS = ("total_sales", "profit", "gross_margin_pct", "orders", "avg_transaction_value", "items_per_hour",
+             "active_customers")
+CUSTOMER_CARD_KPIS = ("active_customers", "new_customers", "returning_customers", "repeat_customer_rate",
+                      "orders_per_customer")
+_EXTRA_LABELS = {"orders_per_customer": ("Orders per customer", "number")}
+
+
+def kpi_card_values(current: dict[str, Any], previous: dict[str, Any] | None,
+                    keys: tuple[str, ...] = CARD_KPIS) -> list[dict[str, Any]]:
+    """Label, formatted value and change vs the previous equal period for each KPI card. The change of a
+    percentage is in points; of anything else, relative."""
+    cards = []
+    for key in keys:
+        label = _EXTRA_LABELS[key][0] if key in _EXTRA_LABELS else KPI_BY_KEY[key].label
+        value = current.get(key)
+        before = (previous or {}).get(key)
+        text = format_kpi(key if key in KPI_BY_KEY else "items_per_hour", value)
+        change, tone = None, "secondary"
+        if _number(value) and _number(before):
+            if key in KPI_BY_KEY and KPI_BY_KEY[key].fmt == "percent":
+                delta = (value - before) * 100
+                change = f"{delta:+.1f} pts vs previous period"
+            elif before:
+                delta = (value - before) / abs(before)
+                change = f"{delta * 100:+.1f}% vs previous period"
+            else:
+                delta = 0.0
+            tone = "success" if delta > 0 else "danger" if delta < 0 else "secondary"
+        cards.append({"key": key, "label": label, "value": text, "change": change or "no previous period data",
+                      "tone": tone})
+    return cards
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value))
+
+
+# -- Overview ------------------------------------------------------------------------------------------------
+def share_figure(frame: pd.DataFrame, dimension: str, title: str, revision: str, hole: float = 0.0) -> go.Figure:
+    """Sales share per category: a pie (``hole`` > 0: a donut). Clicking a slice cross-filters."""
+    if frame.empty or frame["sales"].sum() == 0:
+        return empty_figure("no sales for these filters", revision)
+    fig = go.Figure(go.Pie(labels=frame[dimension], values=frame["sales"], hole=hole, customdata=frame[dimension],
+                           sort=False, marker={"colors": [COLORS.get(v) for v in frame[dimension]]},
+                           hovertemplate="%{label}<br>$%{value:,.2f} (%{percent})<extra></extra>",
+                           texttemplate="%{label}<br>%{percent}", textposition="inside"))
+    fig.update_layout(**_base(title, revision), showlegend=False)
+    return fig
+
+
+def month_area_figure(frame: pd.DataFrame, revision: str) -> go.Figure:
+    if frame.empty:
+        return empty_figure("no sales for these filters", revision)
+    months = pd.to_datetime(frame["period"]).dt.strftime("%b %Y")
+    fig = go.Figure(go.Scatter(x=months, y=frame["sales"], mode="lines+markers", fill="tozeroy",
+                               line={"color": "#18bc9c"}, hovertemplate="%{x}: $%{y:,.2f}<extra></extra>"))
+    fig.update_layout(**_base("Sales by month (UTC months)", revision), yaxis={"tickformat": "$,.0f"})
+    return fig
+
+
+def product_columns_figure(frame: pd.DataFrame, revision: str) -> go.Figure:
+    """Sales (left axis) and units (right axis) per product, side by side; clicking cross-filters the product."""
+    if frame.empty:
+        return empty_figure("no sales for these filters", revision)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_bar(x=frame["product"], y=frame["sales"], name="Sales", offsetgroup=0, marker_color="#2c3e50",
+                customdata=frame["product"], hovertemplate="%{x}: $%{y:,.2f}<extra>Sales</extra>")
+    fig.add_bar(x=frame["product"], y=frame["units_sold"], name="Units", offsetgroup=1, marker_color="#18bc9c",
+                customdata=frame["product"], hovertemplate="%{x}: %{y:,.1f} units<extra>Units</extra>",
+                secondary_y=True)
+    fig.update_layout(**_base("Sales and units by product", revision), barmode="group")
+    fig.update_yaxes(title_text="sales", tickformat="$,.0f", secondary_y=False)
+    fig.update_yaxes(title_text="units", tickformat=",.0f", secondary_y=True, showgrid=False)
+    return fig
+
+
+def trend_by_figure(frame: pd.DataFrame, dimension: str, title: str, revision: str, time_zone: str,
+                    measure: str = "sales") -> go.Figure:
+    """One line per category over time (``period`` in UTC, shown in ``time_zone``)."""
+    if frame.empty:
+        return empty_figure("no sales for these filters", revision)
+    fig = go.Figure()
+    for value, series in frame.groupby(dimension, sort=False):
+        fig.add_scatter(x=local_time(series["period"], time_zone), y=series[measure], name=value, mode="lines",
+                        line={"color": COLORS.get(value)}, customdata=[value] * len(series),
+                        hovertemplate=f"{value}: $%{{y:,.2f}}<br>%{{x}}<extra></extra>")
+    fig.update_layout(**_base(f"{title} · {time_zone}", revision), yaxis={"tickformat": "$,.0f"})
+    return fig
+
+
+# -- Sales trends --------------------------------------------------------------------------------------------
+def forecast_figure(actuals: pd.DataFrame, forecasts: pd.DataFrame, anomalies: pd.DataFrame, revision: str,
+                    time_zone: str) -> go.Figure:
+    """Per country: hourly actual sales, the forecast p50 and its p10-p90 band, and anomaly markers."""
+    countries = [c for c in COUNTRIES if c in set(actuals.get("country", [])) | set(forecasts.get("country", []))]
+    if not countries:
+        return empty_figure("no sales for these filters", revision)
+    fig = make_subplots(rows=len(countries), cols=1, shared_xaxes=True, subplot_titles=countries,
+                        vertical_spacing=0.06)
+    for row, country in enumerate(countries, start=1):
+        first = row == 1
+        fc = forecasts[forecasts["country"] == country] if not forecasts.empty else forecasts
+        if not fc.empty:
+            hours = local_time(fc["hour"], time_zone)
+            fig.add_scatter(x=hours, y=fc["sales_p90"], mode="lines", line={"width": 0}, showlegend=False,
+                            hoverinfo="skip", row=row, col=1)
+            fig.add_scatter(x=hours, y=fc["sales_p10"], mode="lines", line={"width": 0}, fill="tonexty",
+                            fillcolor="rgba(52,152,219,0.2)", name="forecast p10–p90", legendgroup="band",
+                            showlegend=first, hoverinfo="skip", row=row, col=1)
+            fig.add_scatter(x=hours, y=fc["sales_p50"], mode="lines", line={"color": "#3498db", "dash": "dash"},
+                            name="forecast p50", legendgroup="p50", showlegend=first, row=row, col=1,
+                            hovertemplate="forecast p50 $%{y:,.2f}<br>%{x}<extra></extra>")
+        act = actuals[actuals["country"] == country]
+        fig.add_scatter(x=local_time(act["period"], time_zone), y=act["sales"], mode="lines", name="actual",
+                        line={"color": "#2c3e50"}, legendgroup="actual", showlegend=first, row=row, col=1,
+                        hovertemplate="actual $%{y:,.2f}<br>%{x}<extra></extra>")
+        odd = anomalies[anomalies["country"] == country] if not anomalies.empty else anomalies
+        if not odd.empty:
+            fig.add_scatter(x=local_time(odd["hour"], time_zone), y=odd["actual"], mode="markers",
+                            marker={"color": "#e74c3c", "size": 9, "symbol": "x"}, name="anomaly",
+                            legendgroup="anomaly", showlegend=first, row=row, col=1,
+                            customdata=odd["direction"],
+                            hovertemplate="anomaly (%{customdata} band) $%{y:,.2f}<br>%{x}<extra></extra>")
+    layout = _base(f"Hourly sales: actual vs forecast · {time_zone}", revision,
+                   height=max(340, 190 * len(countries) + 80))
+    layout["legend"] = {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"}
+    fig.update_layout(**layout)
+    fig.update_yaxes(tickformat="$,.0f")
+    return fig
+
+
+def period_comparison_figure(current: pd.DataFrame, previous: pd.DataFrame, shift: pd.Timedelta,
+                             revision: str, time_zone: str) -> go.Figure:
+    """Sales this period vs the previous equal period, laid over the same time axis."""
+    if current.empty and previous.empty:
+        return empty_figure("no sales for these filters", revision)
+    fig = go.Figure()
+    fig.add_scatter(x=local_time(current["period"], time_zone), y=current["sales"], name="this period",
+                    mode="lines+markers", line={"color": "#2c3e50"},
+                    hovertemplate="$%{y:,.2f}<br>%{x}<extra>this period</extra>")
+    if not previous.empty:
+        fig.add_scatter(x=local_time(pd.to_datetime(previous["period"]) + shift, time_zone), y=previous["sales"],
+                        name="previous period", mode="lines+markers", line={"color": "#95a5a6", "dash": "dot"},
+                        hovertemplate="$%{y:,.2f}<extra>previous period</extra>")
+    fig.update_layout(**_base(f"Sales: this period vs the previous one · {time_zone}", revision),
+                      yaxis={"tickformat": "$,.0f"})
+    return fig
+
+
+# -- Customer engagement -------------------------------------------------------------------------------------
+def new_returning_figure(frame: pd.DataFrame, dimension: str, revision: str) -> go.Figure:
+    if frame.empty:
+        return empty_figure("no customer data for these filters", revision)
+    returning = frame["active_customers"] - frame["new_customers"]
+    fig = go.Figure()
+    fig.add_bar(x=frame[dimension], y=frame["new_customers"], name="new", marker_color="#18bc9c",
+                customdata=frame[dimension], hovertemplate="%{x}: %{y:,} new<extra></extra>")
+    fig.add_bar(x=frame[dimension], y=returning, name="returning", marker_color="#2c3e50",
+                customdata=frame[dimension], hovertemplate="%{x}: %{y:,} returning<extra></extra>")
+    fig.update_layout(**_base(f"Active customers by {dimension}: new vs returning", revision), barmode="stack",
+                      yaxis={"tickformat": ",d"})
+    return fig
+
+
+def customer_ratio_figure(by_country: pd.DataFrame, by_segment: pd.DataFrame, measure: str, title: str,
+                          revision: str) -> go.Figure:
+    """A customer ratio (``repeat_rate`` or ``orders_per_customer``) per country and per segment."""
+    if by_country.empty and by_segment.empty:
+        return empty_figure("no customer data for these filters", revision)
+    percent = measure == "repeat_rate"
+    fig = go.Figure()
+    for frame, dimension, color in ((by_country, "country", "#3498db"), (by_segment, "segment", "#f39c12")):
+        fig.add_bar(x=frame[dimension], y=frame[measure], name=f"by {dimension}", marker_color=color,
+                    customdata=frame[dimension],
+                    hovertemplate="%{x}: " + ("%{y:.1%}" if percent else "%{y:.2f}") + "<extra></extra>")
+    fig.update_layout(**_base(title, revision), yaxis={"tickformat": ".0%" if percent else ".2f"})
+    return fig
+
+
+def with_customer_ratios(frame: pd.DataFrame) -> pd.DataFrame:
+    """Adds repeat_rate and orders_per_customer, from summed numerators and denominators."""
+    active = frame["active_customers"].where(frame["active_customers"] != 0)
+    return frame.assign(repeat_rate=frame["repeat_customers"] / active,
+                        orders_per_customer=frame["customer_orders"] / active)
+
+
+# -- Inventory -----------------------------------------------------------------------------------------------
+def stock_gauges_figure(stock: pd.DataFrame, by: str, revision: str) -> go.Figure:
+    """One gauge per ``by`` (country, or product on drill-down): stock on hand against the reorder point
+    (summed over the series). Red below the reorder point, amber within 1.5x, green above."""
+    if stock.empty:
+        return empty_figure("no stock snapshot yet (inventory events not loaded)", revision, height=260)
+    totals = stock.groupby(by, sort=False)[["stock_on_hand", "reorder_point"]].sum().reset_index()
+    columns = min(len(totals), 6)
+    rows = math.ceil(len(totals) / columns)
+    fig = make_subplots(rows=rows, cols=columns, specs=[[{"type": "indicator"}] * columns] * rows)
+    for i, item in totals.iterrows():
+        stock_units, reorder = float(item["stock_on_hand"]), float(item["reorder_point"])
+        top = max(reorder * 3, stock_units * 1.1, 1.0)
+        color = "#e74c3c" if stock_units < reorder else "#f39c12" if stock_units < reorder * 1.5 else "#18bc9c"
+        fig.add_trace(go.Indicator(
+            mode="gauge+number", value=stock_units, title={"text": str(item[by]), "font": {"size": 14}},
+            number={"valueformat": ",.0f", "suffix": " u", "font": {"size": 22}},
+            gauge={"axis": {"range": [0, top], "tickformat": ",.0f"}, "bar": {"color": color},
+                   "steps": [{"range": [0, reorder], "color": "#fbe3e1"}],
+                   "threshold": {"line": {"color": "#2c3e50", "width": 3}, "value": reorder}}),
+            row=i // columns + 1, col=i % columns + 1)
+    fig.update_layout(**{**_base("", revision, height=230 * rows), "margin": {"l": 30, "r": 30, "t": 40, "b": 10}})
+    return fig
+
+
+def cover_figure(stock: pd.DataFrame, by: str, revision: str) -> go.Figure:
+    """Days of cover per ``by``: summed stock / summed average daily units (trailing 7 days)."""
+    if stock.empty:
+        return empty_figure("no stock snapshot yet", revision)
+    totals = stock.groupby(by, sort=False)[["stock_on_hand", "avg_daily_units_7d"]].sum().reset_index()
+    days = totals["stock_on_hand"] / totals["avg_daily_units_7d"].where(totals["avg_daily_units_7d"] != 0)
+    fig = go.Figure(go.Bar(x=totals[by], y=days, marker_color=[COLORS.get(v, "#3498db") for v in totals[by]],
+                           customdata=totals[by], hovertemplate="%{x}: %{y:,.1f} days<extra></extra>"))
+    fig.update_layout(**_base("Days of cover (stock / average daily units, 7 days)", revision),
+                      yaxis={"title": {"text": "days"}})
+    return fig
+
+
+def turnover_figure(stock: pd.DataFrame, by: str, revision: str) -> go.Figure:
+    """Inventory turnover per ``by`` over the period: COGS / inventory value (the current snapshot's value
+    stands in for the average, as the lake keeps one snapshot)."""
+    if stock.empty:
+        return empty_figure("no stock snapshot yet", revision)
+    totals = stock.groupby(by, sort=False)[["cogs", "inventory_value"]].sum().reset_index()
+    turnover = totals["cogs"] / totals["inventory_value"].where(totals["inventory_value"] != 0)
+    fig = go.Figure(go.Bar(x=totals[by], y=turnover, marker_color="#2c3e50", customdata=totals[by],
+                           hovertemplate="%{x}: %{y:,.2f}×<extra></extra>"))
+    fig.update_layout(**_base("Inventory turnover in the period (COGS / inventory value)", revision),
+                      yaxis={"title": {"text": "×"}})
+    return fig
+
+
+# -- Data quality & pipeline ---------------------------------------------------------------------------------
+def ingest_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> go.Figure:
+    if frame.empty:
+        return empty_figure("no rows loaded in this period", revision)
+    fig = go.Figure(go.Bar(x=local_time(frame["period"], time_zone), y=frame["rows"], marker_color="#3498db",
+                           hovertemplate="%{y:,} rows<br>%{x}<extra></extra>"))
+    fig.update_layout(**_base(f"Sales rows loaded per ingest period · {time_zone}", revision),
+                      yaxis={"tickformat": ",d"})
+    return fig
+
+
+def freshness_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> go.Figure:
+    """Lag from event to load over time (p50, p95): how fresh the lake was at each load."""
+    if frame.empty:
+        return empty_figure("no rows loaded in this period", revision)
+    fig = go.Figure()
+    x = local_time(frame["period"], time_zone)
+    for column, name, color in (("lag_p50_s", "p50", "#18bc9c"), ("lag_p95_s", "p95", "#e74c3c")):
+        fig.add_scatter(x=x, y=frame[column] / 60, name=f"lag {name}", mode="lines+markers",
+                        line={"color": color}, hovertemplate="%{y:,.1f} min<br>%{x}<extra>" + name + "</extra>")
+    fig.update_layout(**_base(f"Freshness: event-to-load lag · {time_zone}", revision),
+                      yaxis={"title": {"text": "minutes"}})
+    return fig
+
+
+def quarantine_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> go.Figure:
+    if frame.empty:
+        return empty_figure("no quarantined rows", revision)
+    fig = go.Figure()
+    for reason, series in frame.groupby("reason"):
+        fig.add_bar(x=local_time(series["period"], time_zone), y=series["rows"], name=reason,
+                    hovertemplate=f"{reason}: %{{y:,}}<br>%{{x}}<extra></extra>")
+    fig.update_layout(**_base(f"Quarantined rows by reason · {time_zone}", revision), barmode="stack",
+                      yaxis={"tickformat": ",d"})
+    return fig
+
+
+def model_metrics_frame(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Long frame (measure, method, metric, value) from a registry metrics.json ``overall`` section."""
+    rows = [{"measure": measure, "method": method, "metric": metric, "value": value}
+            for method, by_measure in metrics.get("overall", {}).items()
+            for measure, values in by_measure.items()
+            for metric, value in values.items() if isinstance(value, int | float)]
+    return pd.DataFrame(rows, columns=["measure", "method", "metric", "value"])
+
+
+def model_metrics_figure(frame: pd.DataFrame, revision: str) -> go.Figure:
+    """MAE and sMAPE of the model vs the baselines, per measure (lower is better)."""
+    shown = frame[frame["metric"].isin(["mae", "smape"])]
+    if shown.empty:
+        return empty_figure("no model metrics", revision)
+    panels = sorted(set(zip(shown["measure"], shown["metric"], strict=True)))
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[f"{m} {k.upper()}" for m, k in panels])
+    colors = {"model": "#18bc9c", "seasonal_naive": "#95a5a6", "linear_regression": "#f39c12"}
+    for col, (measure, metric) in enumerate(panels, start=1):
+        part = shown[(shown["measure"] == measure) & (shown["metric"] == metric)]
+        fig.add_bar(x=part["method"], y=part["value"], marker_color=[colors.get(m, "#3498db") for m in part["method"]],
+                    showlegend=False, hovertemplate="%{x}: %{y:,.3f}<extra></extra>", row=1, col=col)
+    fig.update_layout(**_base("Forecast error: model vs baselines (lower is better)", revision))
+    return fig

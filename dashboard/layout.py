@@ -1,0 +1,172 @@
+"""Pure component trees: the page shell, the navigation panel and one builder per tab. No data access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import dash_table, dcc, html
+
+from dashboard import ids
+from dashboard.filters import CATEGORIES, GRAINS, PRESETS
+from salespulse.settings import DashboardSettings
+
+TABS = {"overview": "Overview", "trends": "Sales trends", "customers": "Customer engagement",
+        "inventory": "Inventory", "quality": "Data quality & pipeline"}
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def render_page(settings: DashboardSettings) -> html.Div:
+    """The whole page; built per request (``app.layout`` is this function's partial, PITFALLS 30)."""
+    return html.Div([
+        dcc.Location(id=ids.URL, refresh=False),
+        dcc.Interval(id=ids.REFRESH, interval=int(settings.refresh_seconds * 1000)),
+        dcc.Store(id=ids.DATA_VERSION),
+        dcc.Store(id=ids.FILTERS),
+        dcc.Download(id=ids.EXPORT_DOWNLOAD),
+        render_header(settings),
+        dbc.Container([
+            dbc.Row([
+                dbc.Col(render_filters(settings), lg=3, xl=2, className="mb-3"),
+                dbc.Col([
+                    dbc.Tabs([dbc.Tab(label=label, tab_id=key) for key, label in TABS.items()],
+                             id=ids.TABS, active_tab="overview", className="mb-3"),
+                    html.Div(id=ids.TAB_CONTENT),
+                ], lg=9, xl=10),
+            ]),
+        ], fluid=True),
+    ])
+
+
+def render_header(settings: DashboardSettings) -> dbc.Navbar:
+    return dbc.Navbar(dbc.Container([
+        dbc.NavbarBrand([html.Span("SalesPulse", className="fw-bold"),
+                         html.Span(" executive dashboard", className="fw-light")]),
+        html.Div([
+            dbc.Badge(id=ids.HEADER_FRESHNESS, color="secondary", className="me-2 fs-6"),
+            dbc.Badge(id=ids.HEADER_MODEL, color="light", text_color="dark", className="me-2 fs-6"),
+            dbc.Badge(f"times in {settings.time_zone}", color="light", text_color="dark", className="fs-6"),
+        ], className="d-flex flex-wrap align-items-center"),
+    ], fluid=True), color="primary", dark=True, className="mb-3")
+
+
+def _multi(component_id: str, name: str, label: str) -> html.Div:
+    return html.Div([
+        dbc.Label(label, html_for=component_id, className="small fw-bold mb-1"),
+        dcc.Dropdown(id=component_id, options=list(CATEGORIES[name]), multi=True, placeholder="all"),
+    ], className="mb-2")
+
+
+def render_filters(settings: DashboardSettings) -> dbc.Card:
+    return dbc.Card(dbc.CardBody([
+        html.H6("Filters", className="card-title"),
+        dbc.Label("Period", html_for=ids.PRESET, className="small fw-bold mb-1"),
+        dcc.Dropdown(id=ids.PRESET, options=[{"label": v, "value": k} for k, v in PRESETS.items()],
+                     clearable=False, className="mb-2"),
+        dcc.DatePickerRange(id=ids.DATES, display_format="YYYY-MM-DD", className="mb-1",
+                            start_date_placeholder_text="start", end_date_placeholder_text="end"),
+        html.Div(id=ids.PERIOD_LABEL, className="small text-muted mb-2"),
+        _multi(ids.COUNTRY, "country", "Countries"),
+        _multi(ids.SEGMENT, "segment", "Segments"),
+        _multi(ids.PRODUCT, "product", "Products"),
+        _multi(ids.BAND, "band", "Discount bands"),
+        dbc.Label("Time grain", html_for=ids.GRAIN, className="small fw-bold mb-1"),
+        dcc.Dropdown(id=ids.GRAIN, options=list(GRAINS), clearable=False, className="mb-3"),
+        dbc.Button("Reset filters", id=ids.RESET, color="secondary", outline=True, size="sm", className="me-2"),
+        dbc.Button("Export CSV", id=ids.EXPORT_BUTTON, color="primary", size="sm"),
+        html.Div("Dates are UTC days. Click a country, segment or product in a chart to filter on it.",
+                 className="small text-muted mt-2"),
+    ]), className="shadow-sm")
+
+
+def _graph(component_id: str | dict[str, str], height: int = 340) -> dcc.Graph:
+    return dcc.Graph(id=component_id, config=GRAPH_CONFIG, style={"minHeight": f"{height}px"})
+
+
+def _card(child: Any) -> dbc.Card:
+    return dbc.Card(dbc.CardBody(child, className="p-2"), className="shadow-sm h-100")
+
+
+def _row(*children: Any, widths: tuple[int, ...] | None = None) -> dbc.Row:
+    widths = widths or (12 // len(children),) * len(children)
+    return dbc.Row([dbc.Col(_card(c), lg=w, className="mb-3") for c, w in zip(children, widths, strict=True)])
+
+
+def render_kpi_cards(cards: list[dict[str, Any]]) -> dbc.Row:
+    """Cards from figures.kpi_card_values: label, formatted value, change vs the previous period."""
+    return dbc.Row([
+        dbc.Col(dbc.Card(dbc.CardBody([
+            html.Div(c["label"], className="small text-muted text-uppercase"),
+            html.Div(c["value"], className="fs-4 fw-bold", id={"type": "kpi-value", "key": c["key"]}),
+            html.Div(c["change"], className=f"small text-{c['tone']}"),
+        ]), className="shadow-sm h-100"), xs=6, md=4, xl=True, className="mb-3")
+        for c in cards
+    ])
+
+
+def money_column(name: str, column: str) -> dict[str, Any]:
+    """A numeric DataTable column shown as currency: sorting and export keep the number (PITFALLS 38)."""
+    return {"name": name, "id": column, "type": "numeric",
+            "format": dash_table.FormatTemplate.money(2)}
+
+
+def number_column(name: str, column: str, decimals: int = 1) -> dict[str, Any]:
+    fmt = dash_table.Format.Format(precision=decimals, scheme=dash_table.Format.Scheme.fixed,
+                                   group=dash_table.Format.Group.yes)
+    return {"name": name, "id": column, "type": "numeric", "format": fmt}
+
+
+def _table(component_id: str, page_size: int = 10) -> dash_table.DataTable:
+    return dash_table.DataTable(id=component_id, sort_action="native", page_size=page_size,
+                                style_table={"overflowX": "auto"}, style_as_list_view=True,
+                                style_cell={"fontFamily": "Lato, Arial, sans-serif", "fontSize": 13, "padding": "4px"},
+                                style_header={"fontWeight": "bold", "backgroundColor": "#ecf0f1"})
+
+
+def render_tab(tab: str) -> html.Div:
+    """The empty frame of one tab; its callbacks fill in the figures, cards and tables."""
+    return html.Div([html.Div(id=ids.warning(tab)), _tab_body(tab)])
+
+
+def _tab_body(tab: str) -> html.Div:
+    if tab == "trends":
+        return html.Div([html.Div(id=ids.FORECAST_NOTE), _row(_graph(ids.FORECAST_CHART, 600)),
+                         _row(_graph(ids.PERIOD_COMPARISON))])
+    if tab == "customers":
+        return html.Div([
+            html.Div(id=ids.CUSTOMER_NOTE), html.Div(id=ids.CUSTOMER_CARDS),
+            _row(_graph(ids.clickable(ids.CUSTOMERS_BY_COUNTRY, "country")),
+                 _graph(ids.clickable(ids.CUSTOMERS_BY_SEGMENT, "segment"))),
+            _row(_graph(ids.REPEAT_RATE), _graph(ids.ORDERS_PER_CUSTOMER)),
+        ])
+    if tab == "inventory":
+        return html.Div([
+            html.Div(id=ids.INVENTORY_NOTE),
+            _row([html.H6(id=ids.STOCK_TITLE, className="ms-2 mt-1"), _graph(ids.STOCK_GAUGES, 230)]),
+            _row([html.H6("Reorder alerts: series below their reorder point", className="ms-2 mt-1"),
+                  _table(ids.REORDER_TABLE)]),
+            _row(_graph(ids.clickable(ids.COVER_CHART, "country")),
+                 _graph(ids.clickable(ids.TURNOVER_CHART, "country"))),
+        ])
+    if tab == "quality":
+        return html.Div([
+            html.Div(id=ids.PIPELINE_CARDS),
+            _row(_graph(ids.INGEST_CHART), _graph(ids.FRESHNESS_CHART)),
+            _row(_graph(ids.QUARANTINE_CHART),
+                 [html.H6("Latest rejected sales rows", className="ms-2 mt-1"), _table(ids.QUARANTINE_TABLE, 8)],
+                 widths=(6, 6)),
+            html.Div(id=ids.MODEL_NOTE), _row(_graph(ids.MODEL_CHART)),
+        ])
+    return html.Div([
+        html.Div(id=ids.KPI_CARDS),
+        _row(_graph(ids.clickable(ids.SEGMENT_DONUT, "segment")), _graph(ids.clickable(ids.COUNTRY_PIE, "country")),
+             _graph(ids.MONTH_AREA)),
+        _row(_graph(ids.clickable(ids.PRODUCT_COLUMNS, "product")),
+             _graph(ids.clickable(ids.COUNTRY_TREND, "country"))),
+        _row([html.H6("Top countries x products by sales (click a header to sort)", className="ms-2 mt-1"),
+              _table(ids.TOP_TABLE)]),
+    ])
+
+
+def render_note(text: str, color: str = "info") -> dbc.Alert:
+    return dbc.Alert(text, color=color, className="py-2")

@@ -1,0 +1,212 @@
+"""Dashboard callbacks called directly on a small real lake (simulator files -> Spark backfill), checked against
+pandas over the simulator's own CSV files and against `salespulse kpis`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from dash import no_update
+
+from dashboard import callbacks, figures
+from dashboard.data import LakeRepository
+from dashboard.filters import parse_query, period
+from salespulse.cli import main
+from salespulse.kpis import format_kpi
+from salespulse.settings import DashboardSettings
+from tests.conftest import read_landing
+from tests.lakes import SampleLake, publish_frame, sample_forecasts
+from tests.unit.test_simulator import valid_mask
+
+pytestmark = pytest.mark.spark
+SETTINGS = DashboardSettings(time_zone="Europe/Paris")
+QUERIES = (
+    "?range=7d&grain=day",
+    "?start=2026-09-10&end=2026-09-15&country=USA,France&grain=hour",
+    "?range=30d&segment=Government,Enterprise&band=None,Low",
+    "?range=today&product=Velo&grain=minute",
+)
+
+
+def cents(value: Any) -> int:
+    return int((Decimal(str(value)) * 100).quantize(Decimal(1)))
+
+
+@pytest.fixture(scope="module")
+def truth(sample_lake: SampleLake) -> pd.DataFrame:
+    """The sales a careful analyst keeps from the simulator's files: valid rows, one per order id."""
+    raw = read_landing(sample_lake.landing / "history" / "sales")
+    kept = raw[valid_mask(raw)].drop_duplicates("order_id")
+    numbers = {c: kept[c].astype(float) for c in ("sales", "profit", "units_sold")}
+    return kept.assign(**numbers, event_time=pd.to_datetime(kept["event_time"]).dt.tz_convert("UTC"))
+
+
+def expected(truth: pd.DataFrame, query: str, newest: pd.Timestamp) -> pd.DataFrame:
+    view = parse_query(query)
+    where = period(view, newest)
+    rows = truth[(truth["event_time"] >= where.start) & (truth["event_time"] < where.end)]
+    for column, values in (("country", view.countries), ("segment", view.segments), ("product", view.products),
+                           ("discount_band", view.bands)):
+        if values:
+            rows = rows[rows[column].isin(values)]
+    return rows
+
+
+def texts(component: Any) -> list[str]:
+    """Every string in a Dash component tree."""
+    if isinstance(component, str):
+        return [component]
+    if isinstance(component, list | tuple):
+        return [t for c in component for t in texts(c)]
+    children = getattr(component, "children", None)
+    return texts(children) if children is not None else []
+
+
+@pytest.fixture(scope="module")
+def repo(sample_lake: SampleLake) -> LakeRepository:
+    return LakeRepository(sample_lake.lake, sample_lake.root / "models")
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_overview_cards_and_charts_match_pandas_over_the_source_files(repo: LakeRepository, truth: pd.DataFrame,
+                                                                      query: str) -> None:
+    rows = expected(truth, query, repo.newest_hour())
+    assert len(rows) > 0, "the filter combination must select some sales"
+    cards, segment_donut, country_pie, _, products, _, top, _ = callbacks.overview_outputs(repo, query, SETTINGS)
+    shown = texts(cards)
+    assert format_kpi("total_sales", round(rows["sales"].sum(), 2)) in shown
+    assert format_kpi("profit", round(rows["profit"].sum(), 2)) in shown
+    assert format_kpi("orders", len(rows)) in shown
+    assert format_kpi("avg_transaction_value", rows["sales"].sum() / len(rows)) in shown
+    view = parse_query(query)
+    if not view.products and not view.bands:
+        assert format_kpi("active_customers", rows["customer_id"].nunique()) in shown
+    by_country = rows.groupby("country")["sales"].sum()
+    pie = dict(zip(country_pie.data[0].labels, country_pie.data[0].values, strict=True))
+    assert {k: cents(round(v, 2)) for k, v in pie.items()} == {k: cents(round(v, 2)) for k, v in by_country.items()}
+    assert cents(round(sum(segment_donut.data[0].values), 2)) == cents(round(rows["sales"].sum(), 2))
+    units = dict(zip(products.data[1].x, products.data[1].y, strict=True))
+    assert units == pytest.approx(rows.groupby("product")["units_sold"].sum().to_dict())
+    best = rows.groupby(["country", "product"])["sales"].sum().nlargest(1)
+    assert (top[0]["country"], top[0]["product"]) == best.index[0]
+
+
+@pytest.mark.parametrize("query", QUERIES[:3])
+def test_dashboard_kpis_equal_the_kpis_command(repo: LakeRepository, sample_lake: SampleLake, query: str) -> None:
+    view = parse_query(query)
+    where = period(view, repo.newest_hour())
+    flags = ["--start", where.start.date().isoformat(),
+             "--end", (where.end - pd.Timedelta(microseconds=1)).date().isoformat()]
+    for flag, values in (("--country", view.countries), ("--segment", view.segments), ("--band", view.bands)):
+        if values:
+            flags += [flag, ",".join(values)]
+    result = CliRunner().invoke(main, ["kpis", "--lake", str(sample_lake.lake), "--json", *flags])
+    assert result.exit_code == 0, result.output
+    cli = json.loads(result.output)[0]
+    shown = repo.kpis(where)
+    assert {"orders", "sales", "items_per_hour"} < set(cli) and set(cli) - {"scope"} <= set(shown)
+    for key, value in cli.items():
+        if key != "scope":
+            assert shown[key] == pytest.approx(value, nan_ok=True), key
+
+
+def test_customer_tab_matches_distinct_customers_in_the_files(repo: LakeRepository, truth: pd.DataFrame) -> None:
+    query = "?range=7d&country=Germany,Mexico"
+    rows = expected(truth, query, repo.newest_hour())
+    note, cards, by_country, _, repeat, _ = callbacks.customers_outputs(repo, query, SETTINGS)
+    assert note is None
+    assert format_kpi("active_customers", rows["customer_id"].nunique()) in texts(cards)
+    active = rows.groupby("country")["customer_id"].nunique()
+    stacked = {x: 0 for x in by_country.data[0].x}
+    for trace in by_country.data:  # new + returning = active
+        for x, y in zip(trace.x, trace.y, strict=True):
+            stacked[x] += y
+    assert stacked == active.to_dict()
+    orders = rows.groupby(["country", "customer_id"]).size()
+    rate = (orders >= 2).groupby("country").mean()
+    got = dict(zip(repeat.data[0].x, repeat.data[0].y, strict=True))
+    assert got == pytest.approx(rate.to_dict())
+
+
+def test_export_csv_holds_the_filtered_view(repo: LakeRepository, truth: pd.DataFrame) -> None:
+    query = "?start=2026-09-12&end=2026-09-14&segment=Midmarket&grain=day"
+    frame, name = callbacks.export_frame(repo, query)
+    rows = expected(truth, query, repo.newest_hour())
+    assert name == "salespulse-2026-09-12-2026-09-14-day.csv"
+    assert set(frame["segment"]) == {"Midmarket"}
+    assert cents(round(frame["sales"].sum(), 2)) == cents(round(rows["sales"].sum(), 2))
+    assert frame["orders"].sum() == len(rows)
+    assert frame["day_start_utc"].min() == "2026-09-12T00:00:00Z"
+
+
+def test_forecast_tabs_say_so_before_training_then_show_forecasts(lake_copy: SampleLake, spark) -> None:
+    repo = LakeRepository(lake_copy.lake, lake_copy.root / "models")
+    note, chart, _ = callbacks.trends_outputs(repo, "?range=7d", SETTINGS)
+    assert "salespulse train" in " ".join(texts(note))
+    assert "salespulse train" in " ".join(texts(callbacks.inventory_outputs(repo, "?range=7d", SETTINGS)[0]))
+
+    hourly = repo.sales_over_time(period(parse_query("?range=30d"), repo.newest_hour()), "hour", ("country",))
+    hourly = hourly.rename(columns={"period": "hour"})
+    origin = repo.newest_hour() - pd.Timedelta(hours=5)
+    publish_frame(spark, lake_copy.lake, "gold_forecasts", "gold/forecasts", sample_forecasts(hourly, origin), "test-1")
+    note, chart, _ = callbacks.trends_outputs(repo, "?range=7d&country=USA", SETTINGS)
+    assert note is None
+    p50 = [t for t in chart.data if t.name == "forecast p50"]
+    assert len(p50) == 1 and len(p50[0].x) == 24  # USA only, one forecast per hour of the horizon
+    week_before = hourly[(hourly["country"] == "USA") & (hourly["hour"] == origin + pd.Timedelta(hours=1, days=-7))]
+    assert p50[0].y[0] == pytest.approx(week_before["sales"].iloc[0])
+
+
+def test_new_data_changes_the_version_and_the_numbers(lake_copy: SampleLake, spark) -> None:
+    from tests.conftest import END_MS, run_simulator
+    from tests.lakes import backfill_more
+
+    repo = LakeRepository(lake_copy.lake, lake_copy.root / "models")
+    version, before = repo.data_version(), repo.kpis(period(parse_query(""), repo.newest_hour()))
+    assert repo.data_version() == version  # nothing published: the same version, served from cache
+    more = lake_copy.root / "more"
+    run_simulator(more, history_days=0.25, history_rate=0.05, end_ms=END_MS + 6 * 3600 * 1000, seed=11)
+    backfill_more(spark, lake_copy, more / "history" / "sales", "more")
+    assert repo.data_version() != version
+    after = repo.kpis(period(parse_query(""), repo.newest_hour()))
+    assert after["orders"] > before["orders"]
+
+
+def test_a_failed_read_keeps_the_page_and_warns(lake_copy: SampleLake) -> None:
+    repo = LakeRepository(lake_copy.lake, lake_copy.root / "models")
+    manifest = json.loads((lake_copy.lake / "_manifest.json").read_text())
+    for directory in manifest["tables"]["gold_sales_hourly"]:  # a partial lake: listed files gone
+        for part in (lake_copy.lake / directory).rglob("*.parquet"):
+            part.write_bytes(b"not parquet")
+    outputs = callbacks.guarded(callbacks.overview_outputs, 8, repo, "?range=7d", SETTINGS)
+    assert all(o is no_update for o in outputs[:8])
+    assert "last good data" in " ".join(texts(outputs[8]))
+
+
+def test_header_freshness_turns_amber_then_red() -> None:
+    settings = DashboardSettings(stale_amber_seconds=30, stale_red_seconds=120, time_zone="Europe/Paris")
+    status = {"updated_at": "2026-09-21T12:00:00+00:00"}
+    at = datetime(2026, 9, 21, 12, 0, 10, tzinfo=timezone.utc)
+    assert callbacks.freshness_badge(status, None, at, settings) == ("data as of 14:00:00 (10 s ago)", "success")
+    assert callbacks.freshness_badge(status, None, at.replace(minute=1), settings)[1] == "warning"
+    assert callbacks.freshness_badge(status, None, at.replace(minute=5), settings)[1] == "danger"
+    assert "no live stream" in callbacks.freshness_badge(None, "2026-09-21T12:00:00+00:00", at, settings)[0]
+
+
+def test_clicks_name_the_category() -> None:
+    assert callbacks.clicked_value({"points": [{"label": "USA", "customdata": ["USA"]}]}) == "USA"
+    assert callbacks.clicked_value({"points": [{"x": "Velo", "customdata": "Velo"}]}) == "Velo"
+    assert callbacks.clicked_value(None) is None
+
+
+def test_row_level_security_hook_limits_every_read(sample_lake: SampleLake) -> None:
+    repo = LakeRepository(sample_lake.lake, sample_lake.root / "models", allowed_countries=("Canada",))
+    where = period(parse_query(""), repo.newest_hour())
+    assert set(repo.sales_by(where, ("country",))["country"]) == {"Canada"}
+    assert set(repo.stock(where)["country"]) == {"Canada"}
+    assert figures.kpi_card_values(repo.kpis(where), None)[0]["value"].startswith("$")
