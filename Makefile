@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_HISTORY_DAYS ?= 7
-DEMO_HISTORY_RATE ?= 0.3
+DEMO_HISTORY_DAYS ?= 35
+DEMO_HISTORY_RATE ?= 0.1
 
 # Spark's Python workers must run the venv's interpreter, not `python3` from PATH (PITFALLS 27).
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
@@ -15,7 +15,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make demo   set up, then run SalesPulse on this machine (history -> lake -> KPIs, then simulator + stream live; Ctrl-C stops)"
+	@echo "make demo   set up, then run SalesPulse on this machine (history -> lake -> KPIs, then dashboard + simulator + stream + training live; Ctrl-C stops)"
 	@echo "make test   set up, then run the whole test suite"
 	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
 	@echo "make lint   ruff over the code"
@@ -57,12 +57,18 @@ browser:
 		exit 1; \
 	fi
 
-# The demo runs in its own folder, reset each time, so it never mixes with data you loaded yourself.
+# The demo runs in its own folder, reset each time, so it never mixes with data you loaded yourself. Its
+# history is long enough to train the forecast on (two weeks of lags + short validation and test splits).
 DEMO_DIR := data/demo
 demo: export SALESPULSE_PATHS__LANDING = $(DEMO_DIR)/landing
 demo: export SALESPULSE_PATHS__LAKE = $(DEMO_DIR)/lake
 demo: export SALESPULSE_PATHS__CHECKPOINTS = $(DEMO_DIR)/checkpoints
 demo: export SALESPULSE_PATHS__ARCHIVE = $(DEMO_DIR)/archive
+demo: export SALESPULSE_PATHS__MODELS = $(DEMO_DIR)/models
+demo: export SALESPULSE_MODEL__VALIDATION_DAYS = 3
+demo: export SALESPULSE_MODEL__TEST_DAYS = 3
+demo: export SALESPULSE_MODEL__MAX_MINUTES = 3
+demo: export SALESPULSE_MODEL__THREADS = 1
 demo: setup
 	@echo "demo: 1/4 resetting $(DEMO_DIR)/ and writing $(DEMO_HISTORY_DAYS) days of history to $(DEMO_DIR)/landing/history"
 	rm -rf $(DEMO_DIR)
@@ -72,11 +78,14 @@ demo: setup
 	$(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/inventory --profile canonical_inventory
 	@echo "demo: 3/4 KPIs by country, read from gold"
 	$(BIN)/salespulse kpis --by country
-	@echo "demo: 4/4 live: the simulator lands files every second, the stream loads them into the lake (one line per"
-	@echo "      batch, with the stream's running totals); Ctrl-C stops both cleanly, then the KPIs are printed again"
-	@$(BIN)/salespulse simulate --seconds 0 --quiet & sim=$$!; \
+	@echo "demo: 4/4 live: the dashboard (URL below), the simulator landing files every second and the stream loading"
+	@echo "      them (one line per batch); the forecast model trains in the background ($(DEMO_DIR)/train.log) and"
+	@echo "      the stream forecasts from the next batch after it is promoted. Ctrl-C stops everything cleanly."
+	@$(BIN)/salespulse dashboard & dash=$$!; \
+	$(BIN)/salespulse simulate --seconds 0 --quiet & sim=$$!; \
+	($(BIN)/salespulse train --quiet > $(DEMO_DIR)/train.log 2>&1 && tail -n 2 $(DEMO_DIR)/train.log) & train=$$!; \
 	$(BIN)/salespulse stream; code=$$?; \
-	kill -TERM $$sim 2>/dev/null; wait $$sim; \
+	kill -TERM $$sim $$dash $$train 2>/dev/null; wait $$sim $$dash $$train; \
 	$(BIN)/salespulse kpis --by country; exit $$code
 
 # pytest's own exit code decides: 5 (nothing collected) fails the run like any failure.
@@ -87,7 +96,8 @@ bench: setup
 	$(BIN)/python bench/simulate_history.py
 	$(BIN)/python bench/backfill_vs_duckdb.py
 	$(BIN)/python bench/stream_sustained.py
-	$(BIN)/python bench/train_model.py
+	$(BIN)/python bench/train_model.py --workdir data/bench/train
+	$(BIN)/python bench/score_throughput.py --workdir data/bench/train
 
 lint: setup
 	$(BIN)/ruff check .
