@@ -213,7 +213,7 @@ class LakeRepository:
                 SELECT hour, country, sales_p10, sales_p50, sales_p90, units_p10, units_p50, units_p90,
                        origin, model_version
                 FROM {scan} WHERE level = 'country' AND origin < hour AND {condition}
-                QUALIFY row_number() OVER (PARTITION BY country, hour ORDER BY origin DESC) = 1
+                QUALIFY row_number() OVER (PARTITION BY country, hour ORDER BY origin DESC, generated_at DESC) = 1
                 ORDER BY country, hour""", params)
         return self._cached(("forecasts", where), compute)
 
@@ -226,7 +226,10 @@ class LakeRepository:
             condition, params = _country_period(where, "hour")
             return self._frame(f"""
                 SELECT hour, country, actual, p10, p50, p90, direction FROM {scan}
-                WHERE level = 'country' AND measure = 'sales' AND {condition} ORDER BY hour""", params)
+                WHERE level = 'country' AND measure = 'sales' AND {condition}
+                -- a back-test and the stream may both have judged an hour: the latest forecast's verdict counts
+                QUALIFY row_number() OVER (PARTITION BY country, hour ORDER BY origin DESC, detected_at DESC) = 1
+                ORDER BY hour""", params)
         return self._cached(("anomalies", where), compute)
 
     # -- inventory ---------------------------------------------------------------------------------------
