@@ -122,7 +122,9 @@ def test_backtest_anomalies_and_stockout_match_pandas(lake: Settings) -> None:
     latest = forecasts.sort_values("origin").drop_duplicates(["level", "country", "product", "hour"], keep="last")
     joined = latest.assign(product=latest["product"].fillna("*")).merge(
         history.assign(product=history["product"].fillna("*")), on=["level", "country", "product", "hour"])
-    joined = joined[joined["hour"] > min(origins)]
+    # Judged: the hours after the first origin, up to the last complete one (the hour in progress is not).
+    complete = pd.Timestamp.now(tz="UTC").floor("h").tz_localize(None) - pd.Timedelta(hours=1)
+    joined = joined[(joined["hour"] > min(origins)) & (joined["hour"] <= complete)]
     expected = set()
     for measure, prefix in (("sales", "sales"), ("units_sold", "units")):
         above = joined[measure] > joined[f"{prefix}_p90"]
@@ -162,7 +164,7 @@ def test_backtest_anomalies_and_stockout_match_pandas(lake: Settings) -> None:
 def stream_once(spark: SparkSession, settings: Settings) -> list[str]:
     run_simulator(Path(settings.paths.landing), seconds=2, end_ms=None, rate=5, file_interval_seconds=1)
     lines: list[str] = []
-    assert run_stream(spark, settings, lines.append, threading.Event(), available_now=True) == 0, lines
+    assert run_stream(spark, settings, lines.append, threading.Event(), available_now=True) == 0, "\n".join(lines)
     return lines
 
 
@@ -177,7 +179,7 @@ def test_stream_keeps_kpis_without_a_usable_model_and_forecasts_with_one(spark: 
     before = silver_rows()
     lines = stream_once(spark, with_models(tmp_path / "empty"))
     assert silver_rows() > before
-    assert any("no model in" in line and "KPIs only" in line for line in lines), lines
+    assert any("no model in" in line and "KPIs only" in line for line in lines), "\n".join(lines)
 
     corrupt = tmp_path / "corrupt"
     tiny_model(corrupt, "20260202T000000Z")
@@ -187,16 +189,17 @@ def test_stream_keeps_kpis_without_a_usable_model_and_forecasts_with_one(spark: 
     lines = stream_once(spark, with_models(corrupt))
     assert silver_rows() > before
     assert any("forecasting with model 20260202T000000Z failed" in line and "is corrupt" in line
-               for line in lines), lines
+               for line in lines), "\n".join(lines)
     assert set(io.read_manifest(spark, lake.paths.lake)["tables"].get("gold_forecasts", [])) == published
 
-    def last_complete_hour() -> datetime:
-        return datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0, tzinfo=None) - timedelta(hours=1)
-
-    earliest = last_complete_hour()
-    lines = stream_once(spark, lake)
+    # A newly promoted model is used from the next sales batch, for the last complete hour.
+    promoted = tmp_path / "promoted"
+    tiny_model(promoted, "20260303T000000Z")
+    earliest = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    lines = stream_once(spark, with_models(promoted))
+    latest = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    assert any("forecast from model 20260303T000000Z" in line for line in lines), "\n".join(lines)
     forecasts = table(lake, "gold_forecasts")
-    fresh = forecasts[forecasts["origin"].isin({earliest, last_complete_hour()})]
-    assert any("forecast from model" in line for line in lines), lines
-    assert set(fresh["model_version"]) == {VERSION}
+    fresh = forecasts[forecasts["model_version"] == "20260303T000000Z"]
+    assert set(fresh["origin"]) <= {earliest - timedelta(hours=1), latest - timedelta(hours=1)}
     assert len(fresh) == gold_history(lake).groupby(["level", "country", "product"], dropna=False).ngroups * 24
