@@ -1,5 +1,6 @@
 """The dashboard in real headless Chromium: every tab, filters, a cross-filter click, CSV export and a live
-update while the page is open. Saves a screenshot per tab to tests/artifacts/ (and docs/screenshots/ with SALESPULSE_DOC_SCREENSHOTS=1)."""
+update while the page is open. Saves a screenshot per tab to
+tests/artifacts/ (and docs/screenshots/ with SALESPULSE_DOC_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
