@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -367,6 +368,8 @@ def dashboard(ctx: click.Context, lake: str | None, host: str | None, port: int 
     from dashboard.app import create_app
 
     app = create_app(settings)
+    # The page polls every second: one access-log line per request would bury everything else.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     _say(f"dashboard: http://{settings.dashboard.host}:{settings.dashboard.port}/ (Ctrl-C stops)")
     app.run(host=settings.dashboard.host, port=settings.dashboard.port, debug=False)
 
