@@ -425,6 +425,12 @@ every 10 ms); a fresh Chromium and user-data dir per load (`--headless=new`, Deb
 chromedriver). The peer computes only the card totals (one query; the callback also computes the previous
 period, customers, four breakdowns and the trend), and its totals equal the dashboard's (from gold) for every
 filter, checked in the run.
+
+Where the time goes: exact distinct customers (the active/new/repeat counts need one pass per customer over
+gold_customers_daily for the period and the previous one; no per-day rollup gives distinct counts), the hourly
+and minute reads of hour-grain, last-hour and minute views, and Plotly building the figures. In the browser,
+dcc.Graph fetches Plotly.js (4.8 MB) only when the first graph mounts, and parsing it dominates the first render
+on this shared 2-core machine; the Overview's data is on the server well before.
 """
 
 
