@@ -101,6 +101,7 @@ bench: setup
 	$(BIN)/python bench/stream_sustained.py
 	$(BIN)/python bench/train_model.py --workdir data/bench/train
 	$(BIN)/python bench/score_throughput.py --workdir data/bench/train
+	$(BIN)/python bench/dashboard_latency.py
 
 lint: setup
 	$(BIN)/ruff check .

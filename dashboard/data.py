@@ -4,29 +4,40 @@ DuckDB over the Parquet files the manifest lists (``salespulse.lake.duckdb_scan`
 PITFALLS 17). Every query is aggregated in SQL from gold, so only small frames reach Python and the browser
 (PITFALLS 32). Results are cached per process, keyed by the data version (the manifest file's identity, one
 ``stat``): a gunicorn worker recomputes a query only when a writer has published something new, and an
-unchanged lake costs one ``stat`` per poll (PITFALLS 28, 29). Row-level security has one hook: every table
-is read through ``_scan``, which applies ``allowed_countries``.
+unchanged lake costs one ``stat`` per poll (PITFALLS 28, 29). Per data version the repository also keeps two
+small tables in its own in-memory DuckDB: gold sales rolled up per UTC day (periods of whole days, at day,
+week and month grain, read these instead of the hourly files) and each customer's first order date.
+Row-level security has one hook: every table is read through ``_scan``, which applies ``allowed_countries``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from salespulse.kpi_report import SalesFilter, customer_totals, kpi_totals_over
+from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, customer_totals, kpi_totals_over
 from salespulse.kpis import compute_kpis
 from salespulse.lake import MANIFEST, STATUS, TABLES, duckdb_scan
 
 GRAINS = ("minute", "hour", "day", "week", "month")
 DIMENSIONS = ("country", "segment", "product", "discount_band")
+MEASURES = ("orders", "units_sold", "gross_sales", "discounts", "sales", "cogs", "profit")
+KEPT_VERSIONS = 2  # per-version tables kept: the newest, and the one a request still running may read
+# gold_sales_hourly per UTC day and category, with the first and last hour of the day that had sales
+DAILY_SQL = f"""SELECT event_date, country, segment, product, discount_band, min(hour) AS first_hour,
+                       max(hour) AS last_hour, sum(orders)::BIGINT AS orders,
+                       {", ".join(f"sum({m}) AS {m}" for m in MEASURES[1:])}
+                FROM {{gold}} GROUP BY ALL ORDER BY event_date"""
 
 
 class TableMissing(LookupError):
@@ -50,6 +61,12 @@ class LakeRepository:
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_version = ""
         self._lock = threading.Lock()
+        self._db = duckdb.connect()  # holds the per-version tables; every query runs on a cursor of it
+        # Parquet footers read once, not per query: writers never change a file in place (new directories,
+        # then a manifest swap), so a cached footer cannot go stale.
+        self._db.execute("SET parquet_metadata_cache = true")
+        self._tables: dict[str, list[str]] = {}  # per name, its tables, newest last
+        self._serial = itertools.count()
 
     # -- versions and small files ------------------------------------------------------------------------
     def data_version(self) -> str:
@@ -98,8 +115,8 @@ class LakeRepository:
     def _scan(self, table: str) -> str | None:
         """The committed rows of ``table`` the viewer may see; None for an empty table. The one place where
         row-level security applies."""
-        try:
-            scan = duckdb_scan(self.lake, table)
+        try:  # listing the files costs a manifest read and a directory walk: once per data version
+            scan = self._cached(("scan", table), lambda: duckdb_scan(self.lake, table))
         except FileNotFoundError:
             raise TableMissing(table) from None
         if scan is None or self.allowed_countries is None or "country" not in TABLES[table].column_names:
@@ -114,16 +131,54 @@ class LakeRepository:
         except TableMissing:
             return None
 
-    def _frame(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        return duckdb.connect().execute(sql, params or []).df()
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of the repository's DuckDB (one per query: cursors are not shared between threads)."""
+        return self._db.cursor()
 
-    def _sales(self, grain: str = "hour") -> str | None:
-        """Sales measures per period x categories: summed gold for hour and coarser grains; for minutes, the
-        silver events rolled up by minute in DuckDB (gold is hourly). The time column is called ``hour``
-        either way so one filter serves both."""
+    def _frame(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        return self._con().execute(sql, params or []).df()
+
+    def _table(self, name: str, sql: str) -> str:
+        """A table of the repository's DuckDB holding ``sql``'s rows, built once per data version."""
+        def build() -> str:
+            with self._lock:
+                versions = self._tables.setdefault(name, [])
+                table = f"{name}_{next(self._serial)}"
+                versions.append(table)
+                stale, versions[:] = versions[:-KEPT_VERSIONS], versions[-KEPT_VERSIONS:]
+            self._con().execute(f"CREATE TABLE {table} AS {sql}")
+            for old in stale:
+                self._con().execute(f"DROP TABLE IF EXISTS {old}")
+            return table
+        return self._cached(("table", name, sql), build)
+
+    def _sales_daily(self) -> str | None:
+        """gold_sales_hourly rolled up per UTC day, as a relation with gold's columns: each day's sums at its
+        first hour with sales, plus a row of zeros at its last hour, so sums, ``min(hour)``/``max(hour)`` (items
+        per hour) and any filter or grouping on whole days, weeks or months give what gold gives."""
+        gold = self._scan("gold_sales_hourly")
+        if gold is None:
+            return None
+        daily = self._table("sales_daily", DAILY_SQL.format(gold=gold))
+        keys = "event_date, country, segment, product, discount_band"
+        zeros = ", ".join(["0"] + ["0.0"] * (len(MEASURES) - 1))
+        return f"""(SELECT first_hour AS hour, {keys}, {", ".join(MEASURES)} FROM {daily}
+                    UNION ALL SELECT last_hour, {keys}, {zeros} FROM {daily} WHERE last_hour > first_hour)"""
+
+    def _customer_firsts(self, customers: str) -> str:
+        """Each customer's first order date (over every row, whatever the filter), once per data version."""
+        return self._table("customer_firsts", FIRSTS_SQL.format(customers=customers))
+
+    def _sales(self, grain: str = "hour", where: SalesFilter | None = None) -> str | None:
+        """Sales measures per period x categories: summed gold for hour and coarser grains (its daily rollup
+        when ``where`` is whole UTC days and the grain is a day or coarser); for minutes, the silver events
+        rolled up by minute in DuckDB (gold is hourly). The time column is called ``hour`` either way so one
+        filter serves all."""
+        if grain in ("day", "week", "month") and where is not None and _whole_days(where):
+            return self._sales_daily()
         if grain != "minute":
-            return self._scan("gold_sales_hourly")
-        silver = self._scan("silver_sales")
+            return _within_days(self._scan("gold_sales_hourly"), where)
+        silver = _within_days(self._scan("silver_sales"), where)
         if silver is None:
             return None
         return f"""(SELECT date_trunc('minute', event_time) AS hour, event_date, country, segment, product,
@@ -142,11 +197,12 @@ class LakeRepository:
     def kpis(self, where: SalesFilter) -> dict[str, Any]:
         """The KPI row `salespulse kpis` prints for the same filter (same function), as a dict."""
         def compute() -> dict[str, Any]:
-            sales = self._scan("gold_sales_hourly")
+            sales = self._sales("day", where)
             if sales is None:
                 return {}
             customers = self._optional_scan("gold_customers_daily")
-            rows = kpi_totals_over(duckdb.connect(), sales, customers, None, where)
+            firsts = self._customer_firsts(customers) if customers and where.per_customer else None
+            rows = kpi_totals_over(self._con(), sales, customers, None, where, firsts)
             if rows.empty or not rows["orders"].iloc[0]:
                 return {}
             row = rows.iloc[0].to_dict()
@@ -157,7 +213,7 @@ class LakeRepository:
         """Additive measures summed per combination of ``dimensions`` (each in DIMENSIONS)."""
         if not set(dimensions) <= set(DIMENSIONS):
             raise ValueError(f"dimensions must be among {DIMENSIONS}")
-        return self._cached(("sales_by", where, dimensions), lambda: self._grouped(where, "hour", dimensions))
+        return self._cached(("sales_by", where, dimensions), lambda: self._grouped(where, "day", dimensions))
 
     def sales_over_time(self, where: SalesFilter, grain: str, dimensions: tuple[str, ...] = ()) -> pd.DataFrame:
         """Measures per ``period`` (start of the minute/hour/day/week/month, UTC) and ``dimensions``."""
@@ -170,13 +226,10 @@ class LakeRepository:
                  period: bool = False) -> pd.DataFrame:
         keys = ([f"date_trunc('{grain}', hour) AS period"] if period else []) + list(dimensions)
         columns = ["period", *dimensions] if period else list(dimensions)
-        sales = self._sales(grain)
+        sales = self._sales(grain, where)
         if sales is None:
             return pd.DataFrame(columns=[*columns, "orders", "units_sold", "sales", "profit", "cogs"])
         condition, params = where.sales_where()
-        if grain == "minute" and where.start is not None:  # partition pruning on silver's event_date
-            condition += " AND event_date >= ?"
-            params.append(where.start.date())
         group = ", ".join(keys) + ", " if keys else ""
         order = f"ORDER BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
         return self._frame(f"""
@@ -196,7 +249,7 @@ class LakeRepository:
             if customers is None or not where.per_customer:
                 return pd.DataFrame(columns=["grp", "active_customers", "new_customers", "repeat_customers",
                                              "customer_orders"])
-            return customer_totals(duckdb.connect(), customers, dimension, where)
+            return customer_totals(self._con(), customers, dimension, where, self._customer_firsts(customers))
         frame = self._cached(("customers_by", where, dimension), compute)
         return frame.rename(columns={"grp": dimension or "scope"})
 
@@ -241,7 +294,7 @@ class LakeRepository:
                 return pd.DataFrame()
             condition, params = _country_period(where, None, products=True)
             stock = self._frame(f"SELECT * FROM {scan} WHERE {condition} ORDER BY country, product", params)
-            cogs = self._grouped(where, "hour", ("country", "product"))[["country", "product", "cogs"]]
+            cogs = self._grouped(where, "day", ("country", "product"))[["country", "product", "cogs"]]
             return stock.merge(cogs, on=["country", "product"], how="left").fillna({"cogs": 0.0})
         return self._cached(("stock", where), compute)
 
@@ -326,6 +379,24 @@ class LakeRepository:
     def manifest_streams(self) -> dict[str, Any]:
         """The stream counters published with the data (exact after any crash)."""
         return _read_json(self.lake / MANIFEST, default={}).get("streams", {})
+
+
+def _whole_days(where: SalesFilter) -> bool:
+    """Whether the period starts and ends at UTC midnight (or is open), so whole days of gold make it up."""
+    return all(t is None or t == t.replace(hour=0, minute=0, second=0, microsecond=0) for t in (where.start, where.end))
+
+
+def _within_days(scan: str | None, where: SalesFilter | None) -> str | None:
+    """``scan`` (partitioned by ``event_date``, the UTC day of its time column) limited to the period's days, so
+    DuckDB opens only those partitions' files. The dates are the filter's own, never text from a request."""
+    if scan is None or where is None or (where.start is None and where.end is None):
+        return scan
+    clauses = []
+    if where.start is not None:
+        clauses.append(f"event_date >= DATE '{where.start.date().isoformat()}'")
+    if where.end is not None:
+        clauses.append(f"event_date <= DATE '{(where.end - timedelta(microseconds=1)).date().isoformat()}'")
+    return f"(SELECT * FROM {scan} WHERE {' AND '.join(clauses)})"
 
 
 def _country_period(where: SalesFilter, time_column: str | None, *, bounded: bool = True, products: bool = False,

@@ -97,8 +97,9 @@ def kpi_totals(lake: str | Path, by: str | None = None, where: SalesFilter = Sal
 
 
 def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str | None, by: str | None,
-                    where: SalesFilter) -> pd.DataFrame:
-    """kpi_totals over given relations (the dashboard passes its own scans, restricted to what a user may see)."""
+                    where: SalesFilter, firsts: str | None = None) -> pd.DataFrame:
+    """kpi_totals over given relations (the dashboard passes its own scans, restricted to what a user may see,
+    and may pass ``firsts`` as in customer_totals)."""
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}")
     group = GROUPINGS[by] if by else "'all'"
@@ -110,7 +111,7 @@ def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str |
                (epoch(max(hour)) - epoch(min(hour))) / 3600 + 1 AS hours
         FROM {sales} WHERE {condition} GROUP BY 1 ORDER BY 1""", params).df()
     if customers is not None and where.per_customer and (by is None or by in CUSTOMER_GROUPINGS):
-        totals = totals.merge(customer_totals(con, customers, by, where), on="grp", how="left")
+        totals = totals.merge(customer_totals(con, customers, by, where, firsts), on="grp", how="left")
     derived = compute_kpis(totals, keys=("gross_margin_pct", "avg_transaction_value", "items_per_hour"))
     if "active_customers" in totals:
         derived |= compute_kpis(totals, keys=("returning_customers", "repeat_customer_rate"))
@@ -121,16 +122,20 @@ def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str |
     return totals.rename(columns={"grp": by or "scope"}).drop(columns=["hours"])
 
 
+FIRSTS_SQL = "SELECT customer_id, min(first_order_date) AS first_ever FROM {customers} GROUP BY 1"
+
+
 def customer_totals(con: duckdb.DuckDBPyConnection, customers: str, by: str | None,
-                    where: SalesFilter) -> pd.DataFrame:
+                    where: SalesFilter, firsts: str | None = None) -> pd.DataFrame:
     """Active, new and repeat customers and their orders per group, exact from gold_customers_daily: partial
     rows are summed per customer, and "first order ever" is the customer's MIN(first_order_date) over all
-    rows, whatever the filter."""
+    rows, whatever the filter. ``firsts`` may name a relation already holding that (``FIRSTS_SQL`` over the
+    same rows; the dashboard keeps one per data version instead of re-reading every row per query)."""
     group = CUSTOMER_GROUPINGS[by] if by else "'all'"
     condition, params = where.customers_where()
     first_day = where.start.date() if where.start else None
     return con.execute(f"""
-        WITH firsts AS (SELECT customer_id, min(first_order_date) AS first_ever FROM {customers} GROUP BY 1),
+        WITH firsts AS ({f"SELECT * FROM {firsts}" if firsts else FIRSTS_SQL.format(customers=customers)}),
              active AS (SELECT {group} AS grp, customer_id, sum(orders) AS orders FROM {customers}
                         WHERE {condition} GROUP BY 1, 2)
         SELECT grp, count(*) AS active_customers,
