@@ -63,7 +63,7 @@ def measure(lake: Path, registry: Path) -> str:
     from spark_jobs import io
     from spark_jobs.forecast import run_forecasts
     from spark_jobs.session import build_session
-    from spark_jobs.transforms.forecast import score
+    from spark_jobs.transforms.forecast import FEATURE_SCHEMA, FEATURE_VECTOR, score
 
     version = current_version(registry)
     history = series_history(duckdb.sql(f"SELECT * FROM {duckdb_scan(lake, 'gold_sales_hourly')}").df())
@@ -78,7 +78,9 @@ def measure(lake: Path, registry: Path) -> str:
 
     spark = build_session(SparkSettings(master="local[2]", app_name="bench-score", shuffle_partitions=4,
                                         driver_memory="4g"))
-    frame = spark.createDataFrame(features[["level", "country", "product", "origin", *FEATURE_COLUMNS]])
+    vectors = features[["level", "country", "product", "origin"]].assign(
+        **{FEATURE_VECTOR: list(features[FEATURE_COLUMNS].to_numpy("float32"))})
+    frame = spark.createDataFrame(vectors, FEATURE_SCHEMA)  # the shape series_features gives the scorer
     frame = frame.repartition(spark.sparkContext.defaultParallelism).persist()
     frame.count()
     results = []
@@ -113,7 +115,8 @@ def measure(lake: Path, registry: Path) -> str:
 {rows:,} feature rows ({len(origins)} hourly origins x {rows // len(origins)} series, {len(FEATURE_COLUMNS)}
 features each) from the 90-day benchmark lake, model `{version}`. In-process: `Forecaster.predict` on one
 pandas frame (TensorFlow's default threads on both cores). Spark: `local[2]`, the same rows cached as a
-DataFrame in 2 partitions, `spark_jobs.transforms.forecast.score` (`mapInPandas`, model cached per Python
+DataFrame in 2 partitions (ids + one feature-vector column, as `series_features` hands them over),
+`spark_jobs.transforms.forecast.score` (`mapInPandas`, model cached per Python
 worker, 1 TF thread per task), output to the `noop` sink; best of two runs after a warm-up each.
 Load average during the Spark runs: {load.summary()}.
 

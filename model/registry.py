@@ -62,27 +62,35 @@ class Forecaster:
                   for i in range(0, len(standardized), PREDICT_CHUNK_ROWS)]
         return np.concatenate(chunks) if chunks else np.zeros((0, len(MEASURES), HORIZON_HOURS, 3), np.float32)
 
-    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Rows of ``model.features.feature_rows`` -> one row per (series, origin, horizon): level, country,
-        product, origin, hour, horizon, sales_p10/p50/p90, units_p10/p50/p90 (scaled back to currency and
-        units, never negative, p10 <= p50 <= p90)."""
+    def predict_horizons(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Rows of ``model.features.feature_rows`` -> ``{"sales_p10": array (rows, 24), ...}`` for the six
+        quantile columns, horizons 1..24 along the second axis (scaled back to currency and units, never
+        negative, p10 <= p50 <= p90)."""
         missing = [c for c in (*ID_COLUMNS, *self.feature_columns) if c not in features.columns]
         if missing:
             raise ModelError(f"model {self.version} needs feature column(s) {', '.join(missing[:5])}"
                              f"{' ...' if len(missing) > 5 else ''}; build rows with model.features.feature_rows")
-        matrix = features[self.feature_columns].to_numpy(np.float32)
-        quantiles = self.predict_scaled(matrix)
+        quantiles = self.predict_scaled(features[self.feature_columns].to_numpy(np.float32))
+        out = {}
+        for m, measure in enumerate(MEASURES):
+            scale = features[f"scale_{SHORT[measure]}"].to_numpy(np.float64)
+            values = np.maximum(quantiles[:, m].astype(np.float64) * scale[:, None, None], 0.0)
+            for q, name in enumerate(("p10", "p50", "p90")):
+                out[f"{SHORT[measure]}_{name}"] = values[:, :, q]
+        return out
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Rows of ``model.features.feature_rows`` -> one row per (series, origin, horizon): level, country,
+        product, origin, hour, horizon and the six quantile columns of :meth:`predict_horizons`."""
+        horizons = self.predict_horizons(features)
         rows = len(features)
         out = pd.DataFrame({c: np.repeat(features[c].to_numpy(), HORIZON_HOURS) for c in ID_COLUMNS})
         out["origin"] = pd.to_datetime(out["origin"])
         horizon = np.tile(np.arange(1, HORIZON_HOURS + 1), rows)
         out["hour"] = out["origin"] + pd.to_timedelta(horizon, unit="h")
         out["horizon"] = horizon
-        for m, measure in enumerate(MEASURES):
-            scale = features[f"scale_{SHORT[measure]}"].to_numpy(np.float64)
-            values = np.maximum(quantiles[:, m].astype(np.float64) * scale[:, None, None], 0.0)
-            for q, name in enumerate(("p10", "p50", "p90")):
-                out[f"{SHORT[measure]}_{name}"] = values[:, :, q].reshape(-1)
+        for name, values in horizons.items():
+            out[name] = values.reshape(-1)
         return out
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from model.features import FEATURE_COLUMNS, HISTORY_HOURS
+from model.features import HISTORY_HOURS
 from model.registry import MODEL_FILE, SPEC_FILE, ModelError, current_version
 from salespulse.settings import Settings
 from spark_jobs import io
@@ -77,8 +77,7 @@ def run_forecasts(spark: SparkSession, settings: Settings, manifest: dict[str, A
         first = min(first, judge[0])
     series = series_hourly(hourly, first, max(max(origins), judge[1] if judge else first)).persist()
     try:
-        features = series_features(series.where(F.col("hour") <= F.lit(max(origins))), origins,
-                                   FEATURE_COLUMNS)
+        features = series_features(series.where(F.col("hour") <= F.lit(max(origins))), origins)
         tf_threads = int(spark.conf.get("spark.task.cpus", "1"))
         forecasts = score(features, registry, version, tf_threads).withColumn(
             "model_version", F.lit(version)).withColumn("generated_at", F.lit(now))

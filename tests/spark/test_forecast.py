@@ -90,7 +90,7 @@ def test_udf_forecasts_equal_the_model_called_directly(spark: SparkSession, lake
     origins = [last - timedelta(hours=h) for h in (0, 13, 30)]
     hourly = io.read_table(spark, lake.paths.lake, "gold_sales_hourly")
     first = min(origins) - timedelta(hours=HISTORY_HOURS - 1)
-    features = series_features(series_hourly(hourly, first, max(origins)), origins, FEATURE_COLUMNS)
+    features = series_features(series_hourly(hourly, first, max(origins)), origins)
     in_spark = ordered(score(features, lake.paths.models, VERSION, 1).toPandas())
 
     # Directly: the whole history in pandas (more hours than the UDF sees), the model called in-process.
