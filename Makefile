@@ -86,7 +86,7 @@ demo: setup
 	echo "      background ($(DEMO_DIR)/train.log) and the stream forecasts from the next batch after it is promoted."; \
 	echo "      Dashboard: see its URL above. Ctrl-C stops everything cleanly."; \
 	$(BIN)/salespulse simulate --seconds 0 --rate $(DEMO_HISTORY_RATE) --quiet & sim=$$!; \
-	($(BIN)/salespulse train --quiet > $(DEMO_DIR)/train.log 2>&1 && tail -n 2 $(DEMO_DIR)/train.log) & train=$$!; \
+	nice -n 10 $(BIN)/salespulse train --quiet > $(DEMO_DIR)/train.log 2>&1 & train=$$!; \
 	$(BIN)/salespulse stream; code=$$?; \
 	kill -TERM $$sim $$train 2>/dev/null; wait $$sim $$train; \
 	$(BIN)/salespulse kpis --by country; exit $$code
