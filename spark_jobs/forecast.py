@@ -76,6 +76,7 @@ def run_forecasts(spark: SparkSession, settings: Settings, manifest: dict[str, A
     if judge is not None:
         first = min(first, judge[0])
     series = series_hourly(hourly, first, max(max(origins), judge[1] if judge else first)).persist()
+    fresh = None
     try:
         features = series_features(series.where(F.col("hour") <= F.lit(max(origins))), origins)
         tf_threads = int(spark.conf.get("spark.task.cpus", "1"))
@@ -102,9 +103,10 @@ def run_forecasts(spark: SparkSession, settings: Settings, manifest: dict[str, A
             out.written["gold_stockout"] = io.write_table_version(
                 predict_stockout(stock, latest, now), lake, "gold_stockout", name, replace=True,
                 files_per_partition=1)
-        fresh.unpersist()
         return out
     finally:
+        if fresh is not None:
+            fresh.unpersist()
         series.unpersist()
 
 
