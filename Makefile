@@ -60,11 +60,16 @@ browser:
 # The demo runs in its own folder, reset each time, so it never mixes with data you loaded yourself. Its
 # history is long enough to train the forecast on (two weeks of lags + short validation and test splits).
 DEMO_DIR := data/demo
+# The demo's own accounts (in its own users file, reset with the demo): an administrator and a France-only user.
+DEMO_ADMIN_PASSWORD ?= salespulse-demo
+DEMO_FRANCE_PASSWORD ?= salespulse-france
+DEMO_LOGINS = log in as demo / $(DEMO_ADMIN_PASSWORD) (admin, every country) or france / $(DEMO_FRANCE_PASSWORD) (France only)
 demo: export SALESPULSE_PATHS__LANDING = $(DEMO_DIR)/landing
 demo: export SALESPULSE_PATHS__LAKE = $(DEMO_DIR)/lake
 demo: export SALESPULSE_PATHS__CHECKPOINTS = $(DEMO_DIR)/checkpoints
 demo: export SALESPULSE_PATHS__ARCHIVE = $(DEMO_DIR)/archive
 demo: export SALESPULSE_PATHS__MODELS = $(DEMO_DIR)/models
+demo: export SALESPULSE_AUTH__USERS_FILE = $(DEMO_DIR)/users.json
 demo: export SALESPULSE_MODEL__VALIDATION_DAYS = 3
 demo: export SALESPULSE_MODEL__TEST_DAYS = 3
 demo: export SALESPULSE_MODEL__MAX_MINUTES = 3
@@ -73,18 +78,21 @@ demo: export TF_CPP_MIN_LOG_LEVEL = 2
 demo: setup
 	@echo "demo: 1/4 resetting $(DEMO_DIR)/ and writing $(DEMO_HISTORY_DAYS) days of history to $(DEMO_DIR)/landing/history"
 	rm -rf $(DEMO_DIR)
+	printf '%s\n' '$(DEMO_ADMIN_PASSWORD)' | $(BIN)/salespulse users add demo --admin --password-stdin
+	printf '%s\n' '$(DEMO_FRANCE_PASSWORD)' | $(BIN)/salespulse users add france --countries France --password-stdin
 	$(BIN)/salespulse simulate --history-days $(DEMO_HISTORY_DAYS) --history-rate $(DEMO_HISTORY_RATE) --quiet
 	@echo "demo: 2/4 loading the history into the lake $(DEMO_DIR)/lake with Spark (sales, then inventory);"
 	@echo "      the dashboard starts as soon as the sales are in"
 	$(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/sales --profile canonical
 	@$(BIN)/salespulse dashboard & dash=$$!; trap 'kill -TERM $$dash 2>/dev/null' EXIT; \
+	echo "demo: dashboard: $(DEMO_LOGINS)"; \
 	$(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/inventory --profile canonical_inventory || exit 1; \
 	echo "demo: 3/4 KPIs by country, read from gold"; \
 	$(BIN)/salespulse kpis --by country || exit 1; \
 	echo "demo: 4/4 live: the simulator lands a file every second (at the history's rate, so forecasts and stock"; \
 	echo "      stay comparable) and the stream loads them (one line per batch); the forecast model trains in the"; \
 	echo "      background ($(DEMO_DIR)/train.log) and the stream forecasts from the next batch after it is promoted."; \
-	echo "      Dashboard: see its URL above. Ctrl-C stops everything cleanly."; \
+	echo "      Dashboard: see its URL above; $(DEMO_LOGINS). Ctrl-C stops everything cleanly."; \
 	$(BIN)/salespulse simulate --seconds 0 --rate $(DEMO_HISTORY_RATE) --quiet & sim=$$!; \
 	nice -n 10 $(BIN)/salespulse train --quiet > $(DEMO_DIR)/train.log 2>&1 & train=$$!; \
 	$(BIN)/salespulse stream; code=$$?; \

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -49,6 +50,7 @@ CUSTOMERS_ROW = ("of it: exact active/new/repeat customers of the period and the
                  "(`customer_totals` over gold_customers_daily, timed alone; {n} filters without a product or "
                  "band filter, the others have no customer KPIs)")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+BENCH_USER, BENCH_PASSWORD = "bench", "bench-password"  # an admin in the run's own users file
 OVERVIEW_OUTPUT = "overview-kpis.children"
 SYNC_OUTPUT = "filters-store.data"
 
@@ -134,21 +136,30 @@ def filter_queries(n: int, newest: Any, first_day: date, seed: int = 7) -> list[
 
 # -- the dashboard process -----------------------------------------------------------------------------------
 class Dashboard:
-    """`salespulse dashboard --lake LAKE --port P`, as a user starts it."""
+    """`salespulse dashboard --lake LAKE --port P`, as a user starts it, with one admin (BENCH_USER) in its own
+    users file; the HTTP client is logged in through the login form and keeps the session cookie."""
 
     def __init__(self, lake: Path, log: Path):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/"
+        users = log.parent / "users.json"
+        subprocess.run([sys.executable, "-m", "salespulse", "users", "add", BENCH_USER, "--admin", "--password-stdin",
+                        "--users-file", str(users)], input=BENCH_PASSWORD.encode(), check=True, cwd=ROOT, env=_env(),
+                       stdout=subprocess.DEVNULL)
         with log.open("wb") as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "salespulse", "dashboard", "--lake", str(lake), "--port", str(self.port)],
-                cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+                cwd=ROOT, env={**_env(), "SALESPULSE_AUTH__USERS_FILE": str(users)}, stdout=out,
+                stderr=subprocess.STDOUT)
+        self.client = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
         deadline = time.monotonic() + 60
         while True:
             try:
-                urllib.request.urlopen(self.url + "_dash-layout", timeout=5).read()
+                urllib.request.urlopen(self.url + "login", timeout=5).read()
+                form = urllib.parse.urlencode({"username": BENCH_USER, "password": BENCH_PASSWORD}).encode()
+                self.client.open(self.url + "login", data=form, timeout=30).read()
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -160,7 +171,7 @@ class Dashboard:
         request = urllib.request.Request(self.url + "_dash-update-component", data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})
         began = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=120) as response:
+        with self.client.open(request, timeout=120) as response:
             payload = response.read()
         seconds = time.perf_counter() - began
         return seconds, json.loads(payload)
@@ -200,10 +211,23 @@ class Load:
 
 
 def browser_load(url: str, tmp: Path, index: int) -> Load:
-    """One page load in a fresh browser profile: seconds from navigation start to a fully drawn Overview."""
+    """One page load in a fresh browser profile, logged in through the form first (untimed): seconds from
+    navigation start to a fully drawn Overview."""
+    from selenium.webdriver.common.by import By
+
     profile = tmp / f"profile-{index}"
     driver = start_chromium(profile)
     try:
+        base = url.split("?")[0]
+        driver.get(base + "login?next=/login")  # back to the light login page: the timed load starts cold
+        driver.find_element(By.ID, "username").send_keys(BENCH_USER)
+        driver.find_element(By.ID, "password").send_keys(BENCH_PASSWORD)
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        deadline = time.monotonic() + 30
+        while driver.get_cookie("salespulse_session") is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"could not log in to {base} as {BENCH_USER}")
+            time.sleep(0.05)
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RENDERED_JS})
         driver.get(url)
         deadline = time.monotonic() + 120

@@ -4,14 +4,15 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from dash import Dash
+from dash import Dash, html
 
 from dashboard import callbacks
+from dashboard.auth import install_auth, viewer, viewer_countries
 from dashboard.data import LakeRepository
+from dashboard.headers import install_security_headers
 from dashboard.layout import render_page
 from salespulse.settings import Settings, load_settings
 
@@ -19,11 +20,19 @@ ASSETS = Path(__file__).resolve().parent / "assets"  # the Bootswatch "flatly" t
 
 
 def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
-    repo = repo or LakeRepository(settings.paths.lake, settings.paths.models)
+    """The app behind its login (docs/security.md). Raises dashboard.auth.AuthSetupError when production mode
+    lacks a session secret or users."""
+    repo = repo or LakeRepository(settings.paths.lake, settings.paths.models, viewer_countries)
     app = Dash(__name__, title="SalesPulse", assets_folder=str(ASSETS), suppress_callback_exceptions=True,
                update_title=None)
-    app.layout = partial(render_page, settings.dashboard)  # a function: rebuilt per page load (PITFALLS 30)
+    install_auth(app.server, settings.auth, settings.dashboard.production)
+
+    def layout() -> html.Div:  # a function: rebuilt per page load (PITFALLS 30), for the logged-in user
+        return render_page(settings.dashboard, viewer(), repo.countries())
+
+    app.layout = layout
     callbacks.register(app, repo, settings.dashboard)
+    install_security_headers(app.server, app.csp_hashes(), settings.dashboard.production)
     return app
 
 

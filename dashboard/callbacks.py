@@ -26,6 +26,9 @@ from dashboard.layout import money_column, number_column, render_kpi_cards, rend
 from salespulse.kpi_report import SalesFilter
 from salespulse.settings import DashboardSettings
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so as a formula
+ADMINS_ONLY = ("Pipeline figures and rejected rows count every country: they are shown to administrators only. "
+               "The charts below cover your countries.")
 NO_FORECASTS = "No forecasts yet — run `salespulse train` to train and publish the forecasting model."
 
 
@@ -190,7 +193,8 @@ def quality_outputs(repo: LakeRepository, query: str | None, settings: Dashboard
     view, where, revision = _where(repo, query)
     grain, _ = effective_grain(where, view.grain)
     zone = settings.time_zone
-    cards = render_pipeline_cards(repo.stream_status(), repo.manifest_streams(), repo.backfill_reports())
+    cards = (render_note(ADMINS_ONLY) if repo.restricted()
+             else render_pipeline_cards(repo.stream_status(), repo.manifest_streams(), repo.backfill_reports()))
     sample = repo.quarantine_sample()
     sample["ingest_time"] = figures.local_time(sample["ingest_time"], zone).dt.strftime("%Y-%m-%d %H:%M:%S")
     info = repo.model_info()
@@ -234,10 +238,20 @@ def export_frame(repo: LakeRepository, query: str | None) -> tuple[pd.DataFrame,
     grain, _ = effective_grain(where, view.grain)
     frame = repo.export_rows(where, grain)
     frame["period"] = pd.to_datetime(frame["period"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    frame = frame.rename(columns={"period": f"{grain}_start_utc"})
+    frame = spreadsheet_safe(frame.rename(columns={"period": f"{grain}_start_utc"}))
     first = where.start.date().isoformat() if where.start else "all"
     last = (where.end - pd.Timedelta(microseconds=1)).date().isoformat() if where.end else "all"
     return frame, f"salespulse-{first}-{last}-{grain}.csv"
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells a spreadsheet would run as a formula (CSV injection) get a leading ``'``, so they open as
+    text; numeric columns stay numbers (a negative profit is a number, not a formula)."""
+    def neutralise(value: Any) -> Any:
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    return frame.assign(**{c: frame[c].map(neutralise) for c in text})
 
 
 def clicked_value(click: dict[str, Any] | None) -> str | None:

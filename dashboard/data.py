@@ -7,7 +7,10 @@ PITFALLS 17). Every query is aggregated in SQL from gold, so only small frames r
 unchanged lake costs one ``stat`` per poll (PITFALLS 28, 29). Per data version the repository also keeps two
 small tables in its own in-memory DuckDB: gold sales rolled up per UTC day (periods of whole days, at day,
 week and month grain, read these instead of the hourly files) and each customer's first order date.
-Row-level security has one hook: every table is read through ``_scan``, which applies ``allowed_countries``.
+Row-level security: ``viewer_countries`` (a callable, e.g. the logged-in user's countries) says which countries
+the current viewer may see, None for all. Every table is read through ``_scan``, which keeps only those
+countries' rows (a table without a country column reads as empty for a restricted viewer), and every cache key
+starts with the viewer's countries (``_cached``), so one viewer's results never serve another.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import pandas as pd
 from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, customer_totals, kpi_totals_over
 from salespulse.kpis import compute_kpis
 from salespulse.lake import MANIFEST, STATUS, TABLES, duckdb_scan
+from salespulse.schema import COUNTRIES
 
 GRAINS = ("minute", "hour", "day", "week", "month")
 DIMENSIONS = ("country", "segment", "product", "discount_band")
@@ -54,10 +58,11 @@ class ModelInfo:
 class LakeRepository:
     """Read-only, cached queries over one local lake (and the model registry beside it)."""
 
-    def __init__(self, lake: str | Path, models: str | Path, allowed_countries: tuple[str, ...] | None = None):
+    def __init__(self, lake: str | Path, models: str | Path,
+                 viewer_countries: Callable[[], tuple[str, ...] | None] = lambda: None):
         self.lake = Path(lake)
         self.models = Path(models)
-        self.allowed_countries = allowed_countries  # None: every country (row-level security comes later)
+        self.viewer_countries = viewer_countries  # asked per read; None: every country
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_version = ""
         self._lock = threading.Lock()
@@ -65,7 +70,7 @@ class LakeRepository:
         # Parquet footers read once, not per query: writers never change a file in place (new directories,
         # then a manifest swap), so a cached footer cannot go stale.
         self._db.execute("SET parquet_metadata_cache = true")
-        self._tables: dict[str, list[str]] = {}  # per name, its tables, newest last
+        self._tables: dict[str, list[str]] = {}  # per name and visible countries, its tables, newest last
         self._serial = itertools.count()
 
     # -- versions and small files ------------------------------------------------------------------------
@@ -86,8 +91,12 @@ class LakeRepository:
         return _read_json(self.lake / MANIFEST, default={}).get("published_at")
 
     def stream_status(self) -> dict[str, Any] | None:
-        """The running stream's figures (``_status/stream.json``), or None when no stream has run."""
-        return _read_json(self.lake / STATUS)
+        """The running stream's figures (``_status/stream.json``), or None when no stream has run. They count
+        every country's rows, so a restricted viewer gets only when it last published (the header's freshness)."""
+        status = _read_json(self.lake / STATUS)
+        if status is None or not self.restricted():
+            return status
+        return {"updated_at": status["updated_at"]} if "updated_at" in status else None
 
     def model_info(self) -> ModelInfo | None:
         """The promoted model of the registry (``<models>/current``), or None before the first training."""
@@ -96,10 +105,21 @@ class LakeRepository:
         except FileNotFoundError:
             return None
         metrics = _read_json(self.models / version / "metrics.json") or {}
-        return ModelInfo(version, metrics.get("trained_at"), metrics)
+        # measured over every country's sales: administrators only
+        return ModelInfo(version, metrics.get("trained_at"), {} if self.restricted() else metrics)
+
+    def restricted(self) -> bool:
+        """Whether the current viewer may see only some countries (then all-country figures are withheld)."""
+        return self.viewer_countries() is not None
 
     # -- cache and scans ---------------------------------------------------------------------------------
+    def countries(self) -> tuple[str, ...]:
+        """The countries the current viewer may see (the country filter's options)."""
+        allowed = self.viewer_countries()
+        return COUNTRIES if allowed is None else tuple(c for c in COUNTRIES if c in allowed)
+
     def _cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        key = (self.viewer_countries(), *key)  # row-level security: results are per set of visible countries
         version = self.data_version()
         with self._lock:
             if version != self._cache_version:  # new data: drop everything computed from the old version
@@ -119,10 +139,13 @@ class LakeRepository:
             scan = self._cached(("scan", table), lambda: duckdb_scan(self.lake, table))
         except FileNotFoundError:
             raise TableMissing(table) from None
-        if scan is None or self.allowed_countries is None or "country" not in TABLES[table].column_names:
+        allowed = self.viewer_countries()
+        if scan is None or allowed is None:
             return scan
-        allowed = ", ".join("'" + c.replace("'", "''") + "'" for c in self.allowed_countries)
-        return f"(SELECT * FROM {scan} WHERE country IN ({allowed}))"
+        if not allowed or "country" not in TABLES[table].column_names:  # nothing to attribute: nothing shown
+            return None
+        listed = ", ".join("'" + c.replace("'", "''") + "'" for c in allowed)
+        return f"(SELECT * FROM {scan} WHERE country IN ({listed}))"
 
     def _optional_scan(self, table: str) -> str | None:
         """Like _scan, but a never-published table reads as empty (tables only some writers produce)."""
@@ -139,10 +162,11 @@ class LakeRepository:
         return self._con().execute(sql, params or []).df()
 
     def _table(self, name: str, sql: str) -> str:
-        """A table of the repository's DuckDB holding ``sql``'s rows, built once per data version."""
+        """A table of the repository's DuckDB holding ``sql``'s rows, built once per data version and set of
+        visible countries (``sql`` reads through ``_scan``, so it holds only those countries' rows)."""
         def build() -> str:
             with self._lock:
-                versions = self._tables.setdefault(name, [])
+                versions = self._tables.setdefault(f"{name}:{self.viewer_countries()}", [])
                 table = f"{name}_{next(self._serial)}"
                 versions.append(table)
                 stale, versions[:] = versions[:-KEPT_VERSIONS], versions[-KEPT_VERSIONS:]
@@ -371,13 +395,18 @@ class LakeRepository:
         return self._cached(("ingest_over_time", where, grain), compute)
 
     def backfill_reports(self) -> list[dict[str, Any]]:
-        """The backfill run reports (``reports/backfill/*.json``), oldest first."""
+        """The backfill run reports (``reports/backfill/*.json``), oldest first; all-country counts, so
+        administrators only."""
+        if self.restricted():
+            return []
         folder = self.lake / "reports" / "backfill"
         reports = [_read_json(f) for f in sorted(folder.glob("*.json"))] if folder.exists() else []
         return [r for r in reports if r]
 
     def manifest_streams(self) -> dict[str, Any]:
-        """The stream counters published with the data (exact after any crash)."""
+        """The stream counters published with the data (exact after any crash); administrators only."""
+        if self.restricted():
+            return {}
         return _read_json(self.lake / MANIFEST, default={}).get("streams", {})
 
 

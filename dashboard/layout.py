@@ -10,24 +10,26 @@ from dash import dash_table, dcc, html
 from dashboard import ids
 from dashboard.filters import CATEGORIES, GRAINS, PRESETS
 from salespulse.settings import DashboardSettings
+from salespulse.users import User
 
 TABS = {"overview": "Overview", "trends": "Sales trends", "customers": "Customer engagement",
         "inventory": "Inventory", "quality": "Data quality & pipeline"}
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
 
-def render_page(settings: DashboardSettings) -> html.Div:
-    """The whole page; built per request (``app.layout`` is this function's partial, PITFALLS 30)."""
+def render_page(settings: DashboardSettings, user: User | None, countries: tuple[str, ...]) -> html.Div:
+    """The whole page for ``user`` (None: no login, as in tests), whose country filter offers ``countries``;
+    built per request (``app.layout`` is a function, PITFALLS 30)."""
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Interval(id=ids.REFRESH, interval=int(settings.refresh_seconds * 1000)),
         dcc.Store(id=ids.DATA_VERSION),
         dcc.Store(id=ids.FILTERS),
         dcc.Download(id=ids.EXPORT_DOWNLOAD),
-        render_header(settings),
+        render_header(settings, user),
         dbc.Container([
             dbc.Row([
-                dbc.Col(render_filters(settings), lg=3, xl=2, className="mb-3"),
+                dbc.Col(render_filters(settings, countries), lg=3, xl=2, className="mb-3"),
                 dbc.Col([
                     dbc.Tabs([dbc.Tab(label=label, tab_id=key) for key, label in TABS.items()],
                              id=ids.TABS, active_tab="overview", className="mb-3"),
@@ -38,7 +40,7 @@ def render_page(settings: DashboardSettings) -> html.Div:
     ])
 
 
-def render_header(settings: DashboardSettings) -> dbc.Navbar:
+def render_header(settings: DashboardSettings, user: User | None) -> dbc.Navbar:
     return dbc.Navbar(dbc.Container([
         dbc.NavbarBrand([html.Span("SalesPulse", className="fw-bold"),
                          html.Span(" executive dashboard", className="fw-light")]),
@@ -46,18 +48,29 @@ def render_header(settings: DashboardSettings) -> dbc.Navbar:
             dbc.Badge(id=ids.HEADER_FRESHNESS, color="secondary", className="me-2 fs-6"),
             dbc.Badge(id=ids.HEADER_MODEL, color="light", text_color="dark", className="me-2 fs-6"),
             dbc.Badge(f"times in {settings.time_zone}", color="light", text_color="dark", className="fs-6"),
+            *render_account(user),
         ], className="d-flex flex-wrap align-items-center"),
     ], fluid=True), color="primary", dark=True, className="mb-3")
 
 
-def _multi(component_id: str, name: str, label: str) -> html.Div:
+def render_account(user: User | None) -> list[Any]:
+    """Who is logged in, what they may see, and the logout link (a plain link: /logout is a server route)."""
+    if user is None:
+        return []
+    scope = "all countries" if user.admin else ", ".join(user.countries)
+    return [html.Span(f"{user.name} · {scope}", id=ids.ACCOUNT, className="text-white ms-3 small"),
+            html.A("Log out", href="/logout", id=ids.LOGOUT, className="btn btn-outline-light btn-sm ms-2")]
+
+
+def _multi(component_id: str, name: str, label: str, options: tuple[str, ...] | None = None) -> html.Div:
     return html.Div([
         dbc.Label(label, html_for=component_id, className="small fw-bold mb-1"),
-        dcc.Dropdown(id=component_id, options=list(CATEGORIES[name]), multi=True, placeholder="all"),
+        dcc.Dropdown(id=component_id, options=list(CATEGORIES[name] if options is None else options), multi=True,
+                     placeholder="all"),
     ], className="mb-2")
 
 
-def render_filters(settings: DashboardSettings) -> dbc.Card:
+def render_filters(settings: DashboardSettings, countries: tuple[str, ...]) -> dbc.Card:
     return dbc.Card(dbc.CardBody([
         html.H6("Filters", className="card-title"),
         dbc.Label("Period", html_for=ids.PRESET, className="small fw-bold mb-1"),
@@ -66,7 +79,7 @@ def render_filters(settings: DashboardSettings) -> dbc.Card:
         dcc.DatePickerRange(id=ids.DATES, display_format="YYYY-MM-DD", className="mb-1",
                             start_date_placeholder_text="start", end_date_placeholder_text="end"),
         html.Div(id=ids.PERIOD_LABEL, className="small text-muted mb-2"),
-        _multi(ids.COUNTRY, "country", "Countries"),
+        _multi(ids.COUNTRY, "country", "Countries", countries),
         _multi(ids.SEGMENT, "segment", "Segments"),
         _multi(ids.PRODUCT, "product", "Products"),
         _multi(ids.BAND, "band", "Discount bands"),

@@ -366,8 +366,12 @@ def dashboard(ctx: click.Context, lake: str | None, host: str | None, port: int 
         _fail(f"no lake at {settings.paths.lake} (no {MANIFEST}); load data first with `salespulse backfill` "
               "or `salespulse stream`, or pass --lake")
     from dashboard.app import create_app
+    from dashboard.auth import AuthSetupError
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except AuthSetupError as err:
+        _fail(str(err))
     # The page polls every second: one access-log line per request would bury everything else.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     _say(f"dashboard: http://{settings.dashboard.host}:{settings.dashboard.port}/ (Ctrl-C stops)")
@@ -406,3 +410,76 @@ def sql(ctx: click.Context, query: str, lake: str | None, as_json: bool, limit: 
             result.show(limit, truncate=False)
     except (AnalysisException, ParseException) as err:
         _fail(f"SQL error: {str(err).splitlines()[0]}")
+
+
+@main.group()
+def users() -> None:
+    """Dashboard users: who may log in and which countries each may see (auth.users_file)."""
+
+
+USERS_FILE_OPTION = click.option("--users-file", help="Users file (auth.users_file, default data/users.json).")
+
+
+def _users_file(ctx: click.Context, users_file: str | None) -> str:
+    return _settings(ctx, {"auth.users_file": users_file}).auth.users_file
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--countries", help="Countries the user may see, comma-separated (e.g. France,Germany).")
+@click.option("--admin", is_flag=True, help="May see every country and the pipeline figures.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (scripts).")
+@USERS_FILE_OPTION
+@click.pass_context
+def add_user(ctx: click.Context, name: str, countries: str | None, admin: bool, password_stdin: bool,
+             users_file: str | None) -> None:
+    """Add user NAME (or replace it: new password and countries). Asks for the password twice unless
+    --password-stdin; only its scrypt hash is stored."""
+    from salespulse import users as store
+
+    path = _users_file(ctx, users_file)
+    try:
+        allowed = store.parse_countries(countries)
+        if admin and allowed:
+            raise store.UserError("--admin sees every country; leave out --countries")
+        password = (sys.stdin.readline().rstrip("\r\n") if password_stdin
+                    else click.prompt("Password", hide_input=True, confirmation_prompt=True))
+        replaced = store.add_user(path, store.build_user(name, password, allowed, admin))
+    except store.UserError as err:
+        _fail(str(err), 2)
+    user = store.read_users(path)[name]
+    _say(f"users: {'replaced' if replaced else 'added'} {user.describe()} in {path}")
+
+
+@users.command("list")
+@USERS_FILE_OPTION
+@click.pass_context
+def list_users(ctx: click.Context, users_file: str | None) -> None:
+    """List the users and the countries each may see (never the hashes)."""
+    from salespulse import users as store
+
+    path = _users_file(ctx, users_file)
+    try:
+        found = store.read_users(path)
+    except store.UserError as err:
+        _fail(str(err))
+    if not found:
+        _say(f"users: none in {path}; add one with `salespulse users add NAME --countries ...` or --admin")
+    for user in found.values():
+        _say(user.describe())
+
+
+@users.command("remove")
+@click.argument("name")
+@USERS_FILE_OPTION
+@click.pass_context
+def remove_user(ctx: click.Context, name: str, users_file: str | None) -> None:
+    """Remove user NAME; their open sessions end at their next request."""
+    from salespulse import users as store
+
+    path = _users_file(ctx, users_file)
+    try:
+        store.remove_user(path, name)
+    except store.UserError as err:
+        _fail(str(err), 2)
+    _say(f"users: removed {name} from {path}")

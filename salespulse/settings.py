@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -202,6 +202,39 @@ class DashboardSettings(_Section):
         return self
 
 
+class AuthSettings(_Section):
+    """Dashboard login and sessions; docs/security.md explains each knob."""
+
+    users_file: str = "data/users.json"  # written by `salespulse users`; mode 0600, passwords hashed
+    # Signs the session cookie. Required in production (set SALESPULSE_AUTH__SECRET_KEY); elsewhere an empty
+    # value means a random key per process (sessions end when the dashboard restarts).
+    secret_key: SecretStr = SecretStr("")
+    login_rate_limit: str = Field(default="5 per minute", min_length=1,
+                                  description="failed logins allowed per client IP and per user name")
+    # Where the login counters live: memory:// is per process; with several gunicorn workers use a shared
+    # store such as redis://host:6379 (needs the redis package).
+    rate_limit_storage: str = "memory://"
+    session_hours: float = Field(default=8.0, gt=0, le=24 * 30, description="a login lasts this long")
+
+    @field_validator("login_rate_limit")
+    @classmethod
+    def _parsable_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("must be a rate such as '5 per minute' or '5/minute;20/hour'") from None
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _storage_uri(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError("must be a storage URI such as memory:// or redis://host:6379")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -217,6 +250,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

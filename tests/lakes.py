@@ -3,6 +3,7 @@ loaded by the Spark backfill, plus hand-made forecast tables published into the 
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -40,6 +41,30 @@ def build_sample_lake(spark: SparkSession, root: Path, *, history_days: float = 
     for event, profile in (("sales", "canonical"), ("inventory", "canonical_inventory")):
         run_backfill(spark, settings, str(landing / "history" / event), load_profile(profile), BUILT_AT,
                      f"sample-{event}", say=lambda _: None)
+    return SampleLake(root, landing, settings)
+
+
+def build_renamed_lake(spark: SparkSession, root: Path, renames: dict[str, dict[str, str]], *,
+                       history_days: float = 3, history_rate: float = 0.03, seed: int = 9) -> SampleLake:
+    """Like build_sample_lake, with category names of the simulator's files replaced before the backfill
+    (``{"product": {"Velo": "<b>Velo</b>"}}``, in sales and inventory files alike), loaded with
+    ``ingest.category_policy: flag`` so the unknown names are kept (flagged) instead of quarantined."""
+    landing = root / "landing"
+    run_simulator(landing, history_days=history_days, history_rate=history_rate, seed=seed, bad_rows_pct=0,
+                  duplicate_pct=0, late_pct=0)
+    for event in ("sales", "inventory"):
+        for path in sorted((landing / "history" / event).glob("*.csv")):
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            for column, names in renames.items():
+                if column in frame:
+                    frame[column] = frame[column].replace(names)
+            # quotes inside values escaped with a backslash, as Spark's CSV reader expects by default
+            frame.to_csv(path, index=False, quoting=csv.QUOTE_ALL, doublequote=False, escapechar="\\")
+    settings = load_settings(overrides={"paths.lake": str(root / "lake"), "paths.models": str(root / "models"),
+                                        "ingest.category_policy": "flag"})
+    for event, profile in (("sales", "canonical"), ("inventory", "canonical_inventory")):
+        run_backfill(spark, settings, str(landing / "history" / event), load_profile(profile), BUILT_AT,
+                     f"renamed-{event}", say=lambda _: None)
     return SampleLake(root, landing, settings)
 
 

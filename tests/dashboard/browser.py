@@ -6,6 +6,7 @@ from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -20,4 +21,19 @@ def start_chromium(profile: Path, downloads: Path, width: int = 1600, height: in
         options.add_argument(flag)
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                               "download.prompt_for_download": False})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages, e.g. CSP violations
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def log_in(driver: webdriver.Chrome, base_url: str, name: str, password: str) -> None:
+    """Log in through the real form: open the app, get sent to /login, fill it in, land back on the app."""
+    driver.get(base_url)
+    driver.find_element(By.ID, "username").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+
+def csp_violations(driver: webdriver.Chrome) -> list[str]:
+    """Console messages about the Content-Security-Policy since the last call."""
+    return [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]
+            or "Content-Security-Policy" in e["message"]]

@@ -1,6 +1,6 @@
-"""The dashboard in real headless Chromium: every tab, filters, a cross-filter click, CSV export and a live
-update while the page is open. Saves a screenshot per tab to
-tests/artifacts/ (and docs/screenshots/ with SALESPULSE_DOC_SCREENSHOTS=1)."""
+"""The dashboard in real headless Chromium: login through the form, every tab under the Content-Security-Policy,
+filters, a cross-filter click, CSV export, a live update while the page is open, and logout. Saves a screenshot
+per tab to tests/artifacts/ (and docs/screenshots/ with SALESPULSE_DOC_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from werkzeug.serving import make_server
 
 from dashboard.app import create_app
 from dashboard.layout import TABS
+from tests.accounts import PASSWORD, write_accounts
 from tests.conftest import END_MS, run_simulator
-from tests.dashboard.browser import start_chromium
+from tests.dashboard.browser import csp_violations, log_in, start_chromium
 from tests.lakes import SampleLake, backfill_more
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -41,18 +42,25 @@ def wait_for(check: Callable[[], object], timeout: float = 20.0, step: float = 0
         time.sleep(step)
 
 
-@pytest.fixture
-def served(lake_copy: SampleLake) -> Iterator[str]:
+def serve(app) -> Iterator[str]:
+    """``app`` on a real threaded HTTP server on a free loopback port; yields its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_app(lake_copy.settings)
     server = make_server("127.0.0.1", port, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}/"
     server.shutdown()
     thread.join(10)
+
+
+@pytest.fixture
+def served(lake_copy: SampleLake) -> Iterator[str]:
+    users = write_accounts(lake_copy.root / "users.json", {"demo": None})
+    settings = lake_copy.settings.model_copy(
+        update={"auth": lake_copy.settings.auth.model_copy(update={"users_file": str(users)})})
+    yield from serve(create_app(settings))
 
 
 @pytest.fixture
@@ -73,7 +81,7 @@ def kpi(browser, key: str) -> str:
 
 def test_browser_tabs_filters_click_export_and_live_update(served: str, browser, lake_copy: SampleLake,
                                                           spark, tmp_path: Path) -> None:
-    browser.get(served)
+    log_in(browser, served, "demo", PASSWORD)
     wait_for(lambda: "range=30d" in browser.current_url)
     orders_before = wait_for(lambda: kpi(browser, "orders"))
     assert "data as of" in browser.page_source or "no live stream" in browser.page_source
@@ -92,6 +100,7 @@ def test_browser_tabs_filters_click_export_and_live_update(served: str, browser,
             shutil.copy(shot, SCREENSHOTS / f"{key}.png")
         assert f"{key}-read-warning" in browser.page_source
         assert "Could not read" not in browser.page_source
+        assert csp_violations(browser) == []  # every tab works under the Content-Security-Policy
     browser.set_window_size(1600, 1200)
     browser.find_element(By.LINK_TEXT, "Overview").click()
 
@@ -129,3 +138,8 @@ def test_browser_tabs_filters_click_export_and_live_update(served: str, browser,
     wait_for(lambda: kpi(browser, "orders") != orders_shown, timeout=10, step=0.1)
     assert time.monotonic() - published < 3.0, "new data must appear within about 2 s of the commit"
     assert browser.execute_script("return window.__sameDocument === true;")  # no page reload
+
+    browser.find_element(By.LINK_TEXT, "Log out").click()
+    wait_for(lambda: "/login" in browser.current_url)
+    browser.get(served)
+    wait_for(lambda: "/login?next=" in browser.current_url)

@@ -205,7 +205,7 @@ def test_clicks_name_the_category() -> None:
 
 
 def test_row_level_security_hook_limits_every_read(sample_lake: SampleLake) -> None:
-    repo = LakeRepository(sample_lake.lake, sample_lake.root / "models", allowed_countries=("Canada",))
+    repo = LakeRepository(sample_lake.lake, sample_lake.root / "models", lambda: ("Canada",))
     where = period(parse_query(""), repo.newest_hour())
     assert set(repo.sales_by(where, ("country",))["country"]) == {"Canada"}
     assert set(repo.stock(where)["country"]) == {"Canada"}
