@@ -12,7 +12,9 @@ from dash import Dash
 
 from dashboard import callbacks
 from dashboard.data import LakeRepository
+from dashboard.ingest_api import register_ingest_api
 from dashboard.layout import render_page
+from dashboard.monitoring import register_monitoring
 from salespulse.settings import Settings, load_settings
 
 ASSETS = Path(__file__).resolve().parent / "assets"  # the Bootswatch "flatly" theme, served locally (no CDN)
@@ -24,6 +26,8 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
                update_title=None)
     app.layout = partial(render_page, settings.dashboard)  # a function: rebuilt per page load (PITFALLS 30)
     callbacks.register(app, repo, settings.dashboard)
+    register_monitoring(app.server, settings, repo)
+    register_ingest_api(app.server, settings)
     return app
 
 

@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from salespulse.profiles import MONEY_COLUMNS, ROW_HASH, SourceProfile
-from salespulse.schema import COUNTRIES, DISCOUNT_BANDS, INVENTORY_KINDS, PRODUCTS, SEGMENTS
+from salespulse.schema import CATEGORY_VALUES
 from salespulse.settings import IngestSettings
 
 REASON_ORDER = (
@@ -25,10 +25,6 @@ REASON_ORDER = (
     "negative_units", "amount_mismatch", "future_event_time", "late_event",
 )
 NUMBER_COLUMNS = {*MONEY_COLUMNS, "units_sold", "quantity", "reorder_point"}
-CATEGORIES: dict[str, tuple[str, ...]] = {
-    "country": COUNTRIES, "segment": SEGMENTS, "product": PRODUCTS, "discount_band": DISCOUNT_BANDS,
-    "kind": INVENTORY_KINDS,
-}
 REQUIRED: dict[str, tuple[str, ...]] = {
     "sales": ("order_id", "event_time", "country", "segment", "product", "discount_band", "units_sold", "sales"),
     "inventory": ("event_time", "country", "product", "kind", "quantity"),
@@ -113,8 +109,8 @@ def clean_events(canonical: DataFrame, rules: CleaningRules) -> DataFrame:
             typed[name] = F.when(value.isNull(), blank).otherwise(parse_number(value))
         elif column.dtype == "timestamp":
             typed[name] = parse_time(value, profile.date_formats)
-        elif name in CATEGORIES:
-            known = _canonical_lookup(value, CATEGORIES[name], rules.country_aliases if name == "country" else {})
+        elif name in CATEGORY_VALUES:
+            known = _canonical_lookup(value, CATEGORY_VALUES[name], rules.country_aliases if name == "country" else {})
             typed[name] = F.coalesce(known, value) if rules.category_policy == "flag" else known
             typed[f"_known_{name}"] = known
         else:
@@ -132,7 +128,7 @@ def clean_events(canonical: DataFrame, rules: CleaningRules) -> DataFrame:
             checks["malformed_number"].append(value.isNotNull() & F.col(name).isNull())
         elif column.dtype == "timestamp":
             checks["malformed_date"].append(value.isNotNull() & F.col(name).isNull())
-        elif name in CATEGORIES:
+        elif name in CATEGORY_VALUES:
             code = "flag_unknown_category" if rules.category_policy == "flag" else "unknown_category"
             checks[code].append(value.isNotNull() & F.col(f"_known_{name}").isNull())
         derived = name in profile.derive or (name == "order_id" and profile.order_id == ROW_HASH)
