@@ -83,18 +83,32 @@ def _parse_end(_: click.Context, __: click.Parameter, value: str | None) -> int 
 @click.option("--duplicate-pct", type=float, help="Percent of orders sent twice (same file or the next one).")
 @click.option("--late-pct", type=float, help="Percent of sales whose event time is 2 min to 3 h in the past.")
 @click.option("--quiet", is_flag=True, help="No progress bar (status lines are still printed).")
+@click.option("--push", metavar="URL",
+              help="Send each live batch to the ingest API at URL (e.g. http://127.0.0.1:8050) instead of writing "
+                   "files; --bad-rows-pct defaults to 0 then, since the API refuses structurally bad rows.")
+@click.option("--token", envvar="SALESPULSE_PUSH_TOKEN", help="Bearer token for --push (or $SALESPULSE_PUSH_TOKEN).")
 @click.pass_context
 def simulate(ctx: click.Context, out: str | None, rate: float | None, history_rate: float | None,
              seconds: float | None, history_days: float, end: int | None, interval: float | None,
              seed: int | None, bad_rows_pct: float | None, duplicate_pct: float | None,
-             late_pct: float | None, quiet: bool) -> None:
+             late_pct: float | None, quiet: bool, push: str | None, token: str | None) -> None:
     """Write realistic sales and inventory CSV files into the landing folder.
 
     Demand follows local hour-of-day and weekday profiles, per-country size and trend, and promotions;
     customers repeat; stock is depleted by sales and refilled by restocks. Faults are injected at the
-    given rates. Files appear atomically (written aside, then renamed). Ctrl-C stops cleanly.
+    given rates. Files appear atomically (written aside, then renamed). Ctrl-C stops cleanly. With --push, one
+    POST per batch to the ingest API instead; a refused batch stops the run with exit code 1.
     """
+    from salespulse.simulator.push import ApiPusher, PushError
     from salespulse.simulator.run import simulate as run_simulation
+
+    if push is not None:
+        if not token:
+            raise click.BadParameter("--push needs --token (or $SALESPULSE_PUSH_TOKEN)", param_hint="--token")
+        if history_days > 0:
+            raise click.UsageError("--push sends live batches only; load history with `salespulse backfill`")
+        if bad_rows_pct is None:
+            bad_rows_pct = 0.0
 
     settings = _settings(ctx, {
         "simulator.rate": rate, "simulator.history_rate": history_rate, "simulator.seed": seed,
@@ -107,7 +121,7 @@ def simulate(ctx: click.Context, out: str | None, rate: float | None, history_ra
     if seconds is not None and seconds < 0:
         raise click.BadParameter("must be 0 (until Ctrl-C) or more", param_hint="--seconds")
     landing = settings.paths.landing
-    if "://" in landing:
+    if "://" in landing and push is None:
         raise click.UsageError(f"the simulator writes local folders; paths.landing is {landing!r}")
 
     stop = threading.Event()
@@ -118,8 +132,12 @@ def simulate(ctx: click.Context, out: str | None, rate: float | None, history_ra
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, request_stop)
-    run_simulation(settings.simulator, Path(landing), history_days=history_days, seconds=seconds, stop=stop,
-                   say=_say, end_ms=end, progress=not quiet and sys.stderr.isatty())
+    try:
+        run_simulation(settings.simulator, Path(landing), history_days=history_days, seconds=seconds, stop=stop,
+                       say=_say, end_ms=end, progress=not quiet and sys.stderr.isatty(),
+                       send=ApiPusher(push, token) if push else None)
+    except PushError as err:
+        _fail(str(err))
 
 
 def _fail(message: str, code: int = 1) -> None:
