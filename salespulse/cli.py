@@ -163,11 +163,12 @@ def backfill(ctx: click.Context, inputs: str, profile_name: str, lake: str | Non
     import json
     import uuid
 
-    from salespulse.profiles import ProfileError, load_profile
+    from salespulse.profiles import ProfileError, customer_id_salt, load_profile
 
     settings = _settings(ctx, {"paths.lake": lake})
     try:
         profile = load_profile(profile_name)
+        customer_id_salt(profile, settings.privacy)
     except ProfileError as err:
         _fail(str(err), 2)
     from spark_jobs.backfill import run_backfill
@@ -227,21 +228,25 @@ def stream(ctx: click.Context, landing: str | None, lake: str | None, checkpoint
 @main.command()
 @click.option("--lake", help="Lake folder or URI (paths.lake).")
 @click.option("--table", "tables", multiple=True, help="Only this table (repeatable). Default: all.")
+@click.option("--retention-days", type=click.IntRange(min=0),
+              help="First drop event-level data older than this many days: silver sales and inventory by event "
+                   "day, quarantine by ingest time; gold stays. 0 keeps everything (privacy.retention_days).")
 @click.pass_context
-def compact(ctx: click.Context, lake: str | None, tables: tuple[str, ...]) -> None:
-    """Merge the small directories the stream writes into bigger ones. Safe while the stream, a backfill and
-    the dashboard run: every merge is published atomically and replaced files are deleted after a grace
-    period."""
+def compact(ctx: click.Context, lake: str | None, tables: tuple[str, ...], retention_days: int | None) -> None:
+    """Merge the small directories the stream writes into bigger ones, after applying the retention period.
+    Safe while the stream, a backfill and the dashboard run: every change is published atomically and replaced
+    files are deleted after a grace period."""
     from salespulse.lake import TABLES
-    from spark_jobs.compact import compact_tables
+    from spark_jobs.compact import apply_retention, compact_tables
     from spark_jobs.session import build_session
 
     unknown = sorted(set(tables) - set(TABLES))
     if unknown:
         _fail(f"no lake table {', '.join(unknown)}; tables are {', '.join(TABLES)}", 2)
-    settings = _settings(ctx, {"paths.lake": lake})
+    settings = _settings(ctx, {"paths.lake": lake, "privacy.retention_days": retention_days})
     spark = build_session(settings.spark)
-    lines = compact_tables(spark, settings, list(tables) or None)
+    lines = apply_retention(spark, settings, settings.privacy.retention_days, datetime.now(timezone.utc))
+    lines += compact_tables(spark, settings, list(tables) or None)
     for line in lines:
         _say(line)
     _say(f"compact: {len(lines)} change(s)")
