@@ -139,9 +139,9 @@ def readiness(repo: LakeRepository, max_lag_seconds: float, now: float) -> str |
         return "lake not readable: no published manifest"
     try:
         repo.manifest_streams()
-    except (OSError, ValueError):
-        return "lake not readable: manifest cannot be read"
-    status = repo.stream_status()
+        status = repo.stream_status()
+    except OSError:
+        return "lake not readable: permission or I/O error"
     if status is None:
         return "no stream status yet: the stream has not completed a batch"
     updated = _parse_time(status.get("updated_at"))

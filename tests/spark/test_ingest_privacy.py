@@ -4,6 +4,7 @@ hashed at cleaning for a profile that asks for it; retention removes exactly the
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -12,15 +13,18 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
+from pydantic import SecretStr
 from pyspark.sql import SparkSession
 
 from dashboard.app import create_app
 from salespulse.cli import main
 from salespulse.profiles import PROFILES_DIR, load_profile
-from salespulse.settings import load_settings
+from salespulse.settings import PrivacySettings, load_settings
 from spark_jobs import io
+from spark_jobs import stream as stream_module
 from spark_jobs.backfill import run_backfill
 from spark_jobs.compact import apply_retention
+from spark_jobs.stream import StreamSetupError, run_stream
 from tests.api.test_ingest_api import AUTH, TOKEN
 from tests.conftest import read_landing, run_simulator
 from tests.lakes import BUILT_AT
@@ -107,6 +111,25 @@ def test_customer_ids_hashed_with_the_salt_in_silver_gold_and_quarantine(spark: 
     quarantined_ids = {dict(r)["customer_id"] for r in quarantine["raw"]} - {None, ""}
     assert quarantined_ids and not quarantined_ids & originals
     assert quarantined_ids <= {digest(c) for c in originals}
+
+
+def test_stream_hashes_pushed_customer_ids_for_a_hashing_profile(spark: SparkSession, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stream reads the canonical profile by name; here it reads a copy asking for hashing.
+    monkeypatch.setitem(stream_module.EVENTS, "sales", str(hashing_profile(tmp_path)))
+    settings = stream_settings(tmp_path)
+    Path(settings.paths.landing).mkdir()
+    with pytest.raises(StreamSetupError, match="SALESPULSE_PRIVACY__CUSTOMER_ID_SALT"):
+        run_stream(spark, settings, lambda _: None, threading.Event(), available_now=True)
+
+    client = create_app(load_settings(overrides={"paths.landing": settings.paths.landing, "api.tokens": [TOKEN]}))
+    rows = [priced_sale(i, datetime.now(timezone.utc).replace(microsecond=0)) for i in range(12)]
+    assert client.server.test_client().post("/api/v1/sales", json=rows, headers=AUTH).status_code == 201
+    salted = settings.model_copy(update={"privacy": PrivacySettings(customer_id_salt=SecretStr(SALT))})
+    drain(spark, salted)
+    silver = lake_table(salted, "silver_sales").set_index("order_id")["customer_id"]
+    assert {order: silver[order] for order in silver.index} == {
+        row["order_id"]: hashlib.sha256((SALT + row["customer_id"]).encode()).hexdigest() for row in rows}
 
 
 def publish_dirs(spark: SparkSession, lake: str, table: str, frames: dict[str, pd.DataFrame]) -> None:
