@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -21,6 +22,7 @@ import pyarrow as pa
 
 from salespulse.schema import CATEGORY_VALUES, EventSchema
 
+CANONICAL_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 MAX_REPORTED_ROWS = 100  # failing rows listed in one response; the count covers all of them
 
 
@@ -89,9 +91,12 @@ def parse_csv_records(body: bytes) -> tuple[list[str], list[list[str]]]:
 
 def _iso_utc(value: str) -> str | None:
     try:
-        moment = datetime.fromisoformat(value)
+        # Python 3.10's fromisoformat does not read a Z suffix.
+        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in "Zz" and value else value)
     except ValueError:
         return None
+    if CANONICAL_TIME.match(value):  # already as the simulator writes it: checked, kept (formatting is the cost)
+        return value
     moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
@@ -116,6 +121,8 @@ class EventValidator:
 
     def __init__(self, schema: EventSchema, country_aliases: dict[str, str], category_policy: str):
         self.schema = schema
+        self.columns = {c.name: c for c in schema.columns}
+        self.required = tuple(c.name for c in schema.columns if c.required)
         self.check_categories = category_policy == "reject"
         self.known = {
             name: {v.lower() for v in values} | ({a.lower() for a in country_aliases} if name == "country" else set())
@@ -137,7 +144,7 @@ class EventValidator:
         return problems
 
     def _value(self, name: str, value: Any, reasons: list[str]) -> str | None:
-        column = self.schema.column(name)
+        column = self.columns[name]
         blank = value is None or (isinstance(value, str) and not value.strip())
         if blank:
             if column.required:
@@ -168,8 +175,7 @@ class EventValidator:
         result = Validation(problems=[p for p in self.columns_problems(seen) if p.startswith("unknown")])
         values: dict[str, list[str | None]] = {name: [] for name in self.schema.names}
         for index, record in enumerate(records):
-            reasons = [f"{c}: missing" for c in self.schema.names
-                       if c not in record and self.schema.column(c).required]
+            reasons = [f"{c}: missing" for c in self.required if c not in record]
             for name in self.schema.names:
                 if name in record:
                     values[name].append(self._value(name, record[name], reasons))
