@@ -110,6 +110,7 @@ bench: setup
 	$(BIN)/python bench/train_model.py --workdir data/bench/train
 	$(BIN)/python bench/score_throughput.py --workdir data/bench/train
 	$(BIN)/python bench/dashboard_latency.py
+	$(BIN)/python bench/ingest_api.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -13,7 +13,9 @@ from dashboard import callbacks
 from dashboard.auth import install_auth, viewer, viewer_countries
 from dashboard.data import LakeRepository
 from dashboard.headers import install_security_headers
+from dashboard.ingest_api import register_ingest_api
 from dashboard.layout import render_page
+from dashboard.monitoring import register_monitoring
 from salespulse.settings import Settings, load_settings
 
 ASSETS = Path(__file__).resolve().parent / "assets"  # the Bootswatch "flatly" theme, served locally (no CDN)
@@ -25,6 +27,7 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
     repo = repo or LakeRepository(settings.paths.lake, settings.paths.models, viewer_countries)
     app = Dash(__name__, title="SalesPulse", assets_folder=str(ASSETS), suppress_callback_exceptions=True,
                update_title=None)
+    register_monitoring(app.server, settings, repo)  # first: its request id and timing cover the guard's 401s too
     install_auth(app.server, settings.auth, settings.dashboard.production)
 
     def layout() -> html.Div:  # a function: rebuilt per page load (PITFALLS 30), for the logged-in user
@@ -33,6 +36,7 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
     app.layout = layout
     callbacks.register(app, repo, settings.dashboard)
     install_security_headers(app.server, app.csp_hashes(), settings.dashboard.production)
+    register_ingest_api(app.server, settings)
     return app
 
 

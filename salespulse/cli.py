@@ -83,18 +83,32 @@ def _parse_end(_: click.Context, __: click.Parameter, value: str | None) -> int 
 @click.option("--duplicate-pct", type=float, help="Percent of orders sent twice (same file or the next one).")
 @click.option("--late-pct", type=float, help="Percent of sales whose event time is 2 min to 3 h in the past.")
 @click.option("--quiet", is_flag=True, help="No progress bar (status lines are still printed).")
+@click.option("--push", metavar="URL",
+              help="Send each live batch to the ingest API at URL (e.g. http://127.0.0.1:8050) instead of writing "
+                   "files; --bad-rows-pct defaults to 0 then, since the API refuses structurally bad rows.")
+@click.option("--token", envvar="SALESPULSE_PUSH_TOKEN", help="Bearer token for --push (or $SALESPULSE_PUSH_TOKEN).")
 @click.pass_context
 def simulate(ctx: click.Context, out: str | None, rate: float | None, history_rate: float | None,
              seconds: float | None, history_days: float, end: int | None, interval: float | None,
              seed: int | None, bad_rows_pct: float | None, duplicate_pct: float | None,
-             late_pct: float | None, quiet: bool) -> None:
+             late_pct: float | None, quiet: bool, push: str | None, token: str | None) -> None:
     """Write realistic sales and inventory CSV files into the landing folder.
 
     Demand follows local hour-of-day and weekday profiles, per-country size and trend, and promotions;
     customers repeat; stock is depleted by sales and refilled by restocks. Faults are injected at the
-    given rates. Files appear atomically (written aside, then renamed). Ctrl-C stops cleanly.
+    given rates. Files appear atomically (written aside, then renamed). Ctrl-C stops cleanly. With --push, one
+    POST per batch to the ingest API instead; a refused batch stops the run with exit code 1.
     """
+    from salespulse.simulator.push import ApiPusher, PushError
     from salespulse.simulator.run import simulate as run_simulation
+
+    if push is not None:
+        if not token:
+            raise click.BadParameter("--push needs --token (or $SALESPULSE_PUSH_TOKEN)", param_hint="--token")
+        if history_days > 0:
+            raise click.UsageError("--push sends live batches only; load history with `salespulse backfill`")
+        if bad_rows_pct is None:
+            bad_rows_pct = 0.0
 
     settings = _settings(ctx, {
         "simulator.rate": rate, "simulator.history_rate": history_rate, "simulator.seed": seed,
@@ -107,7 +121,7 @@ def simulate(ctx: click.Context, out: str | None, rate: float | None, history_ra
     if seconds is not None and seconds < 0:
         raise click.BadParameter("must be 0 (until Ctrl-C) or more", param_hint="--seconds")
     landing = settings.paths.landing
-    if "://" in landing:
+    if "://" in landing and push is None:
         raise click.UsageError(f"the simulator writes local folders; paths.landing is {landing!r}")
 
     stop = threading.Event()
@@ -118,8 +132,12 @@ def simulate(ctx: click.Context, out: str | None, rate: float | None, history_ra
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, request_stop)
-    run_simulation(settings.simulator, Path(landing), history_days=history_days, seconds=seconds, stop=stop,
-                   say=_say, end_ms=end, progress=not quiet and sys.stderr.isatty())
+    try:
+        run_simulation(settings.simulator, Path(landing), history_days=history_days, seconds=seconds, stop=stop,
+                       say=_say, end_ms=end, progress=not quiet and sys.stderr.isatty(),
+                       send=ApiPusher(push, token) if push else None)
+    except PushError as err:
+        _fail(str(err))
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -145,11 +163,12 @@ def backfill(ctx: click.Context, inputs: str, profile_name: str, lake: str | Non
     import json
     import uuid
 
-    from salespulse.profiles import ProfileError, load_profile
+    from salespulse.profiles import ProfileError, customer_id_salt, load_profile
 
     settings = _settings(ctx, {"paths.lake": lake})
     try:
         profile = load_profile(profile_name)
+        customer_id_salt(profile, settings.privacy)
     except ProfileError as err:
         _fail(str(err), 2)
     from spark_jobs.backfill import run_backfill
@@ -209,21 +228,25 @@ def stream(ctx: click.Context, landing: str | None, lake: str | None, checkpoint
 @main.command()
 @click.option("--lake", help="Lake folder or URI (paths.lake).")
 @click.option("--table", "tables", multiple=True, help="Only this table (repeatable). Default: all.")
+@click.option("--retention-days", type=click.IntRange(min=0),
+              help="First drop event-level data older than this many days: silver sales and inventory by event "
+                   "day, quarantine by ingest time; gold stays. 0 keeps everything (privacy.retention_days).")
 @click.pass_context
-def compact(ctx: click.Context, lake: str | None, tables: tuple[str, ...]) -> None:
-    """Merge the small directories the stream writes into bigger ones. Safe while the stream, a backfill and
-    the dashboard run: every merge is published atomically and replaced files are deleted after a grace
-    period."""
+def compact(ctx: click.Context, lake: str | None, tables: tuple[str, ...], retention_days: int | None) -> None:
+    """Merge the small directories the stream writes into bigger ones, after applying the retention period.
+    Safe while the stream, a backfill and the dashboard run: every change is published atomically and replaced
+    files are deleted after a grace period."""
     from salespulse.lake import TABLES
-    from spark_jobs.compact import compact_tables
+    from spark_jobs.compact import apply_retention, compact_tables
     from spark_jobs.session import build_session
 
     unknown = sorted(set(tables) - set(TABLES))
     if unknown:
         _fail(f"no lake table {', '.join(unknown)}; tables are {', '.join(TABLES)}", 2)
-    settings = _settings(ctx, {"paths.lake": lake})
+    settings = _settings(ctx, {"paths.lake": lake, "privacy.retention_days": retention_days})
     spark = build_session(settings.spark)
-    lines = compact_tables(spark, settings, list(tables) or None)
+    lines = apply_retention(spark, settings, settings.privacy.retention_days, datetime.now(timezone.utc))
+    lines += compact_tables(spark, settings, list(tables) or None)
     for line in lines:
         _say(line)
     _say(f"compact: {len(lines)} change(s)")

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from salespulse.schema import EVENT_SCHEMAS, EventSchema
-from salespulse.settings import PROJECT_ROOT
+from salespulse.settings import PROJECT_ROOT, PrivacySettings
 
 PROFILES_DIR = PROJECT_ROOT / "conf" / "profiles"
 ROW_HASH = "row_hash"
@@ -69,6 +69,11 @@ class SourceProfile(_Strict):
     value_maps: dict[str, dict[str, str]] = Field(default_factory=dict)
     derive: dict[str, str] = Field(default_factory=dict, description="canonical column -> Spark SQL expression")
     category_policy: Literal["reject", "flag"] | None = None
+    hash_customer_id: bool = Field(
+        default=False,
+        description="the source's customer ids are real identifiers: Spark replaces them with sha2(salt + id) "
+        "while cleaning (salt: privacy.customer_id_salt), in silver, gold and quarantine alike",
+    )
 
     @property
     def schema(self) -> EventSchema:
@@ -93,6 +98,8 @@ class SourceProfile(_Strict):
                 )
         if self.event_time_parts and "event_time" in self.columns:
             raise ValueError("give event_time either in columns or as event_time_parts, not both")
+        if self.hash_customer_id and "customer_id" not in self.columns:
+            raise ValueError("hash_customer_id needs columns.customer_id (a sales source with customer ids)")
         if self.event == "sales" and self.order_id != ROW_HASH and "order_id" not in self.columns:
             raise ValueError("order_id must be row_hash or come from columns.order_id")
         provided = set(self.columns) | set(self.constants) | set(self.derive)
@@ -135,3 +142,16 @@ def load_profile(name_or_file: str) -> SourceProfile:
         key = ".".join(str(p) for p in first["loc"]) or "(profile)"
         message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
         raise ProfileError(f"profile {path}: {key}: {message}") from None
+
+
+def customer_id_salt(profile: SourceProfile, privacy: PrivacySettings) -> str | None:
+    """The salt to hash the profile's customer ids with; None when it does not ask for hashing. A profile that
+    asks for it without a configured salt is an error, never silently unhashed."""
+    if not profile.hash_customer_id:
+        return None
+    if privacy.customer_id_salt is None or not privacy.customer_id_salt.get_secret_value():
+        raise ProfileError(
+            f"profile {profile.name!r} hashes customer ids (hash_customer_id: true) but no salt is configured: set "
+            "SALESPULSE_PRIVACY__CUSTOMER_ID_SALT to a long random secret (and keep it: a new salt gives new ids)"
+        )
+    return privacy.customer_id_salt.get_secret_value()

@@ -103,3 +103,9 @@ INVENTORY_EVENT = EventSchema(
 )
 
 EVENT_SCHEMAS: dict[str, EventSchema] = {s.name: s for s in (SALES_EVENT, INVENTORY_EVENT)}
+
+# The allowed values of every categorical column (matched case-insensitively; countries also by alias).
+CATEGORY_VALUES: dict[str, tuple[str, ...]] = {
+    "country": COUNTRIES, "segment": SEGMENTS, "product": PRODUCTS, "discount_band": DISCOUNT_BANDS,
+    "kind": INVENTORY_KINDS,
+}

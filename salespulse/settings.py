@@ -235,6 +235,42 @@ class AuthSettings(_Section):
         return value
 
 
+class ApiSettings(_Section):
+    """The ingest API (`POST /api/v1/sales`, `/api/v1/inventory`); docs/ingest-api.md."""
+
+    # Bearer tokens, from the environment (SALESPULSE_API__TOKENS='["t1","t2"]'); none: the API is disabled.
+    tokens: list[SecretStr] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=5_000_000, ge=1_000, description="larger bodies get 413")
+    max_rows: int = Field(default=10_000, ge=1, description="rows per request; more get 413")
+    rate_limit: str = Field(default="120/minute", description="per token, Flask-Limiter notation")
+    rate_limit_storage: str = Field(default="memory://", description="per process; redis://... to share")
+
+    @field_validator("tokens")
+    @classmethod
+    def _long_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(token.get_secret_value()) < 16 for token in value):
+            raise ValueError("every token needs at least 16 characters (e.g. `python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))'`)")
+        return value
+
+
+class PrivacySettings(_Section):
+    """Pseudonymous customer ids and retention of event-level data; docs/security.md."""
+
+    # Secret salt for profiles with `hash_customer_id: true`; from SALESPULSE_PRIVACY__CUSTOMER_ID_SALT only.
+    customer_id_salt: SecretStr | None = None
+    retention_days: int = Field(default=0, ge=0, description="`salespulse compact` default; 0 keeps forever")
+
+
+class MonitoringSettings(_Section):
+    """`/healthz`, `/readyz`, `/metrics` and the JSON request log; docs/operations.md."""
+
+    # Bearer token for /metrics (SALESPULSE_MONITORING__METRICS_TOKEN); unset: /metrics answers loopback only.
+    metrics_token: SecretStr | None = None
+    ready_max_lag_seconds: float = Field(default=300.0, gt=0, description="/readyz: newest stream batch at most")
+    log_requests: bool = True
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -251,6 +287,9 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

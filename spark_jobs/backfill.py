@@ -34,7 +34,8 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
     files = io.expand_inputs(spark, inputs)
     say(f"backfill {run_id}: {len(files)} {event} file(s) with profile {profile.name!r} into {lake}")
     raw = io.number_rows(io.read_source(spark, files, profile), profile)
-    cleaned = clean_events(map_to_canonical(raw, profile), CleaningRules.build(profile, settings.ingest, now))
+    rules = CleaningRules.build(profile, settings.ingest, now, privacy=settings.privacy)
+    cleaned = clean_events(map_to_canonical(raw, profile), rules)
     cleaned = cleaned.withColumn("ingest_time", F.lit(now)).withColumn("run_id", F.lit(run_id))
     cleaned = cleaned.persist(StorageLevel.MEMORY_AND_DISK)
     try:

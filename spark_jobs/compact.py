@@ -14,9 +14,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from salespulse.lake import TABLES
 from salespulse.settings import Settings
@@ -25,7 +27,10 @@ from spark_jobs.transforms.aggregate import combine_customers_daily, combine_sal
 
 FANOUT = 8  # directories of one level merged into the next
 ORPHAN_AGE_SECONDS = 3600
-SNAPSHOTS = ("gold_stock",)  # replaced whole on each refresh: nothing to merge
+SNAPSHOTS = ("gold_stock",)
+# Event-level tables under retention and the column that dates a row (silver: event day; quarantine: ingest).
+RETENTION = {"silver_sales": "event_date", "silver_inventory": "event_date", "quarantine_sales": "ingest_time",
+             "quarantine_inventory": "ingest_time"}  # replaced whole on each refresh: nothing to merge
 COMBINE: dict[str, Callable[[DataFrame], DataFrame]] = {
     "gold_sales_hourly": combine_sales_hourly,
     "gold_customers_daily": combine_customers_daily,
@@ -66,6 +71,52 @@ def compact_tables(spark: SparkSession, settings: Settings, tables: list[str] | 
             io.update_manifest(spark, lake, lambda m, w=written, g=group, t=table: io.set_dirs(m, t, w, g), name)
             lines.append(f"compact {table}: {len(group)} level-{current} directories -> {written[0]}")
         lines += _remove_orphans(spark, lake, table)
+    return lines
+
+
+def apply_retention(spark: SparkSession, settings: Settings, days: int, now: datetime) -> list[str]:
+    """Drop event-level data older than ``days`` (0: keep everything): silver rows whose event date is before
+    the cut-off day, quarantine rows ingested before the cut-off time. Gold aggregates stay. Directories wholly
+    older are unlisted, mixed ones replaced by a filtered copy, each table in one manifest swap, so readers see
+    the table before or after, never half of it; unlisted directories are deleted after the grace period."""
+    if days <= 0:
+        return []
+    lake = settings.paths.lake.rstrip("/")
+    cutoff = now - timedelta(days=days)
+    lines: list[str] = []
+    for table, column in RETENTION.items():
+        manifest = io.read_manifest(spark, lake)
+        dirs = manifest.get("tables", {}).get(table, [])
+        if not dirs:
+            continue
+        schema = manifest["schemas"][table]
+        limit = F.lit(cutoff.date()) if column == "event_date" else F.lit(cutoff)
+        old = F.coalesce(F.col(column) < limit, F.lit(False))
+        ages = io.share_matching(spark, lake, table, dirs, schema, old)
+        dropped = [d for d in dirs if ages.get(d) == 1.0]
+        mixed = [d for d in dirs if 0.0 < ages.get(d, 0.0) < 1.0]
+        if not dropped and not mixed:
+            continue
+        stamp = f"{now:%Y%m%dT%H%M%S%f}"
+        rewritten = []
+        for directory in mixed:
+            kept = io.read_version(spark, lake, table, [directory], schema).where(~old)
+            spec = TABLES[table]
+            kept = kept.repartition(*spec.partition_by) if spec.partition_by else kept.coalesce(1)
+            # The name keeps the original's prefix, so compaction still knows the directory's level.
+            name = f"{directory.rsplit('/', 1)[-1].removeprefix(io.DIR_PREFIX)}-retained-{stamp}"
+            rewritten.append((directory, io.write_table_version(kept, lake, table, name)))
+
+        def change(current: dict[str, Any], t: str = table, gone: tuple[str, ...] = tuple(dropped),
+                   swaps: tuple[tuple[str, tuple[str, str]], ...] = tuple(rewritten)) -> None:
+            current["tables"][t] = [d for d in current["tables"].get(t, []) if d not in gone]
+            for replaced, written in swaps:
+                io.set_dirs(current, t, written, [replaced])
+
+        io.update_manifest(spark, lake, change, f"retention-{stamp}")
+        lines.append(f"retention {table}: before {cutoff:%Y-%m-%d %H:%M} UTC ({days} days): {len(dropped)} "
+                     f"director{'y' if len(dropped) == 1 else 'ies'} unlisted, {len(mixed)} rewritten without "
+                     "the old rows")
     return lines
 
 

@@ -14,6 +14,7 @@ import functools
 import io
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -256,6 +257,21 @@ def read_version(spark: SparkSession, lake: str, table: str, dirs: list[str], sc
         # base path covers them all, with partition pruning (`dir` itself is dropped again).
         reader = reader.option("basePath", f"{lake.rstrip('/')}/{TABLES[table].folder}")
     return reader.parquet(*paths).select(*schema.fieldNames())
+
+
+def share_matching(spark: SparkSession, lake: str, table: str, dirs: list[str], schema_json: str,
+                   condition: Column) -> dict[str, float]:
+    """Per directory of a table (relative to the lake), the share of its rows meeting ``condition``, in one
+    Spark job; directories without rows are left out."""
+    schema = StructType.fromJson(json.loads(schema_json))
+    reader = spark.read.schema(schema)
+    if TABLES[table].partition_by:
+        reader = reader.option("basePath", f"{lake.rstrip('/')}/{TABLES[table].folder}")
+    frame = reader.parquet(*[f"{lake.rstrip('/')}/{d}" for d in dirs])
+    located = frame.select(condition.cast("double").alias("hit"), F.col("_metadata.file_path").alias("path"))
+    pattern = "(" + re.escape(TABLES[table].folder) + "/" + re.escape(DIR_PREFIX) + "[^/]+)"
+    shares = located.groupBy(F.regexp_extract("path", pattern, 1).alias("dir")).agg(F.avg("hit").alias("share"))
+    return {row["dir"]: row["share"] for row in shares.collect()}
 
 
 def write_table_version(frame: DataFrame, lake: str, table: str, version: str, *, replace: bool = False,

@@ -35,7 +35,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from model.registry import ModelError
 from salespulse.lake import SILVER_LINEAGE, STATUS
-from salespulse.profiles import SourceProfile, load_profile
+from salespulse.profiles import ProfileError, SourceProfile, customer_id_salt, load_profile
 from salespulse.settings import Settings
 from spark_jobs import io
 from spark_jobs.compact import compact_tables
@@ -89,6 +89,11 @@ class StreamJob:
         self.spark, self.settings, self.say = spark, settings, say
         self.lake = settings.paths.lake.rstrip("/")
         self.profiles: dict[str, SourceProfile] = {event: load_profile(name) for event, name in EVENTS.items()}
+        for profile in self.profiles.values():
+            try:
+                customer_id_salt(profile, settings.privacy)
+            except ProfileError as err:  # found now, not in the first batch
+                raise StreamSetupError(str(err)) from None
         self.batch_lock = threading.Lock()
         self.last_stock_refresh = 0.0
         self.queries: list[StreamingQuery] = []
@@ -174,7 +179,7 @@ class StreamJob:
         run_id = f"stream-{event}-{batch_id:010d}"
         now = datetime.now(timezone.utc)
         lateness = timedelta(hours=self.settings.stream.allowed_lateness_hours)
-        rules = CleaningRules.build(profile, self.settings.ingest, None, lateness)
+        rules = CleaningRules.build(profile, self.settings.ingest, None, lateness, self.settings.privacy)
         # A multiLine CSV read makes one task per file: a batch of many small files would pay the task
         # overhead per file in every stage. Read them once, in as many tasks as there are cores (numbering the
         # rows aggregates the batch, then cleaning scans it again).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -138,6 +139,13 @@ def inject_faults(table: pa.Table, rng: np.random.Generator, bad_pct: float) -> 
     return Faults(counts, bad_rows, corrupted)
 
 
+def write_csv(tables: list[pa.Table], sink: BinaryIO) -> None:
+    """The non-empty ``tables`` one after the other as one CSV (one header line), into ``sink``."""
+    for i, table in enumerate(t for t in tables if t.num_rows):
+        options = pacsv.WriteOptions(include_header=i == 0, quoting_style="needed")
+        pacsv.write_csv(table, sink, write_options=options)
+
+
 def write_csv_atomic(tables: list[pa.Table], directory: Path, name: str) -> Path:
     """Write ``tables`` one after the other (one header) as ``directory/name`` so that readers only ever
     see the complete file: the bytes go to a staging folder on the same filesystem, then one rename
@@ -148,9 +156,7 @@ def write_csv_atomic(tables: list[pa.Table], directory: Path, name: str) -> Path
     tmp = staging / f"{name}.{os.getpid()}.part"
     try:
         with tmp.open("wb") as sink:
-            for i, table in enumerate(t for t in tables if t.num_rows):
-                options = pacsv.WriteOptions(include_header=i == 0, quoting_style="needed")
-                pacsv.write_csv(table, sink, write_options=options)
+            write_csv(tables, sink)
         final = directory / name
         os.replace(tmp, final)
     finally:

@@ -111,8 +111,10 @@ class Lander:
     """Publishes files on a writer thread, so the next window is generated while this one is written
     (Arrow's CSV writer releases the GIL). At most one write is in flight; :meth:`close` waits for it."""
 
-    def __init__(self, out: Path, totals: RunTotals, run_tag: str):
+    def __init__(self, out: Path, totals: RunTotals, run_tag: str,
+                 send: Callable[[str, list[pa.Table]], None] | None = None):
         self.out, self.totals, self.run_tag = out, totals, run_tag
+        self.send = send  # e.g. an ApiPusher: batches go to it instead of into landing files
         self._file_seq = 0
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lander")
         self._pending: Future | None = None
@@ -126,13 +128,19 @@ class Lander:
     def _write(self, subdir: str, sales: list[pa.Table], inventory: pa.Table, suffix: str) -> None:
         sales_rows = sum(t.num_rows for t in sales)
         if sales_rows:
-            write_csv_atomic(sales, self.out / subdir / "sales", f"sales-{suffix}")
+            self._publish(subdir, "sales", sales, suffix)
             self.totals.sales_rows += sales_rows
             self.totals.sales_files += 1
         if inventory.num_rows:
-            write_csv_atomic([inventory], self.out / subdir / "inventory", f"inventory-{suffix}")
+            self._publish(subdir, "inventory", [inventory], suffix)
             self.totals.inventory_rows += inventory.num_rows
             self.totals.inventory_files += 1
+
+    def _publish(self, subdir: str, event: str, tables: list[pa.Table], suffix: str) -> None:
+        if self.send is not None:
+            self.send(event, tables)
+        else:
+            write_csv_atomic(tables, self.out / subdir / event, f"{event}-{suffix}")
 
     def flush(self) -> None:
         if self._pending is not None:
@@ -213,14 +221,16 @@ def simulate(
     say: Callable[[str], None],
     end_ms: int | None = None,
     progress: bool = True,
+    send: Callable[[str, list[pa.Table]], None] | None = None,
 ) -> RunTotals:
     """History of ``history_days`` ending at ``end_ms`` (default: now), then live files for ``seconds``
     (``None``: until stopped, or no live run when history was asked for; 0: until stopped). With
-    ``end_ms`` the live clock starts there too, so a pinned run is reproducible."""
+    ``end_ms`` the live clock starts there too, so a pinned run is reproducible. With ``send`` every batch
+    goes to it (e.g. the ingest API) instead of into files under ``out``."""
     now_ms = end_ms if end_ms is not None else int(time.time() * 1000)
     tag = run_tag_for(settings.seed, now_ms)
     sim = Simulation(settings, settings.history_rate, tag)
-    lander = Lander(out, sim.totals, tag)
+    lander = Lander(out, sim.totals, tag, send)
     try:
         if history_days > 0:
             say(f"simulate: writing {history_days:g} days of history ({settings.history_rate:g} sales/s "
@@ -240,7 +250,9 @@ def simulate(
         run_for = seconds or 0
         live_start = now_ms if end_ms is not None else int(time.time() * 1000)
         factor = sim.business.demand_factor(live_start)
-        say(f"simulate: landing live files in {out / 'sales'} and {out / 'inventory'} every "
+        where = "pushing live batches to the ingest API" if send else \
+            f"landing live files in {out / 'sales'} and {out / 'inventory'}"
+        say(f"simulate: {where} every "
             f"{settings.file_interval_seconds:g} s at {settings.rate:g} sales/s weekly mean (x{factor:.2f} now "
             "for hour of day, weekday and trend)" + (f" for {run_for:g} s" if run_for else " until Ctrl-C"))
         began = time.perf_counter()

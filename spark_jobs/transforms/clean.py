@@ -16,19 +16,15 @@ from datetime import datetime, timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from salespulse.profiles import MONEY_COLUMNS, ROW_HASH, SourceProfile
-from salespulse.schema import COUNTRIES, DISCOUNT_BANDS, INVENTORY_KINDS, PRODUCTS, SEGMENTS
-from salespulse.settings import IngestSettings
+from salespulse.profiles import MONEY_COLUMNS, ROW_HASH, SourceProfile, customer_id_salt
+from salespulse.schema import CATEGORY_VALUES
+from salespulse.settings import IngestSettings, PrivacySettings
 
 REASON_ORDER = (
     "bad_header", "malformed_row", "missing_field", "malformed_number", "malformed_date", "unknown_category",
     "negative_units", "amount_mismatch", "future_event_time", "late_event",
 )
 NUMBER_COLUMNS = {*MONEY_COLUMNS, "units_sold", "quantity", "reorder_point"}
-CATEGORIES: dict[str, tuple[str, ...]] = {
-    "country": COUNTRIES, "segment": SEGMENTS, "product": PRODUCTS, "discount_band": DISCOUNT_BANDS,
-    "kind": INVENTORY_KINDS,
-}
 REQUIRED: dict[str, tuple[str, ...]] = {
     "sales": ("order_id", "event_time", "country", "segment", "product", "discount_band", "units_sold", "sales"),
     "inventory": ("event_time", "country", "product", "kind", "quantity"),
@@ -48,11 +44,14 @@ class CleaningRules:
     # ``landed_time`` (stream: when its file landed, so a replayed or delayed batch judges rows the same way).
     as_of: datetime | None
     late_after: timedelta | None  # older events (vs the reference time) are late; None: no lateness rule
+    customer_id_salt: str | None = None  # set: customer ids are replaced by sha2(salt + id) (privacy)
 
     @classmethod
     def build(cls, profile: SourceProfile, ingest: IngestSettings, as_of: datetime | None,
-              late_after: timedelta | None = None) -> CleaningRules:
+              late_after: timedelta | None = None, privacy: PrivacySettings | None = None) -> CleaningRules:
+        """Raises ProfileError when the profile hashes customer ids and ``privacy`` holds no salt."""
         return cls(
+            customer_id_salt=customer_id_salt(profile, privacy or PrivacySettings()),
             profile=profile,
             country_aliases=ingest.country_aliases,
             category_policy=profile.category_policy or ingest.category_policy,
@@ -87,6 +86,12 @@ def parse_time(text: Column, formats: list[str]) -> Column:
     return F.coalesce(text.try_cast("timestamp"), *[F.try_to_timestamp(text, F.lit(fmt)) for fmt in formats])
 
 
+def pseudonymise(text: Column, salt: str) -> Column:
+    """sha2-256 (hex) of salt + trimmed id; null stays null. The same id and salt always give the same value, so
+    customer counts and repeat-customer KPIs still work."""
+    return F.when(text.isNotNull(), F.sha2(F.concat(F.lit(salt), F.trim(text)), 256))
+
+
 def _canonical_lookup(text: Column, names: tuple[str, ...], aliases: dict[str, str]) -> Column:
     """Case-insensitive match of trimmed text onto canonical names (and aliases); null when unknown."""
     pairs = {**{a.lower(): target for a, target in aliases.items()}, **{n.lower(): n for n in names}}
@@ -113,13 +118,20 @@ def clean_events(canonical: DataFrame, rules: CleaningRules) -> DataFrame:
             typed[name] = F.when(value.isNull(), blank).otherwise(parse_number(value))
         elif column.dtype == "timestamp":
             typed[name] = parse_time(value, profile.date_formats)
-        elif name in CATEGORIES:
-            known = _canonical_lookup(value, CATEGORIES[name], rules.country_aliases if name == "country" else {})
+        elif name in CATEGORY_VALUES:
+            known = _canonical_lookup(value, CATEGORY_VALUES[name], rules.country_aliases if name == "country" else {})
             typed[name] = F.coalesce(known, value) if rules.category_policy == "flag" else known
             typed[f"_known_{name}"] = known
+        elif name == "customer_id" and rules.customer_id_salt is not None:
+            typed[name] = pseudonymise(value, rules.customer_id_salt)
         else:
             typed[name] = value
     lineage = ("raw", "source_file", "row_number", "landed_time", "malformed", "bad_header")
+    if rules.customer_id_salt is not None:
+        # Quarantine keeps a rejected row's raw text: its customer id is hashed there too.
+        source = profile.columns["customer_id"]
+        canonical = canonical.withColumn("raw", F.transform_values(
+            "raw", lambda key, raw: F.when(key == source, pseudonymise(raw, rules.customer_id_salt)).otherwise(raw)))
     staged = canonical.select(*[v.alias(f"_text_{k}") for k, v in text.items()], *lineage).select(
         *[v.alias(k) for k, v in typed.items()], *[f"_text_{k}" for k in text], *lineage)
 
@@ -132,7 +144,7 @@ def clean_events(canonical: DataFrame, rules: CleaningRules) -> DataFrame:
             checks["malformed_number"].append(value.isNotNull() & F.col(name).isNull())
         elif column.dtype == "timestamp":
             checks["malformed_date"].append(value.isNotNull() & F.col(name).isNull())
-        elif name in CATEGORIES:
+        elif name in CATEGORY_VALUES:
             code = "flag_unknown_category" if rules.category_policy == "flag" else "unknown_category"
             checks[code].append(value.isNotNull() & F.col(f"_known_{name}").isNull())
         derived = name in profile.derive or (name == "order_id" and profile.order_id == ROW_HASH)
