@@ -112,7 +112,10 @@ def install_auth(server: Flask, settings: AuthSettings, production: bool) -> Use
 
     @server.before_request
     def require_login() -> ResponseReturnValue | None:
-        if is_open_path(request.path) or current_user.is_authenticated:
+        # Judged on the route that matched, not the raw path: a GET to /api/... falls through to Dash's
+        # catch-all page route, which must stay behind the login.
+        rule = request.url_rule
+        if (rule is not None and is_open_path(rule.rule)) or current_user.is_authenticated:
             return None
         if request.method == "GET" and wants_html(request.accept_mimetypes):
             target = request.full_path if request.query_string else request.path
