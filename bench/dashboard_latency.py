@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -200,14 +199,11 @@ class Load:
     requests: list[dict[str, Any]]  # the callback requests the page sent (bodies from the network log)
 
 
-def browser_load(url: str, tmp: Path, index: int, login: Callable[[Any], None] | None = None) -> Load:
-    """One page load in a fresh browser profile: seconds from navigation start to a fully drawn Overview.
-    ``login(driver)``, when given, signs in first (a server behind its login page)."""
+def browser_load(url: str, tmp: Path, index: int) -> Load:
+    """One page load in a fresh browser profile: seconds from navigation start to a fully drawn Overview."""
     profile = tmp / f"profile-{index}"
     driver = start_chromium(profile)
     try:
-        if login is not None:
-            login(driver)
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RENDERED_JS})
         driver.get(url)
         deadline = time.monotonic() + 120
