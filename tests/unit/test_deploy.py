@@ -276,8 +276,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def _get(url: str) -> tuple[int, dict[str, str], str]:
     opener = urllib.request.build_opener(_NoRedirect)
+    request = urllib.request.Request(url, headers={"Accept": "text/html,application/xhtml+xml"})  # as a browser
     try:
-        with opener.open(url, timeout=10) as response:
+        with opener.open(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), err.read().decode(errors="replace")
