@@ -307,9 +307,11 @@ def main() -> None:
 def _answers(url: str) -> bool:
     try:
         urllib.request.urlopen(url, timeout=5).read()
-        return True
+    except urllib.error.HTTPError:
+        return True  # the app answered (401 to a client that is not logged in)
     except OSError:
         return False
+    return True
 
 
 def body(r: dict[str, Any], load: str) -> str:
