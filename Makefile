@@ -111,6 +111,7 @@ bench: setup
 	$(BIN)/python bench/score_throughput.py --workdir data/bench/train
 	$(BIN)/python bench/dashboard_latency.py
 	$(BIN)/python bench/ingest_api.py
+	$(BIN)/python bench/dashboard_load.py
 
 lint: setup
 	$(BIN)/ruff check .

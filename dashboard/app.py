@@ -27,7 +27,9 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
     repo = repo or LakeRepository(settings.paths.lake, settings.paths.models, viewer_countries)
     app = Dash(__name__, title="SalesPulse", assets_folder=str(ASSETS), suppress_callback_exceptions=True,
                update_title=None)
-    register_monitoring(app.server, settings, repo)  # first: its request id and timing cover the guard's 401s too
+    # First, so its request ids and timings cover the login guard's 401s too. Its own reader sees every country:
+    # probes and /metrics are system-wide and guarded by their own token, not by a dashboard session.
+    register_monitoring(app.server, settings, LakeRepository(settings.paths.lake, settings.paths.models))
     install_auth(app.server, settings.auth, settings.dashboard.production)
 
     def layout() -> html.Div:  # a function: rebuilt per page load (PITFALLS 30), for the logged-in user

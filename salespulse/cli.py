@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -378,16 +379,34 @@ def train(ctx: click.Context, lake: str | None, registry: str | None, max_minute
 @click.option("--lake", help="Local lake folder (paths.lake).")
 @click.option("--host", help="Address to listen on (dashboard.host, default 127.0.0.1).")
 @click.option("--port", type=int, help="Port (dashboard.port, default 8050).")
+@click.option("--prod", is_flag=True,
+              help="Production: serve with gunicorn and conf/gunicorn.conf.py (dashboard.production on, debug off).")
+@click.option("--workers", type=click.IntRange(1, 64),
+              help="gunicorn worker processes, with --prod (dashboard.workers).")
 @click.pass_context
-def dashboard(ctx: click.Context, lake: str | None, host: str | None, port: int | None) -> None:
+def dashboard(ctx: click.Context, lake: str | None, host: str | None, port: int | None, prod: bool,
+              workers: int | None) -> None:
     """Serve the executive dashboard (Dash) over the lake: KPIs, trends and forecasts, customers, inventory,
-    data quality; live, without reloading the page. For production, `gunicorn dashboard.app:server`."""
-    settings = _settings(ctx, {"paths.lake": lake, "dashboard.host": host, "dashboard.port": port})
+    data quality; live, without reloading the page. Without --prod, Flask's development server; with --prod,
+    gunicorn (docs/deploy.md)."""
+    if workers is not None and not prod:
+        raise click.UsageError("--workers applies to --prod only (the development server is one process)")
+    overrides = {"paths.lake": lake, "dashboard.host": host, "dashboard.port": port, "dashboard.workers": workers}
+    settings = _settings(ctx, {**overrides, "dashboard.production": True if prod else None})
     from salespulse.lake import MANIFEST
 
     if not (Path(settings.paths.lake) / MANIFEST).exists():
         _fail(f"no lake at {settings.paths.lake} (no {MANIFEST}); load data first with `salespulse backfill` "
               "or `salespulse stream`, or pass --lake")
+    if prod:
+        from salespulse.serving import gunicorn_command, serving_environment
+
+        command = gunicorn_command(sys.executable)
+        env = {**os.environ, **serving_environment(overrides, ctx.obj["config"])}
+        _say(f"dashboard: gunicorn on http://{settings.dashboard.host}:{settings.dashboard.port}/ with "
+             f"{settings.dashboard.workers} worker(s) x {settings.dashboard.threads} thread(s) (SIGTERM stops)")
+        sys.stdout.flush()
+        os.execvpe(command[0], command, env)  # gunicorn replaces this process: signals reach its master directly
     from dashboard.app import create_app
     from dashboard.auth import AuthSetupError
 

@@ -123,7 +123,8 @@ def test_metrics_parse_and_count_requests_callbacks_rows_and_stream_figures(tmp_
     assert callback_request(client, 13).status_code == 500
     assert client.get("/boom").status_code == 500
 
-    response = client.get("/metrics")
+    scraper = client.application.test_client()  # Prometheus has no dashboard session
+    response = scraper.get("/metrics")
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")
     samples = _samples(response.get_data(as_text=True))

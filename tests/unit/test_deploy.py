@@ -1,0 +1,360 @@
+"""Deployment files checked without Docker (neither `docker compose` nor Docker Hub is available here):
+docker-compose.yml, the Dockerfile and the settings they use point at real code, real settings keys and
+consistent ports, volumes and paths. And gunicorn really serves the app, with the project's config."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import click
+import gunicorn.config
+import psutil
+import pyspark
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from salespulse.cli import main
+from salespulse.serving import gunicorn_options, serving_environment
+from salespulse.settings import ENV_PREFIX, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_DIR = PurePosixPath("/app")  # the Dockerfile's WORKDIR, where the checkout is copied
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+OUR_IMAGE = [name for name, service in SERVICES.items() if service.get("build") == "."]
+COMPOSE_SETTINGS = ROOT / "conf" / "compose.yaml"
+SPARK_JARS = Path(pyspark.__file__).resolve().parent / "jars"
+
+
+def command(service: str) -> list[str]:
+    value = SERVICES[service].get("command", [])
+    return shlex.split(value) if isinstance(value, str) else list(value)
+
+
+def in_repo(path: str) -> Path:
+    """A path as the image sees it (absolute under /app, or relative to WORKDIR /app) -> the checkout."""
+    posix = PurePosixPath(path)
+    return ROOT / (posix.relative_to(APP_DIR) if posix.is_absolute() else posix)
+
+
+def environment(service: str) -> dict[str, str]:
+    env = SERVICES[service].get("environment", {})
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def mounts(service: str) -> dict[str, str]:
+    """Container path -> named volume."""
+    pairs = (entry.split(":")[:2] for entry in SERVICES[service].get("volumes", []))
+    return {target: source for source, target in pairs}
+
+
+def workers() -> list[str]:
+    return [name for name in SERVICES if "org.apache.spark.deploy.worker.Worker" in command(name)]
+
+
+def spark_class_exists(name: str) -> bool:
+    entry = name.replace(".", "/") + ".class"
+    return any(entry in zipfile.ZipFile(jar).namelist() for jar in SPARK_JARS.glob("spark-core_*.jar"))
+
+
+# -- docker-compose.yml --------------------------------------------------------------------------------------
+def test_compose_has_every_role() -> None:
+    assert {"namenode", "datanode", "spark-master", "stream", "simulator", "dashboard"} <= set(SERVICES)
+    assert len(workers()) == 2
+    assert all(command(w)[2] == "spark://spark-master:7077" for w in workers())
+    assert set(OUR_IMAGE) >= {"spark-master", *workers(), "stream", "simulator", "dashboard"}
+    assert {SERVICES[name]["image"] for name in ("namenode", "datanode")} == {"apache/hadoop:3"}
+    init = next(name for name in SERVICES if "hdfs dfs -mkdir" in " ".join(command(name)))
+    assert SERVICES[init]["restart"] == "no"
+    assert SERVICES["stream"]["depends_on"][init]["condition"] == "service_completed_successfully"
+
+
+def test_compose_commands_name_real_code() -> None:
+    master = command("spark-master")
+    assert master[:2] == ["spark-class", "org.apache.spark.deploy.master.Master"]
+    assert spark_class_exists(master[1]) and spark_class_exists(command(workers()[0])[1])
+    assert (Path(pyspark.__file__).resolve().parent / "bin" / "spark-class").exists()
+
+    # the stream: a script of the repo that spark-submits spark_jobs/stream.py to the master
+    script = in_repo(command("stream")[0])
+    assert script.exists() and os.access(script, os.X_OK)
+    submitted = re.findall(r"(/app/\S+\.py)", script.read_text())
+    assert submitted == ["/app/spark_jobs/stream.py"] and in_repo(submitted[0]).exists()
+    assert "spark-submit" in script.read_text()
+    assert environment("stream")["SPARK_MASTER_URL"] == "spark://spark-master:7077"
+
+    # the simulator: a real salespulse command whose flags parse
+    args = command("simulator")
+    assert args[0] == "salespulse"
+    sub = main.commands[args[1]]
+    sub.make_context(args[1], args[2:], parent=click.Context(main, info_name="salespulse"))  # raises on a bad flag
+
+    # the dashboard: gunicorn with the repo's config and an importable WSGI object
+    args = command("dashboard")
+    assert args[0] == "gunicorn" and args[1] == "--config"
+    assert in_repo(args[2]) == ROOT / "conf" / "gunicorn.conf.py"
+    module, attribute = args[3].split(":")
+    app = getattr(importlib.import_module(module), attribute)
+    assert callable(app) and app.__class__.__name__ == "Flask"
+
+
+def test_compose_ports_match_the_settings_and_commands() -> None:
+    settings = load_settings(COMPOSE_SETTINGS)
+
+    def published(service: str) -> set[int]:
+        return {int(port.rsplit(":", 1)[1]) for port in SERVICES[service].get("ports", [])}
+
+    assert published("dashboard") == {settings.dashboard.port}
+    assert settings.dashboard.host == "0.0.0.0"  # reachable from the published port, not only inside
+    master = command("spark-master")
+    assert published("spark-master") == {int(master[master.index("--webui-port") + 1])}
+    assert published("namenode") == {9870}
+    # the web UIs have no login: published on the host's loopback only
+    assert all(port.startswith("127.0.0.1:") for s in SERVICES.values() for port in s.get("ports", []))
+    hadoop = SERVICES["namenode"]["environment"]
+    assert settings.paths.checkpoints.startswith("hdfs://" + hadoop["HDFS-SITE.XML_dfs.namenode.rpc-address"] + "/")
+    assert hadoop["CORE-SITE.XML_fs.defaultFS"] == "hdfs://namenode:8020"
+    assert settings.spark.master == "spark://spark-master:7077"
+
+
+def test_compose_volumes_hold_the_settings_paths() -> None:
+    settings = load_settings(COMPOSE_SETTINGS)
+    declared = set(COMPOSE["volumes"])
+    used = {source for name in SERVICES for source in mounts(name).values()}
+    assert used == declared
+
+    def covered(service: str, path: str) -> bool:
+        return any(PurePosixPath(path).is_relative_to(target) for target in mounts(service))
+
+    # Every process that touches a local path sees it on the same named volume at the same place.
+    needs = {"lake": settings.paths.lake, "landing": settings.paths.landing, "archive": settings.paths.archive,
+             "models": settings.paths.models}
+    for service in ("stream", *workers(), "dashboard"):
+        for name, path in needs.items():
+            assert covered(service, path), f"{service} does not mount {name} ({path})"
+    assert covered("simulator", settings.paths.landing)
+    # archive must share landing's volume (Spark moves files); the lake volume is shared, not per container
+    volume_of = {path: next(v for t, v in mounts("stream").items() if PurePosixPath(path).is_relative_to(t))
+                 for path in needs.values()}
+    assert volume_of[settings.paths.archive] == volume_of[settings.paths.landing]
+    users_file = environment("dashboard")["SALESPULSE_AUTH__USERS_FILE"]
+    assert covered("dashboard", users_file)
+
+
+def test_compose_healthchecks_and_restart_policies() -> None:
+    settings = load_settings(COMPOSE_SETTINGS)
+    long_running = ["namenode", "datanode", "spark-master", *workers(), "stream", "dashboard"]
+    for name in long_running:
+        test = SERVICES[name]["healthcheck"]["test"]
+        assert test[0] == "CMD" and len(test) > 2, name
+    for name in [*long_running, "simulator"]:
+        assert SERVICES[name]["restart"] == "unless-stopped", name
+    dashboard_check = " ".join(SERVICES["dashboard"]["healthcheck"]["test"])
+    assert f"http://localhost:{settings.dashboard.port}/healthz" in dashboard_check
+    assert "9870" in " ".join(SERVICES["namenode"]["healthcheck"]["test"])
+    assert "8080" in " ".join(SERVICES["spark-master"]["healthcheck"]["test"])
+    # the stream's stop must outlast its 60 s limit for finishing a batch (docs/operations.md)
+    assert int(SERVICES["stream"]["stop_grace_period"].rstrip("s")) > 60
+
+
+def _salespulse_keys() -> dict[str, str]:
+    keys = {}
+    for name in SERVICES:
+        keys.update({k: v for k, v in environment(name).items() if k.startswith(ENV_PREFIX)})
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            keys[key] = value
+    return keys
+
+
+def test_compose_environment_names_real_settings() -> None:
+    keys = _salespulse_keys()
+    assert "SALESPULSE_AUTH__SECRET_KEY" in keys and "SALESPULSE_API__TOKENS" in keys
+    for key in keys:
+        if key == "SALESPULSE_CONFIG":
+            assert in_repo(keys[key]) == COMPOSE_SETTINGS
+            continue
+        section, _, field = key.removeprefix(ENV_PREFIX).lower().partition("__")
+        assert section in Settings.model_fields, f"{key}: no settings section {section!r}"
+        model = Settings.model_fields[section].annotation
+        assert field in model.model_fields, f"{key}: no setting {section}.{field}"
+    json.loads(keys["SALESPULSE_API__TOKENS"])  # a JSON list, as the settings parse it
+
+
+def test_env_example_holds_no_secrets_and_env_is_ignored() -> None:
+    for key, value in _salespulse_keys().items():
+        if key != "SALESPULSE_CONFIG" and key not in {k for s in SERVICES for k in environment(s)}:
+            assert "replace-with" in value, f"{key} in .env.example looks like a real secret"
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+    assert SERVICES["dashboard"]["env_file"] == ".env"
+    assert not any("env_file" in SERVICES[name] for name in SERVICES if name != "dashboard")
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "cluster.yaml", "compose.yaml"])
+def test_settings_files_load(name: str) -> None:
+    assert isinstance(load_settings(ROOT / "conf" / name), Settings)
+
+
+def test_dockerfile_copies_what_exists_and_ignores_data() -> None:
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    copies = [line.split()[1:] for line in lines if line.startswith("COPY")]
+    assert copies
+    for parts in copies:
+        sources = [p for p in parts if not p.startswith("--")][:-1]
+        for source in sources:
+            assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the repo"
+    text = "\n".join(lines)
+    assert next(line for line in lines if line.startswith("FROM")).startswith("FROM python:3.11-slim")
+    assert "openjdk-17-jre-headless" in text and re.search(r"^USER (?!root)\w+", text, re.M)
+    assert "PYSPARK_PYTHON=" in text and 'CMD ["salespulse", "--help"]' in text
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"data/", ".venv", ".env", "tests/artifacts/"} <= set(ignored)
+
+
+# -- gunicorn ------------------------------------------------------------------------------------------------
+def test_gunicorn_options_are_gunicorn_settings() -> None:
+    settings = load_settings(overrides={"dashboard.host": "0.0.0.0", "dashboard.port": 9123, "dashboard.workers": 3,
+                                        "dashboard.threads": 5, "dashboard.timeout_seconds": 45})
+    options = gunicorn_options(settings.dashboard)
+    known = {setting.name: setting for setting in gunicorn.config.KNOWN_SETTINGS}
+    assert set(options) <= set(known)
+    for name, value in options.items():  # gunicorn's own validators accept every value
+        known[name].validator(value)
+    assert options["bind"] == ["0.0.0.0:9123"]
+    assert (options["workers"], options["threads"], options["timeout"]) == (3, 5, 45)
+    assert options["preload_app"] is False
+
+
+def test_serving_environment_round_trips_through_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = serving_environment({"paths.lake": "/srv/lake", "dashboard.workers": 3, "dashboard.host": None}, None)
+    assert env == {"SALESPULSE_PATHS__LAKE": "/srv/lake", "SALESPULSE_DASHBOARD__WORKERS": "3",
+                   "SALESPULSE_DASHBOARD__PRODUCTION": "true"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings()
+    assert (settings.paths.lake, settings.dashboard.workers, settings.dashboard.production) == ("/srv/lake", 3, True)
+    assert settings.dashboard.host == "127.0.0.1"
+
+
+def test_cli_workers_needs_prod(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["dashboard", "--lake", str(tmp_path), "--workers", "2"])
+    assert result.exit_code == 2 and "--workers applies to --prod only" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_: Any) -> None:
+        return None
+
+
+def _get(url: str) -> tuple[int, dict[str, str], str]:
+    opener = urllib.request.build_opener(_NoRedirect)
+    request = urllib.request.Request(url, headers={"Accept": "text/html,application/xhtml+xml"})  # as a browser
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read().decode(errors="replace")
+
+
+@contextlib.contextmanager
+def _serve(cmd: list[str], env: dict[str, str], log: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A server in its own process group, stopped by the test (SIGKILL here only if it is still up)."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not listen on {port}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _server_env(lake: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update(PYTHONPATH=str(ROOT), SALESPULSE_PATHS__LAKE=str(lake), SALESPULSE_PATHS__MODELS=str(lake.parent / "m"),
+               SALESPULSE_DASHBOARD__PORT=str(port), **extra)
+    return env
+
+
+def _assert_app_answers(url: str) -> None:
+    """The app's page answers with a redirect to its login page, and the login page is the app's."""
+    status, headers, _ = _get(url + "/?range=30d&grain=day")
+    assert status == 302 and re.search(r"/login(\?|$)", headers["Location"]), (status, headers)
+    status, _, body = _get(url + "/login")
+    assert status == 200 and "SalesPulse" in body and 'name="password"' in body
+
+
+def test_gunicorn_serves_the_app_with_the_project_config(tmp_path: Path) -> None:
+    lake, port = tmp_path / "lake", _free_port()
+    lake.mkdir()
+    env = _server_env(lake, port, SALESPULSE_DASHBOARD__WORKERS="2", SALESPULSE_DASHBOARD__THREADS="2")
+    log = tmp_path / "gunicorn.log"
+    cmd = [sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", "dashboard.app:server"]
+    with _serve(cmd, env, log, port) as proc:
+        _assert_app_answers(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 30
+        while len(psutil.Process(proc.pid).children()) != 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(psutil.Process(proc.pid).children()) == 2  # dashboard.workers from the environment
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(40) == 0  # graceful stop
+    text = log.read_text()
+    assert f"Listening at: http://127.0.0.1:{port}" in text and "Using worker: gthread" in text
+    # one JSON line per request from the app (gunicorn's own access log is off), without the query string
+    requests = [json.loads(line) for line in text.splitlines() if line.startswith("{") and '"request"' in line]
+    assert any(r["path"] == "/" and r["status"] == 302 and r["request_id"] for r in requests), text
+    assert not any("range=" in line for line in text.splitlines())
+
+
+def test_cli_dashboard_prod_execs_gunicorn(tmp_path: Path) -> None:
+    lake, port = tmp_path / "lake", _free_port()
+    lake.mkdir()
+    (lake / "_manifest.json").write_text('{"tables": {}, "schemas": {}}')  # a lake nothing was published to yet
+    users_file = tmp_path / "users.json"
+    env = _server_env(lake, port, SALESPULSE_AUTH__SECRET_KEY="s" * 48, SALESPULSE_AUTH__USERS_FILE=str(users_file))
+    # production mode has no default account
+    subprocess.run([sys.executable, "-m", "salespulse", "users", "add", "ops", "--countries", "France",
+                    "--password-stdin"], input=b"a-long-test-password\n", env=env, cwd=ROOT, check=True)
+    log = tmp_path / "prod.log"
+    cmd = [sys.executable, "-m", "salespulse", "dashboard", "--prod", "--workers", "1", "--lake", str(lake)]
+    with _serve(cmd, env, log, port) as proc:
+        _assert_app_answers(f"http://127.0.0.1:{port}")
+        # exec: the process started is now gunicorn's master, with the one worker asked for
+        assert "gunicorn" in " ".join(psutil.Process(proc.pid).cmdline())
+        assert len(psutil.Process(proc.pid).children()) == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(40) == 0
+    assert "1 worker(s)" in log.read_text()
