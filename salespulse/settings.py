@@ -60,6 +60,9 @@ class SparkSettings(_Section):
     ui_enabled: bool = False
     driver_memory: str = "2g"
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "ERROR"
+    # FAIR: the stream's forecast refresh runs in its own pool beside the micro-batches instead of queueing
+    # them behind its jobs (spark.scheduler.mode).
+    scheduler_mode: Literal["FAIR", "FIFO"] = "FAIR"
     extra_conf: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("master")

@@ -27,6 +27,7 @@ def build_session(settings: SparkSettings) -> SparkSession:
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.scheduler.mode", settings.scheduler_mode)
     )
     for key, value in settings.extra_conf.items():
         builder = builder.config(key, value)
