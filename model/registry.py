@@ -70,11 +70,17 @@ class Forecaster:
         if missing:
             raise ModelError(f"model {self.version} needs feature column(s) {', '.join(missing[:5])}"
                              f"{' ...' if len(missing) > 5 else ''}; build rows with model.features.feature_rows")
-        quantiles = self.predict_scaled(features[self.feature_columns].to_numpy(np.float32))
+        scales = features[[f"scale_{SHORT[m]}" for m in MEASURES]].to_numpy(np.float64)
+        return self.predict_horizon_matrix(features[self.feature_columns].to_numpy(np.float32), scales)
+
+    def predict_horizon_matrix(self, matrix: np.ndarray, scales: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`predict_horizons` on a bare feature matrix (columns in ``feature_columns`` order) and the
+        rows' ``scale_sales``, ``scale_units`` (shape rows x 2): what the Spark scorer has, without building a
+        ~500-column frame per batch."""
+        quantiles = self.predict_scaled(matrix)
         out = {}
         for m, measure in enumerate(MEASURES):
-            scale = features[f"scale_{SHORT[measure]}"].to_numpy(np.float64)
-            values = np.maximum(quantiles[:, m].astype(np.float64) * scale[:, None, None], 0.0)
+            values = np.maximum(quantiles[:, m].astype(np.float64) * scales[:, m, None, None], 0.0)
             for q, name in enumerate(("p10", "p50", "p90")):
                 out[f"{SHORT[measure]}_{name}"] = values[:, :, q]
         return out

@@ -60,6 +60,12 @@ class SparkSettings(_Section):
     ui_enabled: bool = False
     driver_memory: str = "2g"
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "ERROR"
+    # FAIR: the stream's forecast refresh runs in its own pool beside the micro-batches instead of queueing
+    # them behind its jobs (spark.scheduler.mode).
+    scheduler_mode: Literal["FAIR", "FIFO"] = "FAIR"
+    # Rows per Arrow batch into pandas UDFs (spark.sql.execution.arrow.maxRecordsPerBatch): forecast scoring is
+    # fastest with few large batches (bench/score_throughput.py); a feature row is about 2 KB.
+    arrow_batch_rows: int = Field(default=20_000, ge=100, le=1_000_000)
     extra_conf: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("master")

@@ -79,9 +79,11 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
 
         def replace_what_was_read(published: dict[str, Any]) -> None:
             # Each new version was built from the directories listed when this run started; directories a
-            # running stream published since then stay listed beside it.
+            # running stream published since then stay listed beside it. gold_stock is a snapshot: it replaces
+            # whatever is listed, or a stream's refresh meanwhile would be counted twice.
             for table, version_written in written.items():
-                io.set_dirs(published, table, version_written, manifest.get("tables", {}).get(table, []))
+                read = published if table == "gold_stock" else manifest
+                io.set_dirs(published, table, version_written, read.get("tables", {}).get(table, []))
 
         io.update_manifest(spark, lake, replace_what_was_read, run_id)
 

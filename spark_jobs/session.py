@@ -27,6 +27,8 @@ def build_session(settings: SparkSettings) -> SparkSession:
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.scheduler.mode", settings.scheduler_mode)
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.arrow_batch_rows))
     )
     for key, value in settings.extra_conf.items():
         builder = builder.config(key, value)

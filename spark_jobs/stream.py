@@ -81,6 +81,121 @@ class BatchFigures:
                 f"{self.rows_quarantined:,} quarantined, {self.rows_duplicate:,} duplicate; freshness {fresh}")
 
 
+FORECAST_POOL = "forecast"  # FAIR scheduler pool of the forecast refresh (spark.scheduler_mode)
+FORECAST_JOB_GROUP = "salespulse-forecast"
+
+
+class ForecastRefresher:
+    """Refreshes forecasts in its own thread, off the micro-batch path: a sales batch only wakes it. It forecasts
+    the next 24 hours when an hour has completed since the last forecast or the registry promoted another model;
+    without a usable model the stream goes on with KPIs only, and says why once. Its Spark jobs run in their own
+    FAIR pool, so sales batches keep getting cores during a forecast; its tables are written to unpublished
+    directories and appear in one manifest swap, so a run abandoned at stop leaves nothing visible (compaction
+    removes such directories after an hour)."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
+        self.spark, self.settings, self.say = spark, settings, say
+        self.lake = settings.paths.lake.rstrip("/")
+        self.wanted = threading.Event()  # a sales batch was published since the last check
+        self.closing = threading.Event()  # check once more if wanted, then end
+        self.abandoning = False  # set by abandon(): a failure of the running forecast is the cancellation
+        self.model_note = ""  # the last thing said about the model, so it is said once, not every batch
+        self.failed_version: str | None = None  # not retried until the registry promotes another version
+        self.thread = threading.Thread(target=self._run, name="salespulse-forecast", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def request(self) -> None:
+        self.wanted.set()
+
+    def finish(self, stop: threading.Event) -> None:
+        """Let a requested or running refresh complete, then end the thread (available-now runs). ``stop``
+        (a signal meanwhile) turns this into :meth:`abandon`."""
+        self.closing.set()
+        self.wanted.set()
+        while self.thread.is_alive():
+            self.thread.join(0.2)
+            if stop.is_set():
+                self.abandon()
+
+    def abandon(self) -> None:
+        """End the thread now: the running forecast's Spark jobs are cancelled and it is not published; the next
+        start forecasts that hour again."""
+        self.abandoning = True
+        self.closing.set()
+        self.wanted.set()
+        while self.thread.is_alive():
+            # Again each time: a job the forecast started after the previous cancel must go too.
+            self.spark.sparkContext.cancelJobGroup(FORECAST_JOB_GROUP)
+            self.thread.join(0.5)
+
+    def _run(self) -> None:
+        context = self.spark.sparkContext
+        # Thread-local (PySpark pins each Python thread to a JVM thread): only this thread's jobs.
+        context.setLocalProperty("spark.scheduler.pool", FORECAST_POOL)
+        context.setJobGroup(FORECAST_JOB_GROUP, "forecast refresh")
+        while not self.abandoning:
+            self.wanted.wait()
+            last = self.closing.is_set()
+            self.wanted.clear()
+            if self.abandoning:
+                return
+            try:
+                self.refresh(datetime.now(timezone.utc))
+            except Exception as err:  # the thread must outlive a lake hiccup; the next batch tries again
+                self.say(f"stream: forecast refresh failed, tried again after the next sales batch: {_reason(err)}")
+            if last:
+                return
+
+    def refresh(self, now: datetime) -> None:
+        registry = self.settings.paths.models
+        try:
+            version = model_version(self.settings)
+        except ModelError as err:
+            self._say_once(f"stream: no forecasts ({err}); KPIs go on")
+            return
+        if version is None:
+            self._say_once(f"stream: no model in {registry} yet; KPIs only until `salespulse train` promotes one "
+                           "(picked up at the next batch)")
+            return
+        if version == self.failed_version:
+            return
+        origin = last_complete_hour(now)
+        manifest = io.read_manifest(self.spark, self.lake)
+        state = manifest.get("forecasts", {})
+        if state.get("origin") == origin.isoformat() and state.get("model_version") == version:
+            return
+        # Hours completed since the last judged one (at most a day back) are judged against their forecasts.
+        judged = datetime.fromisoformat(state["judged_through"]) if "judged_through" in state else None
+        first = max(judged + timedelta(hours=1) if judged else origin, origin - timedelta(hours=23))
+        judge = (first, origin) if first <= origin else None
+        started = time.monotonic()
+        try:
+            run = f"stream-forecast-{origin:%Y%m%dT%H}"
+            output = run_forecasts(self.spark, self.settings, manifest, version, [origin], judge, run, now)
+        except Exception as err:  # a model that fails in the workers must not stop the KPIs
+            if self.abandoning:
+                self.say(f"stream: forecast for {origin:%Y-%m-%d %H}:00 UTC abandoned at stop (not published; "
+                         "made again at the next start)")
+                return
+            self.failed_version = version
+            self._say_once(f"stream: forecasting with model {version} failed, KPIs go on without forecasts "
+                           f"until another model is promoted: {_reason(err)}")
+            return
+        # The manifest lock is held for the swap only; sales batches published meanwhile stay listed.
+        io.update_manifest(self.spark, self.lake, lambda current: publish_forecasts(current, output),
+                           f"{run}-{version}")
+        self.model_note = ""
+        self.say(f"stream: forecast from model {version} for the 24 h after {origin:%Y-%m-%d %H}:00 UTC: "
+                 f"{output.forecasts:,} rows, {output.anomalies:,} anomalies, {time.monotonic() - started:.1f} s")
+
+    def _say_once(self, note: str) -> None:
+        if note != self.model_note:
+            self.model_note = note
+            self.say(note)
+
+
 class StreamJob:
     """The two streaming queries and their micro-batch handler. Batches of both queries run one at a time
     (they share the lake's manifest and the stock refresh)."""
@@ -99,13 +214,13 @@ class StreamJob:
         self.queries: list[StreamingQuery] = []
         self.query_ids: dict[str, str] = {}
         self.recent: dict[str, BatchFigures] = {}
-        self.model_note = ""  # the last thing said about the model, so it is said once, not every batch
-        self.failed_version: str | None = None  # not retried until the registry promotes another version
+        self.forecasts = ForecastRefresher(spark, settings, say)
 
     # -- queries ---------------------------------------------------------------------------------------------
     def start(self, available_now: bool = False) -> list[StreamingQuery]:
         landing = self.settings.paths.landing.rstrip("/")
         stream = self.settings.stream
+        self.forecasts.start()
         for event in EVENTS:
             options = {"maxFilesPerTrigger": str(stream.max_files_per_trigger), "latestFirst": "false"}
             if stream.processed_files == "archive":
@@ -164,7 +279,7 @@ class StreamJob:
             figures = self._apply(event, batch, batch_id, manifest)
             figures.seconds = time.monotonic() - started
             if event == "sales":
-                self._maybe_forecast(datetime.now(timezone.utc))
+                self.forecasts.request()
             self.recent[event] = figures
             published = self._write_status()
             state = published.get("streams", {}).get(event, {})
@@ -308,50 +423,6 @@ class StreamJob:
         self.last_stock_refresh = time.monotonic()
         return out
 
-    def _maybe_forecast(self, now: datetime) -> None:
-        """Forecast the next 24 hours when an hour has completed since the last forecast or the registry
-        promoted another model. Without a usable model the stream goes on with KPIs only, and says why once."""
-        registry = self.settings.paths.models
-        try:
-            version = model_version(self.settings)
-        except ModelError as err:
-            self._say_once(f"stream: no forecasts ({err}); KPIs go on")
-            return
-        if version is None:
-            self._say_once(f"stream: no model in {registry} yet; KPIs only until `salespulse train` promotes one "
-                           "(picked up at the next batch)")
-            return
-        if version == self.failed_version:
-            return
-        origin = last_complete_hour(now)
-        manifest = io.read_manifest(self.spark, self.lake)
-        state = manifest.get("forecasts", {})
-        if state.get("origin") == origin.isoformat() and state.get("model_version") == version:
-            return
-        # Hours completed since the last judged one (at most a day back) are judged against their forecasts.
-        judged = datetime.fromisoformat(state["judged_through"]) if "judged_through" in state else None
-        first = max(judged + timedelta(hours=1) if judged else origin, origin - timedelta(hours=23))
-        judge = (first, origin) if first <= origin else None
-        started = time.monotonic()
-        try:
-            run = f"stream-forecast-{origin:%Y%m%dT%H}"
-            output = run_forecasts(self.spark, self.settings, manifest, version, [origin], judge, run, now)
-            io.update_manifest(self.spark, self.lake, lambda current: publish_forecasts(current, output),
-                               f"{run}-{version}")
-        except Exception as err:  # a model that fails in the workers must not stop the KPIs
-            self.failed_version = version
-            self._say_once(f"stream: forecasting with model {version} failed, KPIs go on without forecasts "
-                           f"until another model is promoted: {_reason(err)}")
-            return
-        self.model_note = ""
-        self.say(f"stream: forecast from model {version} for the 24 h after {origin:%Y-%m-%d %H}:00 UTC: "
-                 f"{output.forecasts:,} rows, {output.anomalies:,} anomalies, {time.monotonic() - started:.1f} s")
-
-    def _say_once(self, note: str) -> None:
-        if note != self.model_note:
-            self.model_note = note
-            self.say(note)
-
     def _maybe_compact(self, event: str, batch_id: int) -> None:
         every = self.settings.stream.compact_every_batches
         if every and batch_id > 0 and batch_id % every == 0:
@@ -409,7 +480,8 @@ def check_paths(spark: SparkSession, settings: Settings) -> None:
 
 def run_stream(spark: SparkSession, settings: Settings, say: Callable[[str], None], stop: threading.Event,
                available_now: bool = False) -> int:
-    """Run until ``stop`` is set (or, with ``available_now``, until every landed file is processed).
+    """Run until ``stop`` is set (or, with ``available_now``, until every landed file is processed and the
+    forecast refresh those files call for is published; a stop abandons a running forecast unpublished).
     Returns the process exit code: 0 after a clean stop, 1 when a query failed."""
     check_paths(spark, settings)
     job = StreamJob(spark, settings, say)
@@ -422,6 +494,10 @@ def run_stream(spark: SparkSession, settings: Settings, say: Callable[[str], Non
     if any(q.isActive for q in queries):
         say("stream: stopping after the running batch")
         job.stop()
+    if available_now and not stop.is_set():
+        job.forecasts.finish(stop)  # a catch-up run ends with the forecasts its data calls for
+    else:
+        job.forecasts.abandon()
     failed = [q for q in queries if q.exception() is not None]
     for query in failed:
         say(f"stream: query {query.name} failed: {str(query.exception()).splitlines()[0]}")

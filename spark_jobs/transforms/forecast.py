@@ -24,7 +24,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from model.features import FEATURE_COLUMNS, HISTORY_HOURS, feature_rows
+from model.features import FEATURE_COLUMNS, HISTORY_HOURS, SHORT, feature_rows
+from model.features import MEASURES as MODEL_MEASURES  # MEASURES here maps gold measures to prefixes
 
 SERIES_KEY = ("level", "country", "product")
 _IDS = [StructField("level", StringType()), StructField("country", StringType()),
@@ -86,12 +87,17 @@ def score(features: DataFrame, registry: str, version: str, tf_threads: int) -> 
 
         limit_tf_threads(tf_threads)
         forecaster = cached_forecaster(registry, version)
+        # The vector holds FEATURE_COLUMNS; the model may use them in another order or a subset.
+        position = {name: i for i, name in enumerate(FEATURE_COLUMNS)}
+        wanted = [position[name] for name in forecaster.feature_columns]
+        in_order = wanted == list(range(len(FEATURE_COLUMNS)))
+        scale_columns = [position[f"scale_{SHORT[m]}"] for m in MODEL_MEASURES]
         for batch in batches:
-            matrix = np.stack(batch[FEATURE_VECTOR].to_numpy()) if len(batch) else np.zeros(
-                (0, len(FEATURE_COLUMNS)), np.float32)
+            vectors = (np.stack(batch[FEATURE_VECTOR].to_numpy()) if len(batch)
+                       else np.zeros((0, len(FEATURE_COLUMNS)), np.float32))
+            horizons = forecaster.predict_horizon_matrix(vectors if in_order else vectors[:, wanted],
+                                                         vectors[:, scale_columns].astype(np.float64))
             ids = batch[["level", "country", "product", "origin"]].reset_index(drop=True)
-            horizons = forecaster.predict_horizons(pd.concat([ids, pd.DataFrame(matrix, columns=FEATURE_COLUMNS)],
-                                                             axis=1))
             yield ids.assign(**{name: list(values) for name, values in horizons.items()})
 
     wide = features.mapInPandas(predict, HORIZONS_SCHEMA)

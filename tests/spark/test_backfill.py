@@ -203,3 +203,37 @@ def test_cli_kpis_and_sql_read_the_published_lake(spark: SparkSession, tmp_path:
     assert {r["reason"]: r["n"] for r in json.loads(sql.output)} == bad["reason"].value_counts().to_dict()
     broken = runner.invoke(main, ["sql", "SELECT nope FROM silver_sales", "--lake", settings.paths.lake])
     assert broken.exit_code == 1 and "SQL error" in broken.output
+
+
+def test_backfill_stock_snapshot_replaces_one_a_stream_published_meanwhile(
+        spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo loads the inventory history beside the running stream, whose stock refresh may publish a
+    gold_stock snapshot while the backfill runs: afterwards exactly one snapshot is listed, not both."""
+    import spark_jobs.backfill as backfill_module
+    from spark_jobs import io
+
+    landing = tmp_path / "landing"
+    run_simulator(landing, history_days=2, history_rate=0.2, bad_rows_pct=0, duplicate_pct=0, late_pct=0)
+    settings = lake_settings(tmp_path)
+    lake = settings.paths.lake
+    backfill(spark, settings, landing / "history" / "sales", "canonical", "sales")
+    real_write_gold = backfill_module._write_gold
+
+    def with_a_stream_refresh_meanwhile(*args: Any, **kwargs: Any) -> dict[str, tuple[str, str]]:
+        written = real_write_gold(*args, **kwargs)
+        snapshot = io.read_version(spark, lake, "gold_stock", [written["gold_stock"][0]], written["gold_stock"][1])
+        stream = io.write_table_version(snapshot, lake, "gold_stock", "stream-sales-0000000001")
+        io.update_manifest(spark, lake, lambda m: io.set_dirs(m, "gold_stock", stream,
+                                                              m["tables"].get("gold_stock", [])), "stream")
+        return written
+
+    monkeypatch.setattr(backfill_module, "_write_gold", with_a_stream_refresh_meanwhile)
+    backfill(spark, settings, landing / "history" / "inventory", "canonical_inventory", "inv")
+
+    listed = io.read_manifest(spark, lake)["tables"]["gold_stock"]
+    assert len(listed) == 1 and "stream-sales" not in listed[0]
+    stock = table(settings, "gold_stock")
+    assert not stock.duplicated(["country", "product"]).any()
+    sales = read_landing(landing / "history" / "sales")
+    expected = stock_from_events(read_landing(landing / "history" / "inventory"), sales)
+    assert stock.set_index(["country", "product"])["stock_on_hand"].to_dict() == pytest.approx(expected)

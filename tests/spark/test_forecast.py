@@ -5,6 +5,7 @@ missing or corrupt model and forecasts with a good one."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -203,3 +204,59 @@ def test_stream_keeps_kpis_without_a_usable_model_and_forecasts_with_one(spark: 
     fresh = forecasts[forecasts["model_version"] == "20260303T000000Z"]
     assert set(fresh["origin"]) <= {earliest - timedelta(hours=1), latest - timedelta(hours=1)}
     assert len(fresh) == gold_history(lake).groupby(["level", "country", "product"], dropna=False).ngroups * 24
+
+
+def test_sales_batches_are_published_while_a_forecast_runs(spark: SparkSession, lake: Settings, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forecast refresh runs beside the micro-batches: with the refresh held at its start, the stream still
+    publishes sales batches; released, the forecast is published and the stop is clean."""
+    from spark_jobs import stream as stream_module
+
+    models = tmp_path / "models"
+    tiny_model(models, "20260404T000000Z")
+    settings = lake.model_copy(update={
+        "paths": lake.paths.model_copy(update={"models": str(models)}),
+        "stream": lake.stream.model_copy(update={"trigger_seconds": 0.5})})
+    started, release = threading.Event(), threading.Event()
+    real_run_forecasts = stream_module.run_forecasts
+
+    def held(*args: object, **kwargs: object) -> object:
+        started.set()
+        release.wait(180)
+        return real_run_forecasts(*args, **kwargs)
+
+    monkeypatch.setattr(stream_module, "run_forecasts", held)
+    lines: list[str] = []
+    stop = threading.Event()
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(run_stream(spark, settings, lines.append, stop)),
+                              daemon=True)
+
+    def sales_batch() -> int:
+        return io.read_manifest(spark, lake.paths.lake).get("streams", {}).get("sales", {}).get("batch_id", -1)
+
+    def wait_for(condition, what: str, seconds: float = 180) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < deadline, f"no {what} after {seconds:g} s:\n" + "\n".join(lines)
+            time.sleep(0.2)
+
+    try:
+        run_simulator(Path(settings.paths.landing), seconds=1, end_ms=None, rate=5, file_interval_seconds=1)
+        runner.start()
+        assert started.wait(180), "\n".join(lines)
+        during = sales_batch()
+        run_simulator(Path(settings.paths.landing), seconds=2, end_ms=None, rate=5, file_interval_seconds=1)
+        wait_for(lambda: sales_batch() > during, "sales batch published during the forecast")
+        assert not any("forecast from model 20260404T000000Z" in line for line in lines)
+        release.set()
+        wait_for(lambda: any("forecast from model 20260404T000000Z" in line for line in lines), "forecast")
+    finally:
+        release.set()
+        stop.set()
+        runner.join(120)
+    assert codes == [0], "\n".join(lines)
+    assert spark.sparkContext.statusTracker().getJobIdsForGroup("salespulse-forecast")
+    forecasts = table(lake, "gold_forecasts")
+    series = gold_history(lake).groupby(["level", "country", "product"], dropna=False).ngroups
+    assert len(forecasts[forecasts["model_version"] == "20260404T000000Z"]) == series * 24
