@@ -18,14 +18,16 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, customer_totals, kpi_totals_over
+from dashboard.customer_sets import COLUMNS as CUSTOMER_COLUMNS
+from dashboard.customer_sets import CustomerCells, build_customer_cells, count_customers
+from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, kpi_totals_over
 from salespulse.kpis import compute_kpis
 from salespulse.lake import MANIFEST, STATUS, TABLES, duckdb_scan
 
@@ -38,6 +40,18 @@ DAILY_SQL = f"""SELECT event_date, country, segment, product, discount_band, min
                        max(hour) AS last_hour, sum(orders)::BIGINT AS orders,
                        {", ".join(f"sum({m}) AS {m}" for m in MEASURES[1:])}
                 FROM {{gold}} GROUP BY ALL ORDER BY event_date"""
+# gold_customers_daily with dense integer keys, for the customer bitsets: customers numbered 0.. (with their
+# first order ever, over every row whatever the filter, as customer_totals counts "new"), country-segment pairs
+# numbered 0.., and per UTC day (as days since 1970-01-01), pair and customer the orders
+NEVER = -(2**31)  # the smallest int32 day number
+CUSTOMER_IDS_SQL = f"""SELECT *, (row_number() OVER (ORDER BY customer_id) - 1)::INTEGER AS customer
+                       FROM ({FIRSTS_SQL})"""
+CUSTOMER_GROUPS_SQL = """SELECT country, segment, (row_number() OVER (ORDER BY country, segment) - 1)::INTEGER AS grp
+                         FROM (SELECT DISTINCT country, segment FROM {customers})"""
+CUSTOMER_CELLS_SQL = """SELECT (c.event_date - DATE '1970-01-01')::INTEGER AS day, g.grp, i.customer,
+                               sum(c.orders)::BIGINT AS orders
+                        FROM {customers} c JOIN {ids} i USING (customer_id) JOIN {groups} g USING (country, segment)
+                        GROUP BY ALL"""
 
 
 class TableMissing(LookupError):
@@ -165,9 +179,34 @@ class LakeRepository:
         return f"""(SELECT first_hour AS hour, {keys}, {", ".join(MEASURES)} FROM {daily}
                     UNION ALL SELECT last_hour, {keys}, {zeros} FROM {daily} WHERE last_hour > first_hour)"""
 
-    def _customer_firsts(self, customers: str) -> str:
-        """Each customer's first order date (over every row, whatever the filter), once per data version."""
-        return self._table("customer_firsts", FIRSTS_SQL.format(customers=customers))
+    def _customer_cells(self) -> CustomerCells | None:
+        """gold_customers_daily as customer bitsets per UTC day and country-segment pair (see
+        dashboard/customer_sets.py), built once per data version; None before any customer row."""
+        customers = self._optional_scan("gold_customers_daily")
+        if customers is None:
+            return None
+
+        def build() -> CustomerCells:
+            ids = self._table("customer_ids", CUSTOMER_IDS_SQL.format(customers=customers))
+            groups = self._table("customer_groups", CUSTOMER_GROUPS_SQL.format(customers=customers))
+            rows = self._con().execute(CUSTOMER_CELLS_SQL.format(customers=customers, ids=ids, groups=groups))
+            cells = rows.fetchnumpy()
+            # a customer without a first order date is never "new" (NULL >= day is not true in SQL either)
+            firsts = self._con().execute(f"""SELECT coalesce((first_ever - DATE '1970-01-01')::INTEGER, {NEVER})
+                                             AS first_ever FROM {ids} ORDER BY customer""").fetchnumpy()
+            names = self._con().execute(f"SELECT country, segment FROM {groups} ORDER BY grp").fetchnumpy()
+            return build_customer_cells(cells["day"], cells["grp"], cells["customer"], cells["orders"],
+                                        firsts["first_ever"], names["country"], names["segment"])
+        return self._cached(("customer_cells",), build)
+
+    def _customer_rows(self, where: SalesFilter, dimension: str | None) -> pd.DataFrame | None:
+        """customer_totals' rows for ``where`` (whole UTC days touching the period), from the bitsets."""
+        cells = self._customer_cells()
+        if cells is None:
+            return None
+        first = _epoch_day(where.start) if where.start is not None else None
+        last = _epoch_day(where.end - timedelta(microseconds=1)) if where.end is not None else None
+        return count_customers(cells, first, last, where.countries, where.segments, dimension)
 
     def _sales(self, grain: str = "hour", where: SalesFilter | None = None) -> str | None:
         """Sales measures per period x categories: summed gold for hour and coarser grains (its daily rollup
@@ -200,9 +239,8 @@ class LakeRepository:
             sales = self._sales("day", where)
             if sales is None:
                 return {}
-            customers = self._optional_scan("gold_customers_daily")
-            firsts = self._customer_firsts(customers) if customers and where.per_customer else None
-            rows = kpi_totals_over(self._con(), sales, customers, None, where, firsts)
+            customers = self._customer_rows(where, None) if where.per_customer else None
+            rows = kpi_totals_over(self._con(), sales, None, None, where, customers)
             if rows.empty or not rows["orders"].iloc[0]:
                 return {}
             row = rows.iloc[0].to_dict()
@@ -245,11 +283,8 @@ class LakeRepository:
     def customers_by(self, where: SalesFilter, dimension: str | None) -> pd.DataFrame:
         """Active, new, returning and repeat customers and orders per ``dimension`` (country or segment)."""
         def compute() -> pd.DataFrame:
-            customers = self._scan("gold_customers_daily")
-            if customers is None or not where.per_customer:
-                return pd.DataFrame(columns=["grp", "active_customers", "new_customers", "repeat_customers",
-                                             "customer_orders"])
-            return customer_totals(self._con(), customers, dimension, where, self._customer_firsts(customers))
+            rows = self._customer_rows(where, dimension) if where.per_customer else None
+            return pd.DataFrame(columns=CUSTOMER_COLUMNS) if rows is None else rows
         frame = self._cached(("customers_by", where, dimension), compute)
         return frame.rename(columns={"grp": dimension or "scope"})
 
@@ -384,6 +419,11 @@ class LakeRepository:
 def _whole_days(where: SalesFilter) -> bool:
     """Whether the period starts and ends at UTC midnight (or is open), so whole days of gold make it up."""
     return all(t is None or t == t.replace(hour=0, minute=0, second=0, microsecond=0) for t in (where.start, where.end))
+
+
+def _epoch_day(moment: datetime) -> int:
+    """The UTC day of ``moment`` as days since 1970-01-01 (the customer bitsets' day numbers)."""
+    return (moment.date() - date(1970, 1, 1)).days
 
 
 def _within_days(scan: str | None, where: SalesFilter | None) -> str | None:
