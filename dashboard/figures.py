@@ -36,6 +36,13 @@ def _template() -> dict[str, Any]:
     return pio.templates[TEMPLATE].to_plotly_json()
 
 
+def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> go.Figure:
+    """A figure from plain trace and layout dicts plus the house template, without Plotly's validation: building
+    and validating graph objects cost 10-40 ms per figure, most of a filter change's budget (the builders below
+    use only valid properties, and tests read the figures back)."""
+    return go.Figure({"data": data, "layout": {**layout, "template": _template()}}, _validate=False)
+
+
 def _finish(fig: go.Figure) -> go.Figure:
     """``fig`` with the house template. Setting a template through ``update_layout`` validates all of it again
     (about 15 ms per figure, a tenth of a filter change's budget); it is valid, so attach its JSON without
@@ -52,10 +59,9 @@ def _base(title: str, revision: str, height: int = 340) -> dict[str, Any]:
 
 
 def empty_figure(message: str, revision: str = "empty", height: int = 340) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(**_base("", revision, height), xaxis={"visible": False}, yaxis={"visible": False},
-                      annotations=[{"text": message, "showarrow": False, "font": {"size": 14, "color": "#7b8a8b"}}])
-    return _finish(fig)
+    return _figure([], {**_base("", revision, height), "xaxis": {"visible": False}, "yaxis": {"visible": False},
+                        "annotations": [{"text": message, "showarrow": False,
+                                         "font": {"size": 14, "color": "#7b8a8b"}}]})
 
 
 def local_time(times: pd.Series, time_zone: str) -> pd.Series:
@@ -109,38 +115,40 @@ def share_figure(frame: pd.DataFrame, dimension: str, title: str, revision: str,
     """Sales share per category: a pie (``hole`` > 0: a donut). Clicking a slice cross-filters."""
     if frame.empty or frame["sales"].sum() == 0:
         return empty_figure("no sales for these filters", revision)
-    fig = go.Figure(go.Pie(labels=frame[dimension], values=frame["sales"], hole=hole, customdata=frame[dimension],
-                           sort=False, marker={"colors": [COLORS.get(v) for v in frame[dimension]]},
-                           hovertemplate="%{label}<br>$%{value:,.2f} (%{percent})<extra></extra>",
-                           texttemplate="%{label}<br>%{percent}", textposition="inside"))
-    fig.update_layout(**_base(title, revision), showlegend=False)
-    return _finish(fig)
+    labels = frame[dimension].tolist()
+    return _figure([{"type": "pie", "labels": labels, "values": frame["sales"].tolist(), "hole": hole,
+                     "customdata": labels, "sort": False, "marker": {"colors": [COLORS.get(v) for v in labels]},
+                     "hovertemplate": "%{label}<br>$%{value:,.2f} (%{percent})<extra></extra>",
+                     "texttemplate": "%{label}<br>%{percent}", "textposition": "inside"}],
+                   {**_base(title, revision), "showlegend": False})
 
 
 def month_area_figure(frame: pd.DataFrame, revision: str) -> go.Figure:
     if frame.empty:
         return empty_figure("no sales for these filters", revision)
-    months = pd.to_datetime(frame["period"]).dt.strftime("%b %Y")
-    fig = go.Figure(go.Scatter(x=months, y=frame["sales"], mode="lines+markers", fill="tozeroy",
-                               line={"color": "#18bc9c"}, hovertemplate="%{x}: $%{y:,.2f}<extra></extra>"))
-    fig.update_layout(**_base("Sales by month (UTC months)", revision), yaxis={"tickformat": "$,.0f"})
-    return _finish(fig)
+    months = pd.to_datetime(frame["period"]).dt.strftime("%b %Y").tolist()
+    return _figure([{"type": "scatter", "x": months, "y": frame["sales"].tolist(), "mode": "lines+markers",
+                     "fill": "tozeroy", "line": {"color": "#18bc9c"},
+                     "hovertemplate": "%{x}: $%{y:,.2f}<extra></extra>"}],
+                   {**_base("Sales by month (UTC months)", revision), "yaxis": {"tickformat": "$,.0f"}})
 
 
 def product_columns_figure(frame: pd.DataFrame, revision: str) -> go.Figure:
     """Sales (left axis) and units (right axis) per product, side by side; clicking cross-filters the product."""
     if frame.empty:
         return empty_figure("no sales for these filters", revision)
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=frame["product"], y=frame["sales"], name="Sales", offsetgroup=0, marker_color="#2c3e50",
-                customdata=frame["product"], hovertemplate="%{x}: $%{y:,.2f}<extra>Sales</extra>")
-    fig.add_bar(x=frame["product"], y=frame["units_sold"], name="Units", offsetgroup=1, marker_color="#18bc9c",
-                customdata=frame["product"], hovertemplate="%{x}: %{y:,.1f} units<extra>Units</extra>",
-                secondary_y=True)
-    fig.update_layout(**_base("Sales and units by product", revision), barmode="group")
-    fig.update_yaxes(title_text="sales", tickformat="$,.0f", secondary_y=False)
-    fig.update_yaxes(title_text="units", tickformat=",.0f", secondary_y=True, showgrid=False)
-    return _finish(fig)
+    products = frame["product"].tolist()
+    bar = {"type": "bar", "x": products, "customdata": products}
+    return _figure(
+        [{**bar, "y": frame["sales"].tolist(), "name": "Sales", "offsetgroup": "0", "marker": {"color": "#2c3e50"},
+          "hovertemplate": "%{x}: $%{y:,.2f}<extra>Sales</extra>"},
+         {**bar, "y": frame["units_sold"].tolist(), "name": "Units", "offsetgroup": "1", "yaxis": "y2",
+          "marker": {"color": "#18bc9c"}, "hovertemplate": "%{x}: %{y:,.1f} units<extra>Units</extra>"}],
+        {**_base("Sales and units by product", revision), "barmode": "group",
+         "xaxis": {"domain": [0.0, 0.94]},  # room for the right-hand axis, as make_subplots' secondary_y leaves
+         "yaxis": {"title": {"text": "sales"}, "tickformat": "$,.0f"},
+         "yaxis2": {"title": {"text": "units"}, "tickformat": ",.0f", "overlaying": "y", "side": "right",
+                    "anchor": "x", "showgrid": False}})
 
 
 def trend_by_figure(frame: pd.DataFrame, dimension: str, title: str, revision: str, time_zone: str,
@@ -148,13 +156,12 @@ def trend_by_figure(frame: pd.DataFrame, dimension: str, title: str, revision: s
     """One line per category over time (``period`` in UTC, shown in ``time_zone``)."""
     if frame.empty:
         return empty_figure("no sales for these filters", revision)
-    fig = go.Figure()
-    for value, series in frame.groupby(dimension, sort=False):
-        fig.add_scatter(x=local_time(series["period"], time_zone), y=series[measure], name=value, mode="lines",
-                        line={"color": COLORS.get(value)}, customdata=[value] * len(series),
-                        hovertemplate=f"{value}: $%{{y:,.2f}}<br>%{{x}}<extra></extra>")
-    fig.update_layout(**_base(f"{title} · {time_zone}", revision), yaxis={"tickformat": "$,.0f"})
-    return _finish(fig)
+    times = local_time(frame["period"], time_zone)
+    traces = [{"type": "scatter", "x": times[series.index], "y": series[measure].to_numpy(), "name": value,
+               "mode": "lines", "line": {"color": COLORS.get(value)}, "customdata": [value] * len(series),
+               "hovertemplate": f"{value}: $%{{y:,.2f}}<br>%{{x}}<extra></extra>"}
+              for value, series in frame.groupby(dimension, sort=False)]
+    return _figure(traces, {**_base(f"{title} · {time_zone}", revision), "yaxis": {"tickformat": "$,.0f"}})
 
 
 # -- Sales trends --------------------------------------------------------------------------------------------
@@ -328,6 +335,29 @@ def freshness_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> go.F
     fig.update_layout(**_base(f"Freshness: event-to-load lag · {time_zone}", revision),
                       yaxis={"title": {"text": "minutes"}})
     return _finish(fig)
+
+
+def batch_history_figure(history: list[dict[str, Any]], revision: str, time_zone: str) -> go.Figure:
+    """The stream's recent sales batches (the status file's history): duration and freshness in seconds, and
+    the ingest rate in rows/s on the right-hand axis."""
+    batches = pd.DataFrame([b for b in history if b.get("event") == "sales"],
+                           columns=["time", "rows", "seconds", "freshness_seconds"])
+    if batches.empty:
+        return empty_figure("no stream batches yet (the history fills as `salespulse stream` runs)", revision)
+    times = local_time(batches["time"], time_zone)
+    rate = batches["rows"] / batches["seconds"].where(batches["seconds"] > 0)
+    line = {"type": "scatter", "x": times, "mode": "lines+markers"}
+    return _figure(
+        [{**line, "y": batches["seconds"], "name": "batch duration (s)", "line": {"color": "#2c3e50"},
+          "hovertemplate": "%{y:,.2f} s<br>%{x}<extra>duration</extra>"},
+         {**line, "y": batches["freshness_seconds"], "name": "freshness (s)", "line": {"color": "#e74c3c"},
+          "hovertemplate": "%{y:,.1f} s<br>%{x}<extra>freshness</extra>"},
+         {**line, "y": rate, "name": "ingest rate (rows/s)", "yaxis": "y2", "line": {"color": "#18bc9c", "dash": "dot"},
+          "hovertemplate": "%{y:,.0f} rows/s<br>%{x}<extra>ingest rate</extra>"}],
+        {**_base(f"Stream batches: duration, freshness and ingest rate · {time_zone}", revision),
+         "xaxis": {"domain": [0.0, 0.94]}, "yaxis": {"title": {"text": "seconds"}},
+         "yaxis2": {"title": {"text": "rows/s"}, "overlaying": "y", "side": "right", "anchor": "x",
+                    "showgrid": False, "tickformat": ",.0f"}})
 
 
 def quarantine_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> go.Figure:
