@@ -35,8 +35,9 @@ class CustomerCells:
 
 def build_customer_cells(day: np.ndarray, group: np.ndarray, customer: np.ndarray, orders: np.ndarray,
                          first_ever: np.ndarray, countries: np.ndarray, segments: np.ndarray) -> CustomerCells:
-    """From one row per (epoch ``day``, ``group`` index, dense ``customer`` index) with that cell's ``orders``;
-    ``first_ever`` per customer index; ``countries``/``segments`` per group index."""
+    """From rows of (epoch ``day``, ``group`` index, dense ``customer`` index, ``orders``), several rows of one
+    customer in one cell allowed (they are summed: gold keeps partial rows per stream batch); ``first_ever`` per
+    customer index; ``countries``/``segments`` per group index."""
     customers, groups = len(first_ever), len(countries)
     width = (customers + 7) // 8
     first_day = int(day.min()) if len(day) else 0
@@ -46,15 +47,12 @@ def build_customer_cells(day: np.ndarray, group: np.ndarray, customer: np.ndarra
     repeat = np.zeros_like(active)
     order = np.argsort(day, kind="stable")
     bounds = np.searchsorted(day[order], np.arange(first_day, first_day + days + 1))
-    for offset in range(days):  # a day at a time: a (groups x customers) bool grid, packed into bits
+    for offset in range(days):  # a day at a time: orders per (group, customer), packed into two bitsets
         rows = order[bounds[offset]:bounds[offset + 1]]
-        grid = np.zeros((groups, customers), bool)
-        grid[group[rows], customer[rows]] = True
-        active[offset] = np.packbits(grid, axis=1, bitorder="little")
-        grid[:] = False
-        twice = rows[orders[rows] >= 2]
-        grid[group[twice], customer[twice]] = True
-        repeat[offset] = np.packbits(grid, axis=1, bitorder="little")
+        grid = np.bincount(group[rows].astype(np.int64) * customers + customer[rows], weights=orders[rows],
+                           minlength=groups * customers).reshape(groups, customers)
+        active[offset] = np.packbits(grid > 0, axis=1, bitorder="little")
+        repeat[offset] = np.packbits(grid >= 2, axis=1, bitorder="little")
     per_cell = np.bincount(cell, weights=orders, minlength=days * groups).astype(np.int64)
     return CustomerCells(first_day, np.asarray(countries), np.asarray(segments), active, repeat,
                          per_cell.reshape(days, groups), first_ever.astype(np.int32))
@@ -111,5 +109,8 @@ def _union_and_repeat(active: np.ndarray, repeat: np.ndarray) -> tuple[np.ndarra
     return once, twice
 
 
+_BITS_SET = np.array([bin(byte).count("1") for byte in range(256)], np.uint8)  # np.bitwise_count needs numpy 2
+
+
 def _popcount(bits: np.ndarray) -> int:
-    return int(np.bitwise_count(bits).sum(dtype=np.int64))
+    return int(_BITS_SET[bits].sum(dtype=np.int64))

@@ -4,9 +4,11 @@ DuckDB over the Parquet files the manifest lists (``salespulse.lake.duckdb_scan`
 PITFALLS 17). Every query is aggregated in SQL from gold, so only small frames reach Python and the browser
 (PITFALLS 32). Results are cached per process, keyed by the data version (the manifest file's identity, one
 ``stat``): a gunicorn worker recomputes a query only when a writer has published something new, and an
-unchanged lake costs one ``stat`` per poll (PITFALLS 28, 29). Per data version the repository also keeps two
-small tables in its own in-memory DuckDB: gold sales rolled up per UTC day (periods of whole days, at day,
-week and month grain, read these instead of the hourly files) and each customer's first order date.
+unchanged lake costs one ``stat`` per poll (PITFALLS 28, 29). Per data version the repository also keeps, in
+its own in-memory DuckDB, gold_sales_hourly's rollup per UTC day (periods of whole days at day, week and month
+grain read that; other periods read only their days' hourly files), and in memory the customer bitsets of
+``dashboard/customer_sets.py`` (exact distinct customers of any period in milliseconds). docs/dashboard.md says
+what each costs.
 Row-level security has one hook: every table is read through ``_scan``, which applies ``allowed_countries``.
 """
 
@@ -34,6 +36,7 @@ from salespulse.lake import MANIFEST, STATUS, TABLES, duckdb_scan
 GRAINS = ("minute", "hour", "day", "week", "month")
 DIMENSIONS = ("country", "segment", "product", "discount_band")
 MEASURES = ("orders", "units_sold", "gross_sales", "discounts", "sales", "cogs", "profit")
+MEASURES_SHOWN = ("orders", "units_sold", "sales", "profit", "cogs")  # what sales_by and sales_over_time give
 KEPT_VERSIONS = 2  # per-version tables kept: the newest, and the one a request still running may read
 # gold_sales_hourly per UTC day and category, with the first and last hour of the day that had sales
 DAILY_SQL = f"""SELECT event_date, country, segment, product, discount_band, min(hour) AS first_hour,
@@ -42,16 +45,15 @@ DAILY_SQL = f"""SELECT event_date, country, segment, product, discount_band, min
                 FROM {{gold}} GROUP BY ALL ORDER BY event_date"""
 # gold_customers_daily with dense integer keys, for the customer bitsets: customers numbered 0.. (with their
 # first order ever, over every row whatever the filter, as customer_totals counts "new"), country-segment pairs
-# numbered 0.., and per UTC day (as days since 1970-01-01), pair and customer the orders
+# numbered 0.., and per UTC day (as days since 1970-01-01), pair and customer its rows' orders
 NEVER = -(2**31)  # the smallest int32 day number
 CUSTOMER_IDS_SQL = f"""SELECT *, (row_number() OVER (ORDER BY customer_id) - 1)::INTEGER AS customer
                        FROM ({FIRSTS_SQL})"""
 CUSTOMER_GROUPS_SQL = """SELECT country, segment, (row_number() OVER (ORDER BY country, segment) - 1)::INTEGER AS grp
                          FROM (SELECT DISTINCT country, segment FROM {customers})"""
-CUSTOMER_CELLS_SQL = """SELECT (c.event_date - DATE '1970-01-01')::INTEGER AS day, g.grp, i.customer,
-                               sum(c.orders)::BIGINT AS orders
-                        FROM {customers} c JOIN {ids} i USING (customer_id) JOIN {groups} g USING (country, segment)
-                        GROUP BY ALL"""
+# (not summed here: a GROUP BY over millions of rows would hold a hash table of them; numpy sums per day)
+CUSTOMER_CELLS_SQL = """SELECT (c.event_date - DATE '1970-01-01')::INTEGER AS day, g.grp, i.customer, c.orders
+                        FROM {customers} c JOIN {ids} i USING (customer_id) JOIN {groups} g USING (country, segment)"""
 
 
 class TableMissing(LookupError):
@@ -126,11 +128,11 @@ class LakeRepository:
                 self._cache[key] = value
         return value
 
-    def _scan(self, table: str) -> str | None:
-        """The committed rows of ``table`` the viewer may see; None for an empty table. The one place where
-        row-level security applies."""
+    def _scan(self, table: str, days: tuple[date | None, date | None] | None = None) -> str | None:
+        """The committed rows of ``table`` the viewer may see (only the files of ``days``' ``event_date``
+        partitions, when given); None for an empty table. The one place where row-level security applies."""
         try:  # listing the files costs a manifest read and a directory walk: once per data version
-            scan = self._cached(("scan", table), lambda: duckdb_scan(self.lake, table))
+            scan = self._cached(("scan", table, days), lambda: duckdb_scan(self.lake, table, days))
         except FileNotFoundError:
             raise TableMissing(table) from None
         if scan is None or self.allowed_countries is None or "country" not in TABLES[table].column_names:
@@ -216,8 +218,8 @@ class LakeRepository:
         if grain in ("day", "week", "month") and where is not None and _whole_days(where):
             return self._sales_daily()
         if grain != "minute":
-            return _within_days(self._scan("gold_sales_hourly"), where)
-        silver = _within_days(self._scan("silver_sales"), where)
+            return self._scan("gold_sales_hourly", _days(where))
+        silver = self._scan("silver_sales", _days(where))
         if silver is None:
             return None
         return f"""(SELECT date_trunc('minute', event_time) AS hour, event_date, country, segment, product,
@@ -248,10 +250,15 @@ class LakeRepository:
         return self._cached(("kpis", where), compute)
 
     def sales_by(self, where: SalesFilter, dimensions: tuple[str, ...]) -> pd.DataFrame:
-        """Additive measures summed per combination of ``dimensions`` (each in DIMENSIONS)."""
-        if not set(dimensions) <= set(DIMENSIONS):
-            raise ValueError(f"dimensions must be among {DIMENSIONS}")
-        return self._cached(("sales_by", where, dimensions), lambda: self._grouped(where, "day", dimensions))
+        """Additive measures summed per combination of ``dimensions`` (one or more of DIMENSIONS)."""
+        if not dimensions or not set(dimensions) <= set(DIMENSIONS):
+            raise ValueError(f"dimensions must be one or more of {DIMENSIONS}")
+        def compute() -> pd.DataFrame:
+            # one query per filter at the finest breakdown (at most a few hundred rows), summed here for each
+            # breakdown a page asks for: the Overview's four breakdowns cost one query, not four
+            finest = self._cached(("sales_by", where, DIMENSIONS), lambda: self._grouped(where, "day", DIMENSIONS))
+            return finest.groupby(list(dimensions), as_index=False, sort=True)[list(MEASURES_SHOWN)].sum()
+        return self._cached(("sales_by", where, dimensions), compute)
 
     def sales_over_time(self, where: SalesFilter, grain: str, dimensions: tuple[str, ...] = ()) -> pd.DataFrame:
         """Measures per ``period`` (start of the minute/hour/day/week/month, UTC) and ``dimensions``."""
@@ -329,7 +336,7 @@ class LakeRepository:
                 return pd.DataFrame()
             condition, params = _country_period(where, None, products=True)
             stock = self._frame(f"SELECT * FROM {scan} WHERE {condition} ORDER BY country, product", params)
-            cogs = self._grouped(where, "day", ("country", "product"))[["country", "product", "cogs"]]
+            cogs = self.sales_by(where, ("country", "product"))[["country", "product", "cogs"]]
             return stock.merge(cogs, on=["country", "product"], how="left").fillna({"cogs": 0.0})
         return self._cached(("stock", where), compute)
 
@@ -426,17 +433,12 @@ def _epoch_day(moment: datetime) -> int:
     return (moment.date() - date(1970, 1, 1)).days
 
 
-def _within_days(scan: str | None, where: SalesFilter | None) -> str | None:
-    """``scan`` (partitioned by ``event_date``, the UTC day of its time column) limited to the period's days, so
-    DuckDB opens only those partitions' files. The dates are the filter's own, never text from a request."""
-    if scan is None or where is None or (where.start is None and where.end is None):
-        return scan
-    clauses = []
-    if where.start is not None:
-        clauses.append(f"event_date >= DATE '{where.start.date().isoformat()}'")
-    if where.end is not None:
-        clauses.append(f"event_date <= DATE '{(where.end - timedelta(microseconds=1)).date().isoformat()}'")
-    return f"(SELECT * FROM {scan} WHERE {' AND '.join(clauses)})"
+def _days(where: SalesFilter | None) -> tuple[date | None, date | None] | None:
+    """The UTC days the period touches (None: all), to read only those partitions of a table."""
+    if where is None or (where.start is None and where.end is None):
+        return None
+    return (where.start.date() if where.start else None,
+            (where.end - timedelta(microseconds=1)).date() if where.end else None)
 
 
 def _country_period(where: SalesFilter, time_column: str | None, *, bounded: bool = True, products: bool = False,

@@ -36,11 +36,14 @@ def _template() -> dict[str, Any]:
     return pio.templates[TEMPLATE].to_plotly_json()
 
 
-def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> go.Figure:
-    """A figure from plain trace and layout dicts plus the house template, without Plotly's validation: building
-    and validating graph objects cost 10-40 ms per figure, most of a filter change's budget (the builders below
-    use only valid properties, and tests read the figures back)."""
-    return go.Figure({"data": data, "layout": {**layout, "template": _template()}}, _validate=False)
+Figure = go.Figure | dict[str, Any]  # what dcc.Graph's ``figure`` takes: a graph object or its plain JSON form
+
+
+def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
+    """A figure as plain trace and layout dicts plus the house template: building graph objects costs 10-40 ms
+    per figure (validation, and a deep copy of the template even without it), most of a filter change's budget.
+    The builders that use this pass only valid properties; tests read their figures back through go.Figure."""
+    return {"data": data, "layout": {**layout, "template": _template()}}
 
 
 def _finish(fig: go.Figure) -> go.Figure:
@@ -58,7 +61,7 @@ def _base(title: str, revision: str, height: int = 340) -> dict[str, Any]:
             "font": {"family": FONT}, "legend": {"orientation": "h", "y": -0.18}, "separators": ".,"}
 
 
-def empty_figure(message: str, revision: str = "empty", height: int = 340) -> go.Figure:
+def empty_figure(message: str, revision: str = "empty", height: int = 340) -> Figure:
     return _figure([], {**_base("", revision, height), "xaxis": {"visible": False}, "yaxis": {"visible": False},
                         "annotations": [{"text": message, "showarrow": False,
                                          "font": {"size": 14, "color": "#7b8a8b"}}]})
@@ -111,7 +114,7 @@ def _number(value: Any) -> bool:
 
 
 # -- Overview ------------------------------------------------------------------------------------------------
-def share_figure(frame: pd.DataFrame, dimension: str, title: str, revision: str, hole: float = 0.0) -> go.Figure:
+def share_figure(frame: pd.DataFrame, dimension: str, title: str, revision: str, hole: float = 0.0) -> Figure:
     """Sales share per category: a pie (``hole`` > 0: a donut). Clicking a slice cross-filters."""
     if frame.empty or frame["sales"].sum() == 0:
         return empty_figure("no sales for these filters", revision)
@@ -123,7 +126,7 @@ def share_figure(frame: pd.DataFrame, dimension: str, title: str, revision: str,
                    {**_base(title, revision), "showlegend": False})
 
 
-def month_area_figure(frame: pd.DataFrame, revision: str) -> go.Figure:
+def month_area_figure(frame: pd.DataFrame, revision: str) -> Figure:
     if frame.empty:
         return empty_figure("no sales for these filters", revision)
     months = pd.to_datetime(frame["period"]).dt.strftime("%b %Y").tolist()
@@ -133,7 +136,7 @@ def month_area_figure(frame: pd.DataFrame, revision: str) -> go.Figure:
                    {**_base("Sales by month (UTC months)", revision), "yaxis": {"tickformat": "$,.0f"}})
 
 
-def product_columns_figure(frame: pd.DataFrame, revision: str) -> go.Figure:
+def product_columns_figure(frame: pd.DataFrame, revision: str) -> Figure:
     """Sales (left axis) and units (right axis) per product, side by side; clicking cross-filters the product."""
     if frame.empty:
         return empty_figure("no sales for these filters", revision)
@@ -152,7 +155,7 @@ def product_columns_figure(frame: pd.DataFrame, revision: str) -> go.Figure:
 
 
 def trend_by_figure(frame: pd.DataFrame, dimension: str, title: str, revision: str, time_zone: str,
-                    measure: str = "sales") -> go.Figure:
+                    measure: str = "sales") -> Figure:
     """One line per category over time (``period`` in UTC, shown in ``time_zone``)."""
     if frame.empty:
         return empty_figure("no sales for these filters", revision)
@@ -166,7 +169,7 @@ def trend_by_figure(frame: pd.DataFrame, dimension: str, title: str, revision: s
 
 # -- Sales trends --------------------------------------------------------------------------------------------
 def forecast_figure(actuals: pd.DataFrame, forecasts: pd.DataFrame, anomalies: pd.DataFrame, revision: str,
-                    time_zone: str) -> go.Figure:
+                    time_zone: str) -> Figure:
     """Per country: hourly actual sales, the forecast p50 and its p10-p90 band, and anomaly markers."""
     countries = [c for c in COUNTRIES if c in set(actuals.get("country", [])) | set(forecasts.get("country", []))]
     if not countries:
@@ -206,7 +209,7 @@ def forecast_figure(actuals: pd.DataFrame, forecasts: pd.DataFrame, anomalies: p
 
 
 def period_comparison_figure(current: pd.DataFrame, previous: pd.DataFrame, shift: pd.Timedelta,
-                             revision: str, time_zone: str) -> go.Figure:
+                             revision: str, time_zone: str) -> Figure:
     """Sales this period vs the previous equal period, laid over the same time axis."""
     if current.empty and previous.empty:
         return empty_figure("no sales for these filters", revision)
@@ -224,7 +227,7 @@ def period_comparison_figure(current: pd.DataFrame, previous: pd.DataFrame, shif
 
 
 # -- Customer engagement -------------------------------------------------------------------------------------
-def new_returning_figure(frame: pd.DataFrame, dimension: str, revision: str) -> go.Figure:
+def new_returning_figure(frame: pd.DataFrame, dimension: str, revision: str) -> Figure:
     if frame.empty:
         return empty_figure("no customer data for these filters", revision)
     returning = frame["active_customers"] - frame["new_customers"]
@@ -239,7 +242,7 @@ def new_returning_figure(frame: pd.DataFrame, dimension: str, revision: str) -> 
 
 
 def customer_ratio_figure(by_country: pd.DataFrame, by_segment: pd.DataFrame, measure: str, title: str,
-                          revision: str) -> go.Figure:
+                          revision: str) -> Figure:
     """A customer ratio (``repeat_rate`` or ``orders_per_customer``) per country and per segment."""
     if by_country.empty and by_segment.empty:
         return empty_figure("no customer data for these filters", revision)
@@ -261,7 +264,7 @@ def with_customer_ratios(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- Inventory -----------------------------------------------------------------------------------------------
-def stock_gauges_figure(stock: pd.DataFrame, by: str, revision: str) -> go.Figure:
+def stock_gauges_figure(stock: pd.DataFrame, by: str, revision: str) -> Figure:
     """One gauge per ``by`` (country, or product on drill-down): stock on hand against the reorder point
     (summed over the series). Red below the reorder point, amber within 1.5x, green above."""
     if stock.empty:
@@ -285,7 +288,7 @@ def stock_gauges_figure(stock: pd.DataFrame, by: str, revision: str) -> go.Figur
     return _finish(fig)
 
 
-def cover_figure(stock: pd.DataFrame, by: str, revision: str) -> go.Figure:
+def cover_figure(stock: pd.DataFrame, by: str, revision: str) -> Figure:
     """Days of cover per ``by``: summed stock / summed average daily units (trailing 7 days)."""
     if stock.empty:
         return empty_figure("no stock snapshot yet", revision)
@@ -298,7 +301,7 @@ def cover_figure(stock: pd.DataFrame, by: str, revision: str) -> go.Figure:
     return _finish(fig)
 
 
-def turnover_figure(stock: pd.DataFrame, by: str, revision: str) -> go.Figure:
+def turnover_figure(stock: pd.DataFrame, by: str, revision: str) -> Figure:
     """Inventory turnover per ``by`` over the period: COGS / inventory value (the current snapshot's value
     stands in for the average, as the lake keeps one snapshot)."""
     if stock.empty:
@@ -313,7 +316,7 @@ def turnover_figure(stock: pd.DataFrame, by: str, revision: str) -> go.Figure:
 
 
 # -- Data quality & pipeline ---------------------------------------------------------------------------------
-def ingest_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> go.Figure:
+def ingest_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> Figure:
     if frame.empty:
         return empty_figure("no rows loaded in this period", revision)
     fig = go.Figure(go.Bar(x=local_time(frame["period"], time_zone), y=frame["rows"], marker_color="#3498db",
@@ -323,7 +326,7 @@ def ingest_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> go.Figu
     return _finish(fig)
 
 
-def freshness_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> go.Figure:
+def freshness_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> Figure:
     """Lag from event to load over time (p50, p95): how fresh the lake was at each load."""
     if frame.empty:
         return empty_figure("no rows loaded in this period", revision)
@@ -337,7 +340,7 @@ def freshness_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> go.F
     return _finish(fig)
 
 
-def batch_history_figure(history: list[dict[str, Any]], revision: str, time_zone: str) -> go.Figure:
+def batch_history_figure(history: list[dict[str, Any]], revision: str, time_zone: str) -> Figure:
     """The stream's recent sales batches (the status file's history): duration and freshness in seconds, and
     the ingest rate in rows/s on the right-hand axis."""
     batches = pd.DataFrame([b for b in history if b.get("event") == "sales"],
@@ -360,7 +363,7 @@ def batch_history_figure(history: list[dict[str, Any]], revision: str, time_zone
                     "showgrid": False, "tickformat": ",.0f"}})
 
 
-def quarantine_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> go.Figure:
+def quarantine_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> Figure:
     if frame.empty:
         return empty_figure("no quarantined rows", revision)
     fig = go.Figure()
@@ -381,7 +384,7 @@ def model_metrics_frame(metrics: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["measure", "method", "metric", "value"])
 
 
-def model_metrics_figure(frame: pd.DataFrame, revision: str) -> go.Figure:
+def model_metrics_figure(frame: pd.DataFrame, revision: str) -> Figure:
     """MAE and sMAPE of the model vs the baselines, per measure (lower is better)."""
     shown = frame[frame["metric"].isin(["mae", "smape"])]
     if shown.empty:

@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 from click.testing import CliRunner
 from dash import no_update
@@ -81,6 +82,7 @@ def test_overview_cards_and_charts_match_pandas_over_the_source_files(repo: Lake
     rows = expected(truth, query, repo.newest_hour())
     assert len(rows) > 0, "the filter combination must select some sales"
     cards, segment_donut, country_pie, _, products, _, top, _ = callbacks.overview_outputs(repo, query, SETTINGS)
+    segment_donut, country_pie, products = (go.Figure(f) for f in (segment_donut, country_pie, products))
     shown = texts(cards)
     assert format_kpi("total_sales", round(rows["sales"].sum(), 2)) in shown
     assert format_kpi("profit", round(rows["profit"].sum(), 2)) in shown

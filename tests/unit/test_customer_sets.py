@@ -42,3 +42,11 @@ def test_a_period_of_one_day_and_the_filters() -> None:
 def test_breakdowns_count_a_customer_in_each_group_they_were_active_in() -> None:
     assert rows(10, 12, (), (), "country") == [("France", 3, 2, 2, 5), ("USA", 2, 1, 0, 2)]
     assert rows(10, 12, ("USA",), (), "segment") == [("Government", 2, 1, 0, 2)]
+
+
+def test_partial_rows_of_one_cell_are_summed() -> None:
+    """gold keeps partial rows per stream batch: two rows of one order each are a repeat customer."""
+    day, group, customer, orders = (np.array(c) for c in ([10, 10], [0, 0], [3, 3], [1, 1]))
+    partial = build_customer_cells(day, group, customer, orders, FIRST_EVER, COUNTRIES, SEGMENTS)
+    assert [tuple(r) for r in count_customers(partial, 10, 10, (), (), None).itertuples(index=False)] == [
+        ("all", 1, 0, 1, 2)]
