@@ -14,6 +14,7 @@ Pure numpy: ``dashboard/data.py`` reads the rows and builds one ``CustomerCells`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,29 +34,32 @@ class CustomerCells:
     first_ever: np.ndarray  # int32 (customers,): epoch day of each customer's first order ever
 
 
-def build_customer_cells(day: np.ndarray, group: np.ndarray, customer: np.ndarray, orders: np.ndarray,
-                         first_ever: np.ndarray, countries: np.ndarray, segments: np.ndarray) -> CustomerCells:
-    """From rows of (epoch ``day``, ``group`` index, dense ``customer`` index, ``orders``), several rows of one
-    customer in one cell allowed (they are summed: gold keeps partial rows per stream batch); ``first_ever`` per
-    customer index; ``countries``/``segments`` per group index."""
+def build_customer_cells(first_day: int, days: int, chunks: Iterable[tuple[np.ndarray, ...]], first_ever: np.ndarray,
+                         countries: np.ndarray, segments: np.ndarray) -> CustomerCells:
+    """Cells for epoch days ``first_day`` .. ``first_day + days - 1`` from ``chunks`` of rows, each a tuple of
+    arrays (epoch ``day``, ``group`` index, dense ``customer`` index, ``orders``); every row of a day in one
+    chunk (chunks bound the memory of a build), several rows of one customer in one cell allowed (they are
+    summed: gold keeps partial rows per stream batch). ``first_ever`` per customer index; ``countries`` and
+    ``segments`` per group index."""
     customers, groups = len(first_ever), len(countries)
     width = (customers + 7) // 8
-    first_day = int(day.min()) if len(day) else 0
-    days = int(day.max()) - first_day + 1 if len(day) else 0
-    cell = (day.astype(np.int64) - first_day) * groups + group
     active = np.zeros((days, groups, width), np.uint8)
     repeat = np.zeros_like(active)
-    order = np.argsort(day, kind="stable")
-    bounds = np.searchsorted(day[order], np.arange(first_day, first_day + days + 1))
-    for offset in range(days):  # a day at a time: orders per (group, customer), packed into two bitsets
-        rows = order[bounds[offset]:bounds[offset + 1]]
-        grid = np.bincount(group[rows].astype(np.int64) * customers + customer[rows], weights=orders[rows],
-                           minlength=groups * customers).reshape(groups, customers)
-        active[offset] = np.packbits(grid > 0, axis=1, bitorder="little")
-        repeat[offset] = np.packbits(grid >= 2, axis=1, bitorder="little")
-    per_cell = np.bincount(cell, weights=orders, minlength=days * groups).astype(np.int64)
-    return CustomerCells(first_day, np.asarray(countries), np.asarray(segments), active, repeat,
-                         per_cell.reshape(days, groups), first_ever.astype(np.int32))
+    per_cell = np.zeros((days, groups), np.int64)
+    for day, group, customer, orders in chunks:
+        offsets = day - first_day
+        order = np.argsort(offsets, kind="stable")
+        present = np.unique(offsets)
+        bounds = np.searchsorted(offsets[order], np.append(present, present[-1] + 1)) if len(present) else []
+        for n, offset in enumerate(present):  # a day at a time: orders per (group, customer), packed into bits
+            rows = order[bounds[n]:bounds[n + 1]]
+            grid = np.bincount(group[rows].astype(np.int64) * customers + customer[rows], weights=orders[rows],
+                               minlength=groups * customers).reshape(groups, customers)
+            active[offset] = np.packbits(grid > 0, axis=1, bitorder="little")
+            repeat[offset] = np.packbits(grid >= 2, axis=1, bitorder="little")
+            per_cell[offset] = grid.sum(axis=1).astype(np.int64)
+    return CustomerCells(first_day, np.asarray(countries), np.asarray(segments), active, repeat, per_cell,
+                         first_ever.astype(np.int32))
 
 
 def count_customers(cells: CustomerCells, first_day: int | None, last_day: int | None,

@@ -18,13 +18,14 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from dashboard.customer_sets import COLUMNS as CUSTOMER_COLUMNS
@@ -53,7 +54,9 @@ CUSTOMER_GROUPS_SQL = """SELECT country, segment, (row_number() OVER (ORDER BY c
                          FROM (SELECT DISTINCT country, segment FROM {customers})"""
 # (not summed here: a GROUP BY over millions of rows would hold a hash table of them; numpy sums per day)
 CUSTOMER_CELLS_SQL = """SELECT (c.event_date - DATE '1970-01-01')::INTEGER AS day, g.grp, i.customer, c.orders
-                        FROM {customers} c JOIN {ids} i USING (customer_id) JOIN {groups} g USING (country, segment)"""
+                        FROM {customers} c JOIN {ids} i USING (customer_id) JOIN {groups} g USING (country, segment)
+                        WHERE c.event_date BETWEEN ? AND ?"""
+CUSTOMER_CHUNK_DAYS = 10
 
 
 class TableMissing(LookupError):
@@ -191,14 +194,23 @@ class LakeRepository:
         def build() -> CustomerCells:
             ids = self._table("customer_ids", CUSTOMER_IDS_SQL.format(customers=customers))
             groups = self._table("customer_groups", CUSTOMER_GROUPS_SQL.format(customers=customers))
-            rows = self._con().execute(CUSTOMER_CELLS_SQL.format(customers=customers, ids=ids, groups=groups))
-            cells = rows.fetchnumpy()
+            first, last = self._con().execute(f"""SELECT min(event_date) - DATE '1970-01-01',
+                                                    max(event_date) - DATE '1970-01-01' FROM {customers}""").fetchone()
+
+            def chunks() -> Iterator[tuple[np.ndarray, ...]]:
+                # a few days at a time: the rows of all days at once would briefly cost ~250 MB more
+                for start in range(first, last + 1, CUSTOMER_CHUNK_DAYS):
+                    days = (_day(start), _day(min(start + CUSTOMER_CHUNK_DAYS, last + 1) - 1))
+                    part = self._scan("gold_customers_daily", days)
+                    rows = self._con().execute(CUSTOMER_CELLS_SQL.format(customers=part, ids=ids, groups=groups),
+                                               list(days)).fetchnumpy()
+                    yield rows["day"], rows["grp"], rows["customer"], rows["orders"]
             # a customer without a first order date is never "new" (NULL >= day is not true in SQL either)
             firsts = self._con().execute(f"""SELECT coalesce((first_ever - DATE '1970-01-01')::INTEGER, {NEVER})
                                              AS first_ever FROM {ids} ORDER BY customer""").fetchnumpy()
             names = self._con().execute(f"SELECT country, segment FROM {groups} ORDER BY grp").fetchnumpy()
-            return build_customer_cells(cells["day"], cells["grp"], cells["customer"], cells["orders"],
-                                        firsts["first_ever"], names["country"], names["segment"])
+            return build_customer_cells(first, last - first + 1, chunks(), firsts["first_ever"], names["country"],
+                                        names["segment"])
         return self._cached(("customer_cells",), build)
 
     def _customer_rows(self, where: SalesFilter, dimension: str | None) -> pd.DataFrame | None:
@@ -426,6 +438,10 @@ class LakeRepository:
 def _whole_days(where: SalesFilter) -> bool:
     """Whether the period starts and ends at UTC midnight (or is open), so whole days of gold make it up."""
     return all(t is None or t == t.replace(hour=0, minute=0, second=0, microsecond=0) for t in (where.start, where.end))
+
+
+def _day(epoch_day: int) -> date:
+    return date(1970, 1, 1) + timedelta(days=epoch_day)
 
 
 def _epoch_day(moment: datetime) -> int:

@@ -18,7 +18,9 @@ FIRST_EVER = np.array([10, 11, 5, 0, 0, 0, 0, 0, 0, 12], np.int32)  # customer 2
 
 def cells():
     day, group, customer, orders = (np.array(c) for c in zip(*ROWS, strict=True))
-    return build_customer_cells(day, group, customer, orders, FIRST_EVER, COUNTRIES, SEGMENTS)
+    # two chunks of whole days, as data.py reads them
+    chunks = [tuple(a[days] for a in (day, group, customer, orders)) for days in (day <= 11, day > 11)]
+    return build_customer_cells(10, 3, chunks, FIRST_EVER, COUNTRIES, SEGMENTS)
 
 
 def rows(*args) -> list[tuple]:
@@ -46,7 +48,7 @@ def test_breakdowns_count_a_customer_in_each_group_they_were_active_in() -> None
 
 def test_partial_rows_of_one_cell_are_summed() -> None:
     """gold keeps partial rows per stream batch: two rows of one order each are a repeat customer."""
-    day, group, customer, orders = (np.array(c) for c in ([10, 10], [0, 0], [3, 3], [1, 1]))
-    partial = build_customer_cells(day, group, customer, orders, FIRST_EVER, COUNTRIES, SEGMENTS)
+    rows = tuple(np.array(c) for c in ([10, 10], [0, 0], [3, 3], [1, 1]))
+    partial = build_customer_cells(10, 1, [rows], FIRST_EVER, COUNTRIES, SEGMENTS)
     assert [tuple(r) for r in count_customers(partial, 10, 10, (), (), None).itertuples(index=False)] == [
         ("all", 1, 0, 1, 2)]
