@@ -416,8 +416,8 @@ period, customers, four breakdowns and the trend), and its totals equal the dash
 filter, checked in the run.
 
 Where the time goes now: the card totals of the period and the previous one (`kpi_totals_over`, the query of
-`salespulse kpis`, on the per-version daily table, or the period's hourly files), one breakdown query, the month and trend
-queries (minute grain reads the period's silver partitions), exact customers from the per-version bitsets
+`salespulse kpis`, on the per-version daily table, or the period's hourly files), one breakdown query, the month
+and trend queries (minute grain reads the period's silver partitions), exact customers from the per-version bitsets
 (milliseconds), and JSON encoding of the figures; the per-version tables are built by the first request after a
 publish (not timed here: the data version does not change during the run). In the browser the page parses
 plotly.js' finance partial bundle (1.3 MB instead of 4.8 MB) before the Overview's callbacks can draw.

@@ -196,12 +196,16 @@ class LakeRepository:
             groups = self._table("customer_groups", CUSTOMER_GROUPS_SQL.format(customers=customers))
             first, last = self._con().execute(f"""SELECT min(event_date) - DATE '1970-01-01',
                                                     max(event_date) - DATE '1970-01-01' FROM {customers}""").fetchone()
+            if first is None:  # files without rows: no day at all
+                first, last = 0, -1
 
             def chunks() -> Iterator[tuple[np.ndarray, ...]]:
                 # a few days at a time: the rows of all days at once would briefly cost ~250 MB more
                 for start in range(first, last + 1, CUSTOMER_CHUNK_DAYS):
                     days = (_day(start), _day(min(start + CUSTOMER_CHUNK_DAYS, last + 1) - 1))
                     part = self._scan("gold_customers_daily", days)
+                    if part is None:  # no file in these days (a gap in the data)
+                        continue
                     rows = self._con().execute(CUSTOMER_CELLS_SQL.format(customers=part, ids=ids, groups=groups),
                                                list(days)).fetchnumpy()
                     yield rows["day"], rows["grp"], rows["customer"], rows["orders"]
