@@ -203,7 +203,9 @@ def quality_outputs(repo: LakeRepository, query: str | None, settings: Dashboard
                                                "seasonal-naive and linear-regression baselines appear here.",
                                                "warning")
     ingest = repo.ingest_over_time(where, grain)
-    return (cards, figures.ingest_figure(ingest, revision, zone), figures.freshness_figure(ingest, revision, zone),
+    history = (repo.stream_status() or {}).get("history", [])
+    return (cards, figures.batch_history_figure(history, revision, zone),
+            figures.ingest_figure(ingest, revision, zone), figures.freshness_figure(ingest, revision, zone),
             figures.quarantine_figure(repo.quarantine_over_time(grain), revision, zone), sample.to_dict("records"),
             [{"name": f"Ingested ({zone})", "id": "ingest_time"}, {"name": "Reason", "id": "reason"},
              {"name": "File", "id": "source_file"}, {"name": "Row", "id": "row_number"},
@@ -287,7 +289,7 @@ TAB_OUTPUTS: dict[str, tuple[Callable[..., tuple[Any, ...]], list[Output]]] = {
         Output(ids.REORDER_TABLE, "columns"), Output(ids.clickable(ids.COVER_CHART, "country"), "figure"),
         Output(ids.clickable(ids.TURNOVER_CHART, "country"), "figure")]),
     "quality": (quality_outputs, [
-        Output(ids.PIPELINE_CARDS, "children"), Output(ids.INGEST_CHART, "figure"),
+        Output(ids.PIPELINE_CARDS, "children"), Output(ids.BATCH_CHART, "figure"), Output(ids.INGEST_CHART, "figure"),
         Output(ids.FRESHNESS_CHART, "figure"), Output(ids.QUARANTINE_CHART, "figure"),
         Output(ids.QUARANTINE_TABLE, "data"), Output(ids.QUARANTINE_TABLE, "columns"),
         Output(ids.MODEL_NOTE, "children"), Output(ids.MODEL_CHART, "figure")]),

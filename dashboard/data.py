@@ -4,9 +4,11 @@ DuckDB over the Parquet files the manifest lists (``salespulse.lake.duckdb_scan`
 PITFALLS 17). Every query is aggregated in SQL from gold, so only small frames reach Python and the browser
 (PITFALLS 32). Results are cached per process, keyed by the data version (the manifest file's identity, one
 ``stat``): a gunicorn worker recomputes a query only when a writer has published something new, and an
-unchanged lake costs one ``stat`` per poll (PITFALLS 28, 29). Per data version the repository also keeps two
-small tables in its own in-memory DuckDB: gold sales rolled up per UTC day (periods of whole days, at day,
-week and month grain, read these instead of the hourly files) and each customer's first order date.
+unchanged lake costs one ``stat`` per poll (PITFALLS 28, 29). Per data version the repository also keeps, in
+its own in-memory DuckDB, gold_sales_hourly's rollup per UTC day (periods of whole days at day, week and month
+grain read that; other periods read only their days' hourly files), and in memory the customer bitsets of
+``dashboard/customer_sets.py`` (exact distinct customers of any period in milliseconds). docs/dashboard.md says
+what each costs.
 Row-level security: ``viewer_countries`` (a callable, e.g. the logged-in user's countries) says which countries
 the current viewer may see, None for all. Every table is read through ``_scan``, which keeps only those
 countries' rows (a table without a country column reads as empty for a restricted viewer), and every cache key
@@ -19,16 +21,19 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
-from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, customer_totals, kpi_totals_over
+from dashboard.customer_sets import COLUMNS as CUSTOMER_COLUMNS
+from dashboard.customer_sets import CustomerCells, build_customer_cells, count_customers
+from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, kpi_totals_over
 from salespulse.kpis import compute_kpis
 from salespulse.lake import MANIFEST, STATUS, TABLES, duckdb_scan
 from salespulse.schema import COUNTRIES
@@ -36,12 +41,26 @@ from salespulse.schema import COUNTRIES
 GRAINS = ("minute", "hour", "day", "week", "month")
 DIMENSIONS = ("country", "segment", "product", "discount_band")
 MEASURES = ("orders", "units_sold", "gross_sales", "discounts", "sales", "cogs", "profit")
+MEASURES_SHOWN = ("orders", "units_sold", "sales", "profit", "cogs")  # what sales_by and sales_over_time give
 KEPT_VERSIONS = 2  # per-version tables kept: the newest, and the one a request still running may read
 # gold_sales_hourly per UTC day and category, with the first and last hour of the day that had sales
 DAILY_SQL = f"""SELECT event_date, country, segment, product, discount_band, min(hour) AS first_hour,
                        max(hour) AS last_hour, sum(orders)::BIGINT AS orders,
                        {", ".join(f"sum({m}) AS {m}" for m in MEASURES[1:])}
                 FROM {{gold}} GROUP BY ALL ORDER BY event_date"""
+# gold_customers_daily with dense integer keys, for the customer bitsets: customers numbered 0.. (with their
+# first order ever, over every row whatever the filter, as customer_totals counts "new"), country-segment pairs
+# numbered 0.., and per UTC day (as days since 1970-01-01), pair and customer its rows' orders
+NEVER = -(2**31)  # the smallest int32 day number
+CUSTOMER_IDS_SQL = f"""SELECT *, (row_number() OVER (ORDER BY customer_id) - 1)::INTEGER AS customer
+                       FROM ({FIRSTS_SQL})"""
+CUSTOMER_GROUPS_SQL = """SELECT country, segment, (row_number() OVER (ORDER BY country, segment) - 1)::INTEGER AS grp
+                         FROM (SELECT DISTINCT country, segment FROM {customers})"""
+# (not summed here: a GROUP BY over millions of rows would hold a hash table of them; numpy sums per day)
+CUSTOMER_CELLS_SQL = """SELECT (c.event_date - DATE '1970-01-01')::INTEGER AS day, g.grp, i.customer, c.orders
+                        FROM {customers} c JOIN {ids} i USING (customer_id) JOIN {groups} g USING (country, segment)
+                        WHERE c.event_date BETWEEN ? AND ?"""
+CUSTOMER_CHUNK_DAYS = 10
 
 
 class TableMissing(LookupError):
@@ -132,11 +151,11 @@ class LakeRepository:
                 self._cache[key] = value
         return value
 
-    def _scan(self, table: str) -> str | None:
-        """The committed rows of ``table`` the viewer may see; None for an empty table. The one place where
-        row-level security applies."""
+    def _scan(self, table: str, days: tuple[date | None, date | None] | None = None) -> str | None:
+        """The committed rows of ``table`` the viewer may see (only the files of ``days``' ``event_date``
+        partitions, when given); None for an empty table. The one place where row-level security applies."""
         try:  # listing the files costs a manifest read and a directory walk: once per data version
-            scan = self._cached(("scan", table), lambda: duckdb_scan(self.lake, table))
+            scan = self._cached(("scan", table, days), lambda: duckdb_scan(self.lake, table, days))
         except FileNotFoundError:
             raise TableMissing(table) from None
         allowed = self.viewer_countries()
@@ -189,9 +208,47 @@ class LakeRepository:
         return f"""(SELECT first_hour AS hour, {keys}, {", ".join(MEASURES)} FROM {daily}
                     UNION ALL SELECT last_hour, {keys}, {zeros} FROM {daily} WHERE last_hour > first_hour)"""
 
-    def _customer_firsts(self, customers: str) -> str:
-        """Each customer's first order date (over every row, whatever the filter), once per data version."""
-        return self._table("customer_firsts", FIRSTS_SQL.format(customers=customers))
+    def _customer_cells(self) -> CustomerCells | None:
+        """gold_customers_daily as customer bitsets per UTC day and country-segment pair (see
+        dashboard/customer_sets.py), built once per data version; None before any customer row."""
+        customers = self._optional_scan("gold_customers_daily")
+        if customers is None:
+            return None
+
+        def build() -> CustomerCells:
+            ids = self._table("customer_ids", CUSTOMER_IDS_SQL.format(customers=customers))
+            groups = self._table("customer_groups", CUSTOMER_GROUPS_SQL.format(customers=customers))
+            first, last = self._con().execute(f"""SELECT min(event_date) - DATE '1970-01-01',
+                                                    max(event_date) - DATE '1970-01-01' FROM {customers}""").fetchone()
+            if first is None:  # files without rows: no day at all
+                first, last = 0, -1
+
+            def chunks() -> Iterator[tuple[np.ndarray, ...]]:
+                # a few days at a time: the rows of all days at once would briefly cost ~250 MB more
+                for start in range(first, last + 1, CUSTOMER_CHUNK_DAYS):
+                    days = (_day(start), _day(min(start + CUSTOMER_CHUNK_DAYS, last + 1) - 1))
+                    part = self._scan("gold_customers_daily", days)
+                    if part is None:  # no file in these days (a gap in the data)
+                        continue
+                    rows = self._con().execute(CUSTOMER_CELLS_SQL.format(customers=part, ids=ids, groups=groups),
+                                               list(days)).fetchnumpy()
+                    yield rows["day"], rows["grp"], rows["customer"], rows["orders"]
+            # a customer without a first order date is never "new" (NULL >= day is not true in SQL either)
+            firsts = self._con().execute(f"""SELECT coalesce((first_ever - DATE '1970-01-01')::INTEGER, {NEVER})
+                                             AS first_ever FROM {ids} ORDER BY customer""").fetchnumpy()
+            names = self._con().execute(f"SELECT country, segment FROM {groups} ORDER BY grp").fetchnumpy()
+            return build_customer_cells(first, last - first + 1, chunks(), firsts["first_ever"], names["country"],
+                                        names["segment"])
+        return self._cached(("customer_cells",), build)
+
+    def _customer_rows(self, where: SalesFilter, dimension: str | None) -> pd.DataFrame | None:
+        """customer_totals' rows for ``where`` (whole UTC days touching the period), from the bitsets."""
+        cells = self._customer_cells()
+        if cells is None:
+            return None
+        first = _epoch_day(where.start) if where.start is not None else None
+        last = _epoch_day(where.end - timedelta(microseconds=1)) if where.end is not None else None
+        return count_customers(cells, first, last, where.countries, where.segments, dimension)
 
     def _sales(self, grain: str = "hour", where: SalesFilter | None = None) -> str | None:
         """Sales measures per period x categories: summed gold for hour and coarser grains (its daily rollup
@@ -201,8 +258,8 @@ class LakeRepository:
         if grain in ("day", "week", "month") and where is not None and _whole_days(where):
             return self._sales_daily()
         if grain != "minute":
-            return _within_days(self._scan("gold_sales_hourly"), where)
-        silver = _within_days(self._scan("silver_sales"), where)
+            return self._scan("gold_sales_hourly", _days(where))
+        silver = self._scan("silver_sales", _days(where))
         if silver is None:
             return None
         return f"""(SELECT date_trunc('minute', event_time) AS hour, event_date, country, segment, product,
@@ -224,9 +281,8 @@ class LakeRepository:
             sales = self._sales("day", where)
             if sales is None:
                 return {}
-            customers = self._optional_scan("gold_customers_daily")
-            firsts = self._customer_firsts(customers) if customers and where.per_customer else None
-            rows = kpi_totals_over(self._con(), sales, customers, None, where, firsts)
+            customers = self._customer_rows(where, None) if where.per_customer else None
+            rows = kpi_totals_over(self._con(), sales, None, None, where, customers)
             if rows.empty or not rows["orders"].iloc[0]:
                 return {}
             row = rows.iloc[0].to_dict()
@@ -234,10 +290,15 @@ class LakeRepository:
         return self._cached(("kpis", where), compute)
 
     def sales_by(self, where: SalesFilter, dimensions: tuple[str, ...]) -> pd.DataFrame:
-        """Additive measures summed per combination of ``dimensions`` (each in DIMENSIONS)."""
-        if not set(dimensions) <= set(DIMENSIONS):
-            raise ValueError(f"dimensions must be among {DIMENSIONS}")
-        return self._cached(("sales_by", where, dimensions), lambda: self._grouped(where, "day", dimensions))
+        """Additive measures summed per combination of ``dimensions`` (one or more of DIMENSIONS)."""
+        if not dimensions or not set(dimensions) <= set(DIMENSIONS):
+            raise ValueError(f"dimensions must be one or more of {DIMENSIONS}")
+        def compute() -> pd.DataFrame:
+            # one query per filter at the finest breakdown (at most a few hundred rows), summed here for each
+            # breakdown a page asks for: the Overview's four breakdowns cost one query, not four
+            finest = self._cached(("sales_by", where, DIMENSIONS), lambda: self._grouped(where, "day", DIMENSIONS))
+            return finest.groupby(list(dimensions), as_index=False, sort=True)[list(MEASURES_SHOWN)].sum()
+        return self._cached(("sales_by", where, dimensions), compute)
 
     def sales_over_time(self, where: SalesFilter, grain: str, dimensions: tuple[str, ...] = ()) -> pd.DataFrame:
         """Measures per ``period`` (start of the minute/hour/day/week/month, UTC) and ``dimensions``."""
@@ -269,11 +330,8 @@ class LakeRepository:
     def customers_by(self, where: SalesFilter, dimension: str | None) -> pd.DataFrame:
         """Active, new, returning and repeat customers and orders per ``dimension`` (country or segment)."""
         def compute() -> pd.DataFrame:
-            customers = self._scan("gold_customers_daily")
-            if customers is None or not where.per_customer:
-                return pd.DataFrame(columns=["grp", "active_customers", "new_customers", "repeat_customers",
-                                             "customer_orders"])
-            return customer_totals(self._con(), customers, dimension, where, self._customer_firsts(customers))
+            rows = self._customer_rows(where, dimension) if where.per_customer else None
+            return pd.DataFrame(columns=CUSTOMER_COLUMNS) if rows is None else rows
         frame = self._cached(("customers_by", where, dimension), compute)
         return frame.rename(columns={"grp": dimension or "scope"})
 
@@ -318,7 +376,7 @@ class LakeRepository:
                 return pd.DataFrame()
             condition, params = _country_period(where, None, products=True)
             stock = self._frame(f"SELECT * FROM {scan} WHERE {condition} ORDER BY country, product", params)
-            cogs = self._grouped(where, "day", ("country", "product"))[["country", "product", "cogs"]]
+            cogs = self.sales_by(where, ("country", "product"))[["country", "product", "cogs"]]
             return stock.merge(cogs, on=["country", "product"], how="left").fillna({"cogs": 0.0})
         return self._cached(("stock", where), compute)
 
@@ -415,17 +473,21 @@ def _whole_days(where: SalesFilter) -> bool:
     return all(t is None or t == t.replace(hour=0, minute=0, second=0, microsecond=0) for t in (where.start, where.end))
 
 
-def _within_days(scan: str | None, where: SalesFilter | None) -> str | None:
-    """``scan`` (partitioned by ``event_date``, the UTC day of its time column) limited to the period's days, so
-    DuckDB opens only those partitions' files. The dates are the filter's own, never text from a request."""
-    if scan is None or where is None or (where.start is None and where.end is None):
-        return scan
-    clauses = []
-    if where.start is not None:
-        clauses.append(f"event_date >= DATE '{where.start.date().isoformat()}'")
-    if where.end is not None:
-        clauses.append(f"event_date <= DATE '{(where.end - timedelta(microseconds=1)).date().isoformat()}'")
-    return f"(SELECT * FROM {scan} WHERE {' AND '.join(clauses)})"
+def _day(epoch_day: int) -> date:
+    return date(1970, 1, 1) + timedelta(days=epoch_day)
+
+
+def _epoch_day(moment: datetime) -> int:
+    """The UTC day of ``moment`` as days since 1970-01-01 (the customer bitsets' day numbers)."""
+    return (moment.date() - date(1970, 1, 1)).days
+
+
+def _days(where: SalesFilter | None) -> tuple[date | None, date | None] | None:
+    """The UTC days the period touches (None: all), to read only those partitions of a table."""
+    if where is None or (where.start is None and where.end is None):
+        return None
+    return (where.start.date() if where.start else None,
+            (where.end - timedelta(microseconds=1)).date() if where.end else None)
 
 
 def _country_period(where: SalesFilter, time_column: str | None, *, bounded: bool = True, products: bool = False,

@@ -164,6 +164,7 @@ def _tab_body(tab: str) -> html.Div:
     if tab == "quality":
         return html.Div([
             html.Div(id=ids.PIPELINE_CARDS),
+            _row(_graph(ids.BATCH_CHART)),
             _row(_graph(ids.INGEST_CHART), _graph(ids.FRESHNESS_CHART)),
             _row(_graph(ids.QUARANTINE_CHART),
                  [html.H6("Latest rejected sales rows", className="ms-2 mt-1"), _table(ids.QUARANTINE_TABLE, 8)],

@@ -97,9 +97,10 @@ def kpi_totals(lake: str | Path, by: str | None = None, where: SalesFilter = Sal
 
 
 def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str | None, by: str | None,
-                    where: SalesFilter, firsts: str | None = None) -> pd.DataFrame:
+                    where: SalesFilter, customer_rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """kpi_totals over given relations (the dashboard passes its own scans, restricted to what a user may see,
-    and may pass ``firsts`` as in customer_totals)."""
+    and may pass ``customer_rows``: customer_totals' rows for ``by`` and ``where``, computed its own faster way,
+    instead of ``customers``)."""
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}")
     group = GROUPINGS[by] if by else "'all'"
@@ -110,8 +111,11 @@ def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str |
                sum(cogs) AS cogs, sum(profit) AS profit,
                (epoch(max(hour)) - epoch(min(hour))) / 3600 + 1 AS hours
         FROM {sales} WHERE {condition} GROUP BY 1 ORDER BY 1""", params).df()
-    if customers is not None and where.per_customer and (by is None or by in CUSTOMER_GROUPINGS):
-        totals = totals.merge(customer_totals(con, customers, by, where, firsts), on="grp", how="left")
+    per_customer = where.per_customer and (by is None or by in CUSTOMER_GROUPINGS)
+    if customers is not None and customer_rows is None and per_customer:
+        customer_rows = customer_totals(con, customers, by, where)
+    if customer_rows is not None:
+        totals = totals.merge(customer_rows, on="grp", how="left")
     derived = compute_kpis(totals, keys=("gross_margin_pct", "avg_transaction_value", "items_per_hour"))
     if "active_customers" in totals:
         derived |= compute_kpis(totals, keys=("returning_customers", "repeat_customer_rate"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -148,15 +149,27 @@ def table_dirs(lake: str | Path, table: str) -> list[Path]:
     return [Path(lake) / rel for rel in read_manifest(lake).get("tables", {}).get(table, [])]
 
 
-def duckdb_scan(lake: str | Path, table: str) -> str | None:
+def duckdb_scan(lake: str | Path, table: str, days: tuple[date | None, date | None] | None = None) -> str | None:
     """A DuckDB relation over the table's committed files, with the table's own columns (the ``dir`` level of
     the folder names is dropped); None when the published table has no rows. Raises FileNotFoundError when
-    the table was never published."""
+    the table was never published. ``days`` (first, last; None: open) keeps only the files of those
+    ``event_date`` partitions: DuckDB would skip the others too, but only after opening each one."""
     dirs = table_dirs(lake, table)
     if not dirs:
         raise FileNotFoundError(f"the lake at {lake} has no published {table} yet")
-    files = sorted(f.as_posix() for d in dirs for f in d.rglob("*.parquet"))
+    files = sorted(f.as_posix() for d in dirs for f in d.rglob("*.parquet") if _within(f, days))
     if not files:
         return None
     listed = ", ".join(f"'{f}'" for f in files)
     return f"(SELECT * EXCLUDE (dir) FROM read_parquet([{listed}], hive_partitioning = true, union_by_name = true))"
+
+
+def _within(file: Path, days: tuple[date | None, date | None] | None) -> bool:
+    """Whether ``file``'s ``event_date=`` partition (if it has one) lies within ``days``."""
+    if days is None:
+        return True
+    partition = next((p.removeprefix("event_date=") for p in file.parts if p.startswith("event_date=")), None)
+    if partition is None:
+        return True
+    day = date.fromisoformat(partition)
+    return (days[0] is None or day >= days[0]) and (days[1] is None or day <= days[1])

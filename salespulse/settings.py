@@ -140,6 +140,7 @@ class StreamSettings(_Section):
     allowed_lateness_hours: float = Field(default=6.0, gt=0, le=24 * 30)
     compact_every_batches: int = Field(default=60, ge=0, description="0: only `salespulse compact`")
     stock_refresh_seconds: float = Field(default=10.0, ge=0)
+    status_history: int = Field(default=500, ge=1, description="batches kept in the status file's history")
 
 
 class ModelSettings(_Section):

@@ -23,6 +23,7 @@ import json
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -215,6 +216,8 @@ class StreamJob:
         self.query_ids: dict[str, str] = {}
         self.recent: dict[str, BatchFigures] = {}
         self.forecasts = ForecastRefresher(spark, settings, say)
+        self.history: deque[dict[str, Any]] | None = None  # the status file's batch history, read at first write
+        self.in_history: dict[str, BatchFigures] = {}
 
     # -- queries ---------------------------------------------------------------------------------------------
     def start(self, available_now: bool = False) -> list[StreamingQuery]:
@@ -436,7 +439,9 @@ class StreamJob:
 
     def _write_status(self) -> dict[str, Any]:
         manifest = io.read_manifest(self.spark, self.lake)
-        status: dict[str, Any] = {"updated_at": datetime.now(timezone.utc).isoformat(), "events": {}}
+        now = datetime.now(timezone.utc)
+        status: dict[str, Any] = {"updated_at": now.isoformat(), "events": {},
+                                  "history": self._status_history(now)}
         for event, state in manifest.get("streams", {}).items():
             last = self.recent.get(event)
             status["events"][event] = {
@@ -448,6 +453,23 @@ class StreamJob:
             }
         io.write_json(self.spark, f"{self.lake}/{STATUS}", status)
         return manifest
+
+    def _status_history(self, now: datetime) -> list[dict[str, Any]]:
+        """The last ``stream.status_history`` batches, oldest first, for the dashboard's charts over time:
+        the previous status file's list (so a restart keeps it) plus the batch just published."""
+        if self.history is None:
+            try:
+                previous = json.loads(io.read_text(self.spark, f"{self.lake}/{STATUS}")).get("history", [])
+            except Exception:  # none yet (a missing-file error of Python or of the JVM's filesystem) or unreadable
+                previous = []
+            self.history = deque(previous, maxlen=self.settings.stream.status_history)
+        for event, figures in self.recent.items():
+            if self.in_history.get(event) is not figures:  # this event's newest batch, not recorded yet
+                self.in_history[event] = figures
+                self.history.append({"event": event, "batch_id": figures.batch_id, "time": now.isoformat(),
+                                     "rows": figures.rows_in, "seconds": figures.seconds,
+                                     "freshness_seconds": figures.freshness_seconds})
+        return list(self.history)
 
     def _files_in_landing(self, event: str) -> int:
         """Files not processed yet, plus (with archive or delete) the last batch's, which Spark cleans up at the

@@ -8,7 +8,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+import duckdb
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 from click.testing import CliRunner
 from dash import no_update
@@ -17,7 +19,9 @@ from dashboard import callbacks, figures
 from dashboard.data import LakeRepository
 from dashboard.filters import parse_query, period
 from salespulse.cli import main
+from salespulse.kpi_report import customer_totals
 from salespulse.kpis import format_kpi
+from salespulse.lake import duckdb_scan
 from salespulse.settings import DashboardSettings
 from tests.conftest import read_landing
 from tests.lakes import SampleLake, publish_frame, sample_forecasts
@@ -78,6 +82,7 @@ def test_overview_cards_and_charts_match_pandas_over_the_source_files(repo: Lake
     rows = expected(truth, query, repo.newest_hour())
     assert len(rows) > 0, "the filter combination must select some sales"
     cards, segment_donut, country_pie, _, products, _, top, _ = callbacks.overview_outputs(repo, query, SETTINGS)
+    segment_donut, country_pie, products = (go.Figure(f) for f in (segment_donut, country_pie, products))
     shown = texts(cards)
     assert format_kpi("total_sales", round(rows["sales"].sum(), 2)) in shown
     assert format_kpi("profit", round(rows["profit"].sum(), 2)) in shown
@@ -131,6 +136,47 @@ def test_customer_tab_matches_distinct_customers_in_the_files(repo: LakeReposito
     rate = (orders >= 2).groupby("country").mean()
     got = dict(zip(repeat.data[0].x, repeat.data[0].y, strict=True))
     assert got == pytest.approx(rate.to_dict())
+
+
+CUSTOMER_QUERIES = (  # periods over several UTC days, with country and segment filters, at hour and minute grain
+    "?start=2026-09-10&end=2026-09-12&country=USA,France&grain=hour",
+    "?range=7d&country=Germany&segment=Enterprise,Midmarket&grain=day",
+    "?range=last-hour&segment=Government,Small+Business&grain=minute",
+    "?range=today&country=Canada,Mexico&grain=minute",
+    "?range=90d",
+)
+
+
+@pytest.mark.parametrize("query", CUSTOMER_QUERIES)
+def test_customer_rollup_equals_pandas_and_the_kpis_commands_sql(repo: LakeRepository, truth: pd.DataFrame,
+                                                                  sample_lake: SampleLake, query: str) -> None:
+    """The dashboard's customer bitsets vs distinct customers in the source files (whole UTC days touching the
+    period, "new" = first order ever on or after its first day) and vs `salespulse kpis`' SQL (customer_totals)."""
+    where = period(parse_query(query), repo.newest_hour())
+    first, last = where.start.date(), (where.end - pd.Timedelta(microseconds=1)).date()
+    day = truth["event_time"].dt.date
+    first_ever = truth.assign(day=day).groupby("customer_id")["day"].min()
+    rows = truth[(day >= first) & (day <= last)]
+    for column, values in (("country", where.countries), ("segment", where.segments)):
+        if values:
+            rows = rows[rows[column].isin(values)]
+    assert len(rows) > 0
+    customers = duckdb_scan(sample_lake.lake, "gold_customers_daily")
+    for dimension in (None, "country", "segment"):
+        groups = rows.assign(grp="all" if dimension is None else rows[dimension]).groupby("grp")
+        orders = groups["customer_id"].value_counts()
+        expected_rows = pd.DataFrame({
+            "active_customers": groups["customer_id"].nunique(),
+            "new_customers": groups["customer_id"].agg(lambda c: (first_ever[c.unique()] >= first).sum()),
+            "repeat_customers": (orders >= 2).groupby("grp").sum(),
+            "customer_orders": groups.size()}).astype("int64").sort_index()
+        shown = repo.customers_by(where, dimension).set_index(dimension or "scope").sort_index()
+        sql = customer_totals(duckdb.connect(), customers, dimension, where).set_index("grp").sort_index()
+        assert shown.to_dict("index") == expected_rows.to_dict("index"), dimension
+        assert shown.to_dict("index") == sql.to_dict("index"), dimension
+    view = parse_query(query)
+    cards = texts(callbacks.overview_outputs(repo, query, SETTINGS)[0])
+    assert format_kpi("active_customers", rows["customer_id"].nunique()) in cards, view
 
 
 def test_export_csv_holds_the_filtered_view(repo: LakeRepository, truth: pd.DataFrame) -> None:

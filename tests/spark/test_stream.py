@@ -101,6 +101,10 @@ def test_stream_simulator_files_exact_against_pandas(spark: SparkSession, tmp_pa
     assert stock.to_dict() == pytest.approx(stock_from_events(inventory, unique))
     status = json.loads((Path(settings.paths.lake) / STATUS).read_text())
     assert status["events"]["sales"]["rows_in"] == len(raw)
+    history = [batch for batch in status["history"] if batch["event"] == "sales"]  # one entry per sales batch
+    assert sum(batch["rows"] for batch in history) == len(raw)
+    assert [batch["batch_id"] for batch in history] == sorted({batch["batch_id"] for batch in history})
+    assert all(batch["seconds"] > 0 and batch["freshness_seconds"] is not None for batch in history)
 
     # `salespulse compact` merges what the stream wrote; the published content stays the same.
     dirs_before = len(table_dirs(settings.paths.lake, "gold_sales_hourly"))
