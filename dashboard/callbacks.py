@@ -9,6 +9,7 @@ and shows a warning instead (``no_update``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -25,6 +26,8 @@ from dashboard.filters import ViewFilters, effective_grain, parse_query, period,
 from dashboard.layout import money_column, number_column, render_kpi_cards, render_note, render_tab
 from salespulse.kpi_report import SalesFilter
 from salespulse.settings import DashboardSettings
+
+log = logging.getLogger("salespulse.errors")
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so as a formula
 ADMINS_ONLY = ("Pipeline figures and rejected rows count every country: they are shown to administrators only. "
@@ -301,6 +304,7 @@ def guarded(outputs: Callable[..., tuple[Any, ...]], size: int, *args: Any) -> t
     try:
         return (*outputs(*args), [])
     except Exception as err:  # any read failure: the page must not go blank
+        log.warning("a tab's read failed; the page keeps its last good data", exc_info=err)
         warning = dbc.Alert(f"Could not read the latest data ({type(err).__name__}: {str(err)[:200]}); showing "
                             "the last good data. Retrying at the next refresh.", color="warning", className="py-2")
         return (*([no_update] * size), warning)

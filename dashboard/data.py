@@ -21,6 +21,7 @@ import itertools
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -42,7 +43,9 @@ GRAINS = ("minute", "hour", "day", "week", "month")
 DIMENSIONS = ("country", "segment", "product", "discount_band")
 MEASURES = ("orders", "units_sold", "gross_sales", "discounts", "sales", "cogs", "profit")
 MEASURES_SHOWN = ("orders", "units_sold", "sales", "profit", "cogs")  # what sales_by and sales_over_time give
-KEPT_VERSIONS = 2  # per-version tables kept: the newest, and the one a request still running may read
+# A per-version table replaced by a newer one is dropped only this long after: requests that started before
+# may still be reading it (the production server kills a request after dashboard.timeout_seconds, 60 s).
+SUPERSEDED_TABLE_SECONDS = 60.0
 # gold_sales_hourly per UTC day and category, with the first and last hour of the day that had sales
 DAILY_SQL = f"""SELECT event_date, country, segment, product, discount_band, min(hour) AS first_hour,
                        max(hour) AS last_hour, sum(orders)::BIGINT AS orders,
@@ -89,7 +92,9 @@ class LakeRepository:
         # Parquet footers read once, not per query: writers never change a file in place (new directories,
         # then a manifest swap), so a cached footer cannot go stale.
         self._db.execute("SET parquet_metadata_cache = true")
-        self._tables: dict[str, list[str]] = {}  # per name and visible countries, its tables, newest last
+        # per name and visible countries: its tables, newest last, each with when a newer one replaced it
+        self._tables: dict[str, list[list[Any]]] = {}
+        self._building: dict[tuple[Any, ...], threading.Event] = {}  # keys some thread is computing now
         self._serial = itertools.count()
 
     # -- versions and small files ------------------------------------------------------------------------
@@ -138,17 +143,31 @@ class LakeRepository:
         return COUNTRIES if allowed is None else tuple(c for c in COUNTRIES if c in allowed)
 
     def _cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """``compute()``'s value for ``key`` under the current data version, computed once: threads asking for a
+        key another thread is computing wait for its result instead of computing it again (after a publish,
+        every open page asks for the same new tables at once)."""
         key = (self.viewer_countries(), *key)  # row-level security: results are per set of visible countries
         version = self.data_version()
-        with self._lock:
-            if version != self._cache_version:  # new data: drop everything computed from the old version
-                self._cache, self._cache_version = {}, version
-            if key in self._cache:
-                return self._cache[key]
-        value = compute()
-        with self._lock:
-            if version == self._cache_version:
-                self._cache[key] = value
+        while True:
+            with self._lock:
+                if version != self._cache_version:  # new data: drop everything computed from the old version
+                    self._cache, self._cache_version = {}, version
+                if key in self._cache:
+                    return self._cache[key]
+                running = self._building.get((version, key))
+                if running is None:
+                    done = self._building[(version, key)] = threading.Event()
+                    break
+            running.wait()  # then take its value, or compute it here if that thread failed
+        try:
+            value = compute()
+            with self._lock:
+                if version == self._cache_version:
+                    self._cache[key] = value
+        finally:
+            with self._lock:
+                del self._building[(version, key)]
+            done.set()
         return value
 
     def _scan(self, table: str, days: tuple[date | None, date | None] | None = None) -> str | None:
@@ -184,11 +203,15 @@ class LakeRepository:
         """A table of the repository's DuckDB holding ``sql``'s rows, built once per data version and set of
         visible countries (``sql`` reads through ``_scan``, so it holds only those countries' rows)."""
         def build() -> str:
+            now = time.monotonic()
             with self._lock:
                 versions = self._tables.setdefault(f"{name}:{self.viewer_countries()}", [])
                 table = f"{name}_{next(self._serial)}"
-                versions.append(table)
-                stale, versions[:] = versions[:-KEPT_VERSIONS], versions[-KEPT_VERSIONS:]
+                if versions:
+                    versions[-1][1] = now  # replaced from now on
+                stale = [t for t, replaced in versions if replaced is not None
+                         and now - replaced > SUPERSEDED_TABLE_SECONDS]
+                versions[:] = [entry for entry in versions if entry[0] not in stale] + [[table, None]]
             self._con().execute(f"CREATE TABLE {table} AS {sql}")
             for old in stale:
                 self._con().execute(f"DROP TABLE IF EXISTS {old}")

@@ -29,6 +29,9 @@ FONT = "Lato, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
 
 
 TEMPLATE = "plotly_white"
+# Plotly reads a small HTML subset (<b>, <br>, <a href>) in every label, and %{...} in templates; entities show
+# those characters literally. Category names come from data, so they are shown through plain_text.
+_PLOTLY_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "%": "&#37;"})
 
 
 @functools.cache
@@ -37,6 +40,14 @@ def _template() -> dict[str, Any]:
 
 
 Figure = go.Figure | dict[str, Any]  # what dcc.Graph's ``figure`` takes: a graph object or its plain JSON form
+
+
+def plain_text(values: Any) -> Any:
+    """Data strings (one, or a list/Series of them) as Plotly shows them literally. Clicks still get the raw
+    names: every cross-filtering trace carries them in ``customdata``."""
+    if isinstance(values, str):
+        return values.translate(_PLOTLY_ENTITIES)
+    return [str(v).translate(_PLOTLY_ENTITIES) for v in values]
 
 
 def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +130,7 @@ def share_figure(frame: pd.DataFrame, dimension: str, title: str, revision: str,
     if frame.empty or frame["sales"].sum() == 0:
         return empty_figure("no sales for these filters", revision)
     labels = frame[dimension].tolist()
-    return _figure([{"type": "pie", "labels": labels, "values": frame["sales"].tolist(), "hole": hole,
+    return _figure([{"type": "pie", "labels": plain_text(labels), "values": frame["sales"].tolist(), "hole": hole,
                      "customdata": labels, "sort": False, "marker": {"colors": [COLORS.get(v) for v in labels]},
                      "hovertemplate": "%{label}<br>$%{value:,.2f} (%{percent})<extra></extra>",
                      "texttemplate": "%{label}<br>%{percent}", "textposition": "inside"}],
@@ -141,7 +152,7 @@ def product_columns_figure(frame: pd.DataFrame, revision: str) -> Figure:
     if frame.empty:
         return empty_figure("no sales for these filters", revision)
     products = frame["product"].tolist()
-    bar = {"type": "bar", "x": products, "customdata": products}
+    bar = {"type": "bar", "x": plain_text(products), "customdata": products}
     return _figure(
         [{**bar, "y": frame["sales"].tolist(), "name": "Sales", "offsetgroup": "0", "marker": {"color": "#2c3e50"},
           "hovertemplate": "%{x}: $%{y:,.2f}<extra>Sales</extra>"},
@@ -160,9 +171,10 @@ def trend_by_figure(frame: pd.DataFrame, dimension: str, title: str, revision: s
     if frame.empty:
         return empty_figure("no sales for these filters", revision)
     times = local_time(frame["period"], time_zone)
-    traces = [{"type": "scatter", "x": times[series.index], "y": series[measure].to_numpy(), "name": value,
-               "mode": "lines", "line": {"color": COLORS.get(value)}, "customdata": [value] * len(series),
-               "hovertemplate": f"{value}: $%{{y:,.2f}}<br>%{{x}}<extra></extra>"}
+    traces = [{"type": "scatter", "x": times[series.index], "y": series[measure].to_numpy(),
+               "name": plain_text(value), "mode": "lines", "line": {"color": COLORS.get(value)},
+               "customdata": [value] * len(series),
+               "hovertemplate": f"{plain_text(value)}: $%{{y:,.2f}}<br>%{{x}}<extra></extra>"}
               for value, series in frame.groupby(dimension, sort=False)]
     return _figure(traces, {**_base(f"{title} · {time_zone}", revision), "yaxis": {"tickformat": "$,.0f"}})
 
@@ -232,9 +244,9 @@ def new_returning_figure(frame: pd.DataFrame, dimension: str, revision: str) -> 
         return empty_figure("no customer data for these filters", revision)
     returning = frame["active_customers"] - frame["new_customers"]
     fig = go.Figure()
-    fig.add_bar(x=frame[dimension], y=frame["new_customers"], name="new", marker_color="#18bc9c",
+    fig.add_bar(x=plain_text(frame[dimension]), y=frame["new_customers"], name="new", marker_color="#18bc9c",
                 customdata=frame[dimension], hovertemplate="%{x}: %{y:,} new<extra></extra>")
-    fig.add_bar(x=frame[dimension], y=returning, name="returning", marker_color="#2c3e50",
+    fig.add_bar(x=plain_text(frame[dimension]), y=returning, name="returning", marker_color="#2c3e50",
                 customdata=frame[dimension], hovertemplate="%{x}: %{y:,} returning<extra></extra>")
     fig.update_layout(**_base(f"Active customers by {dimension}: new vs returning", revision), barmode="stack",
                       yaxis={"tickformat": ",d"})
@@ -249,7 +261,7 @@ def customer_ratio_figure(by_country: pd.DataFrame, by_segment: pd.DataFrame, me
     percent = measure == "repeat_rate"
     fig = go.Figure()
     for frame, dimension, color in ((by_country, "country", "#3498db"), (by_segment, "segment", "#f39c12")):
-        fig.add_bar(x=frame[dimension], y=frame[measure], name=f"by {dimension}", marker_color=color,
+        fig.add_bar(x=plain_text(frame[dimension]), y=frame[measure], name=f"by {dimension}", marker_color=color,
                     customdata=frame[dimension],
                     hovertemplate="%{x}: " + ("%{y:.1%}" if percent else "%{y:.2f}") + "<extra></extra>")
     fig.update_layout(**_base(title, revision), yaxis={"tickformat": ".0%" if percent else ".2f"})
@@ -278,7 +290,7 @@ def stock_gauges_figure(stock: pd.DataFrame, by: str, revision: str) -> Figure:
         top = max(reorder * 3, stock_units * 1.1, 1.0)
         color = "#e74c3c" if stock_units < reorder else "#f39c12" if stock_units < reorder * 1.5 else "#18bc9c"
         fig.add_trace(go.Indicator(
-            mode="gauge+number", value=stock_units, title={"text": str(item[by]), "font": {"size": 14}},
+            mode="gauge+number", value=stock_units, title={"text": plain_text(str(item[by])), "font": {"size": 14}},
             number={"valueformat": ",.0f", "suffix": " u", "font": {"size": 22}},
             gauge={"axis": {"range": [0, top], "tickformat": ",.0f"}, "bar": {"color": color},
                    "steps": [{"range": [0, reorder], "color": "#fbe3e1"}],
@@ -294,7 +306,8 @@ def cover_figure(stock: pd.DataFrame, by: str, revision: str) -> Figure:
         return empty_figure("no stock snapshot yet", revision)
     totals = stock.groupby(by, sort=False)[["stock_on_hand", "avg_daily_units_7d"]].sum().reset_index()
     days = totals["stock_on_hand"] / totals["avg_daily_units_7d"].where(totals["avg_daily_units_7d"] != 0)
-    fig = go.Figure(go.Bar(x=totals[by], y=days, marker_color=[COLORS.get(v, "#3498db") for v in totals[by]],
+    fig = go.Figure(go.Bar(x=plain_text(totals[by]), y=days,
+                           marker_color=[COLORS.get(v, "#3498db") for v in totals[by]],
                            customdata=totals[by], hovertemplate="%{x}: %{y:,.1f} days<extra></extra>"))
     fig.update_layout(**_base("Days of cover (stock / average daily units, 7 days)", revision),
                       yaxis={"title": {"text": "days"}})
@@ -308,7 +321,7 @@ def turnover_figure(stock: pd.DataFrame, by: str, revision: str) -> Figure:
         return empty_figure("no stock snapshot yet", revision)
     totals = stock.groupby(by, sort=False)[["cogs", "inventory_value"]].sum().reset_index()
     turnover = totals["cogs"] / totals["inventory_value"].where(totals["inventory_value"] != 0)
-    fig = go.Figure(go.Bar(x=totals[by], y=turnover, marker_color="#2c3e50", customdata=totals[by],
+    fig = go.Figure(go.Bar(x=plain_text(totals[by]), y=turnover, marker_color="#2c3e50", customdata=totals[by],
                            hovertemplate="%{x}: %{y:,.2f}×<extra></extra>"))
     fig.update_layout(**_base("Inventory turnover in the period (COGS / inventory value)", revision),
                       yaxis={"title": {"text": "×"}})

@@ -37,6 +37,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from werkzeug.exceptions import HTTPException
 
+from dashboard.auth import viewer
 from dashboard.data import LakeRepository
 from salespulse.settings import Settings
 
@@ -186,16 +187,8 @@ def _user() -> str | None:
     """The signed-in user (Flask-Login, when the app uses it) or the ingest API's token label; never a secret."""
     if getattr(g, "api_client", None):
         return g.api_client
-    try:
-        from flask_login import current_user
-    except ImportError:
-        return None
-    try:
-        if current_user and current_user.is_authenticated:
-            return str(getattr(current_user, "name", None) or current_user.get_id())
-    except Exception:  # no login manager on this app
-        return None
-    return None
+    user = viewer()  # by name: the session id carries a password fingerprint, so it is not logged
+    return user.name if user is not None else None
 
 
 def wants_json() -> bool:

@@ -191,6 +191,10 @@ def test_request_log_is_json_with_the_request_id_and_no_body(tmp_path: Path, log
     assert first["duration_ms"] >= 0 and first["user"] is None
     assert (second["method"], second["path"], second["status"], second["user"]) == (
         "POST", "/api/v1/sales", 201, "api-token-0")
+    signed_in = signed_in_client(make_app(tmp_path / "signed-in"))
+    signed_in.get("/_dash-layout")
+    layout_line = [line for line in log_lines() if line.get("path") == "/_dash-layout"][-1]
+    assert (layout_line["status"], layout_line["user"]) == (200, "admin")  # the name, not the session id
     text = json.dumps(lines)
     assert "someone@example.com" not in text and "CFR000001" not in text and TOKEN not in text
 

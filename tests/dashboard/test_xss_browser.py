@@ -58,6 +58,7 @@ def test_hostile_names_render_as_text_on_every_tab(served: str, browser, tmp_pat
         assert name in shown, name
     assert browser.execute_script("return document.querySelectorAll('#tab-content script, #tab-content img')"
                                   ".length;") == 0
+    svg_text = ""
     for label in TABS.values():
         browser.find_element(By.LINK_TEXT, label).click()
         wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#tab-content .js-plotly-plot .main-svg"))
@@ -65,11 +66,14 @@ def test_hostile_names_render_as_text_on_every_tab(served: str, browser, tmp_pat
         assert browser.execute_script("return typeof window.__xss;") == "undefined", label
         assert "Could not read" not in browser.page_source, label
         assert csp_violations(browser) == [], label
-    svg_text = browser.execute_script("return Array.from(document.querySelectorAll('svg text'))"
-                                      ".map(t => t.textContent).join('|');")
-    assert "onerror" not in browser.execute_script(
-        "return Array.from(document.querySelectorAll('svg *')).map(e => e.getAttributeNames().join(' ')).join(' ');")
-    assert svg_text  # the charts drew labels
+        svg_text += browser.execute_script("return Array.from(document.querySelectorAll('svg text'))"
+                                           ".map(t => t.textContent).join('|');")
+        assert "onerror" not in browser.execute_script(
+            "return Array.from(document.querySelectorAll('svg *'))"
+            ".map(e => e.getAttributeNames().join(' ')).join(' ');"), label
+        assert not browser.execute_script("return document.querySelectorAll('svg a').length;"), label
+    for name in (SCRIPT, IMAGE, LINK):  # chart labels (axes, legends, gauges) show the names literally too
+        assert name in svg_text, name
 
     browser.find_element(By.LINK_TEXT, "Overview").click()
     wait_for(lambda: browser.find_elements(By.ID, "export-button"))
