@@ -64,9 +64,6 @@ DEMO_DIR := data/demo
 DEMO_ADMIN_PASSWORD ?= salespulse-demo
 DEMO_FRANCE_PASSWORD ?= salespulse-france
 DEMO_LOGINS = log in as demo / $(DEMO_ADMIN_PASSWORD) (admin, every country) or france / $(DEMO_FRANCE_PASSWORD) (France only)
-# Short Spark jobs (the history backfills) start faster with the JVM's quick compiler only; the long-running
-# stream keeps the optimising one.
-SHORT_JVM := SALESPULSE_SPARK__EXTRA_CONF='{"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}'
 demo: export SALESPULSE_PATHS__LANDING = $(DEMO_DIR)/landing
 demo: export SALESPULSE_PATHS__LAKE = $(DEMO_DIR)/lake
 demo: export SALESPULSE_PATHS__CHECKPOINTS = $(DEMO_DIR)/checkpoints
@@ -86,7 +83,7 @@ demo: setup
 	$(BIN)/salespulse simulate --history-days $(DEMO_HISTORY_DAYS) --history-rate $(DEMO_HISTORY_RATE) --quiet
 	@echo "demo: 2/4 loading the sales history into the lake $(DEMO_DIR)/lake with Spark; the dashboard starts"
 	@echo "      as soon as it is in, and the inventory history loads beside the live stream"
-	$(SHORT_JVM) $(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/sales --profile canonical
+	$(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/sales --profile canonical
 	@$(BIN)/salespulse dashboard & dash=$$!; trap 'kill -TERM $$dash 2>/dev/null' EXIT; \
 	echo "demo: dashboard: $(DEMO_LOGINS)"; \
 	echo "demo: 3/4 KPIs by country, read from gold"; \
@@ -96,7 +93,7 @@ demo: setup
 	echo "      beside it; the forecast model trains in the background ($(DEMO_DIR)/train.log) and the stream"; \
 	echo "      forecasts from the next batch after it is promoted."; \
 	echo "      Dashboard: see its URL above; $(DEMO_LOGINS). Ctrl-C stops everything cleanly."; \
-	$(SHORT_JVM) $(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/inventory \
+	$(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/inventory \
 		--profile canonical_inventory > $(DEMO_DIR)/inventory-backfill.json & inv=$$!; \
 	$(BIN)/salespulse simulate --seconds 0 --rate $(DEMO_HISTORY_RATE) --quiet & sim=$$!; \
 	nice -n 10 $(BIN)/salespulse train --quiet > $(DEMO_DIR)/train.log 2>&1 & train=$$!; \
