@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from salespulse.settings import load_settings
+from tests.dashboard.browser import start_chromium
 from tests.lakes import SampleLake, build_sample_lake
 
 
@@ -24,3 +25,10 @@ def lake_copy(sample_lake: SampleLake, tmp_path: Path) -> SampleLake:
     shutil.copytree(sample_lake.lake, tmp_path / "lake")
     settings = load_settings(overrides={"paths.lake": str(tmp_path / "lake"), "paths.models": str(tmp_path / "models")})
     return replace(sample_lake, root=tmp_path, settings=settings)
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    driver = start_chromium(tmp_path / "profile", tmp_path / "downloads")
+    yield driver
+    driver.quit()

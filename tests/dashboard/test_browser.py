@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from werkzeug.serving import make_server
 
-from dashboard.app import create_app
 from dashboard.layout import TABS
-from tests.accounts import PASSWORD, write_accounts
+from tests.accounts import PASSWORD
 from tests.conftest import END_MS, run_simulator
-from tests.dashboard.browser import csp_violations, log_in, start_chromium
+from tests.dashboard.browser import csp_violations, log_in, serve_as_demo, wait_for
 from tests.lakes import SampleLake, backfill_more
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -31,43 +27,9 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
-def wait_for(check: Callable[[], object], timeout: float = 20.0, step: float = 0.2) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {check}")
-        time.sleep(step)
-
-
-def serve(app) -> Iterator[str]:
-    """``app`` on a real threaded HTTP server on a free loopback port; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = make_server("127.0.0.1", port, app.server, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}/"
-    server.shutdown()
-    thread.join(10)
-
-
 @pytest.fixture
 def served(lake_copy: SampleLake) -> Iterator[str]:
-    users = write_accounts(lake_copy.root / "users.json", {"demo": None})
-    settings = lake_copy.settings.model_copy(
-        update={"auth": lake_copy.settings.auth.model_copy(update={"users_file": str(users)})})
-    yield from serve(create_app(settings))
-
-
-@pytest.fixture
-def browser(tmp_path: Path):
-    driver = start_chromium(tmp_path / "profile", tmp_path / "downloads")
-    yield driver
-    driver.quit()
+    yield from serve_as_demo(lake_copy.settings, lake_copy.root / "users.json")
 
 
 def kpi(browser, key: str) -> str:

@@ -12,11 +12,9 @@ import pandas as pd
 import pytest
 from selenium.webdriver.common.by import By
 
-from dashboard.app import create_app
 from dashboard.layout import TABS
-from tests.accounts import PASSWORD, write_accounts
-from tests.dashboard.browser import csp_violations, log_in, start_chromium
-from tests.dashboard.test_browser import serve, wait_for
+from tests.accounts import PASSWORD
+from tests.dashboard.browser import csp_violations, log_in, serve_as_demo, wait_for
 from tests.lakes import SampleLake, build_renamed_lake
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -35,17 +33,7 @@ def hostile_lake(spark, tmp_path_factory: pytest.TempPathFactory) -> SampleLake:
 
 @pytest.fixture
 def served(hostile_lake: SampleLake, tmp_path: Path) -> Iterator[str]:
-    users = write_accounts(tmp_path / "users.json", {"demo": None})
-    settings = hostile_lake.settings.model_copy(
-        update={"auth": hostile_lake.settings.auth.model_copy(update={"users_file": str(users)})})
-    yield from serve(create_app(settings))
-
-
-@pytest.fixture
-def browser(tmp_path: Path):
-    driver = start_chromium(tmp_path / "profile", tmp_path / "downloads")
-    yield driver
-    driver.quit()
+    yield from serve_as_demo(hostile_lake.settings, tmp_path / "users.json")
 
 
 def test_hostile_names_render_as_text_on_every_tab(served: str, browser, tmp_path: Path) -> None:
