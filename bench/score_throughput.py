@@ -106,7 +106,7 @@ def measure(lake: Path, registry: Path) -> str:
 
     direct_rate = rows / direct_s
     table = "\n".join(
-        f"| `mapInPandas`, Arrow batch {batch:,} rows | {seconds:.1f} s | {rows / seconds:,.0f} | "
+        f"| `mapInArrow`, Arrow batch {batch:,} rows | {seconds:.1f} s | {rows / seconds:,.0f} | "
         f"**{(rows / seconds) / direct_rate:.2f}x** |" for batch, seconds in results)
     best_batch, best_s = min(results, key=lambda r: r[1])
     return f"""
@@ -116,7 +116,7 @@ def measure(lake: Path, registry: Path) -> str:
 features each) from the 90-day benchmark lake, model `{version}`. In-process: `Forecaster.predict` on one
 pandas frame (TensorFlow's default threads on both cores). Spark: `local[2]`, the same rows cached as a
 DataFrame in 2 partitions (ids + one feature-vector column, as `series_features` hands them over),
-`spark_jobs.transforms.forecast.score` (`mapInPandas`, model cached per Python
+`spark_jobs.transforms.forecast.score` (`mapInArrow`, model cached per Python
 worker, 1 TF thread per task), output to the `noop` sink; best of two runs after a warm-up each.
 Load average during the Spark runs: {load.summary()}.
 

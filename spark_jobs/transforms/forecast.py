@@ -1,5 +1,5 @@
 """Forecasts in Spark: gold hourly -> series -> feature rows (``applyInPandas``, one group per series) ->
-quantiles (``mapInPandas`` with the model cached per Python worker), then anomalies and stock-out times.
+quantiles (``mapInArrow`` with the model cached per Python worker), then anomalies and stock-out times.
 
 Pure DataFrame functions shared by the stream's refresh and ``salespulse forecast`` (back-testing); the model
 code itself (features, network, scaling) lives in ``model/`` and runs unchanged inside the UDFs.
@@ -12,27 +12,30 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     DoubleType,
     FloatType,
+    IntegerType,
     StringType,
     StructField,
     StructType,
     TimestampType,
 )
 
-from model.features import FEATURE_COLUMNS, HISTORY_HOURS, SHORT, feature_rows
+from model.features import FEATURE_COLUMNS, HISTORY_HOURS, HORIZON_HOURS, SHORT, feature_rows
 from model.features import MEASURES as MODEL_MEASURES  # MEASURES here maps gold measures to prefixes
 
 SERIES_KEY = ("level", "country", "product")
 _IDS = [StructField("level", StringType()), StructField("country", StringType()),
         StructField("product", StringType())]
 QUANTILE_COLUMNS = ("sales_p10", "sales_p50", "sales_p90", "units_p10", "units_p50", "units_p90")
-HORIZONS_SCHEMA = StructType([*_IDS, StructField("origin", TimestampType()),
-                              *[StructField(c, ArrayType(DoubleType(), containsNull=False)) for c in QUANTILE_COLUMNS]])
+FORECAST_SCHEMA = StructType([*_IDS, StructField("origin", TimestampType()), StructField("hour", TimestampType()),
+                              StructField("horizon", IntegerType()),
+                              *[StructField(c, DoubleType()) for c in QUANTILE_COLUMNS]])
 MEASURES = {"sales": "sales", "units_sold": "units"}  # measure -> prefix of its quantile columns
 
 
@@ -79,10 +82,13 @@ def series_features(series: DataFrame, origins: Sequence[datetime]) -> DataFrame
 def score(features: DataFrame, registry: str, version: str, tf_threads: int) -> DataFrame:
     """Quantile forecasts for ``series_features`` rows, one row per series, origin and horizon. The model is
     loaded once per Python worker and kept there by version (PITFALLS 21); TF's thread pools are sized to the
-    task's cores (23); the network is called directly, not through ``predict`` (24). The UDF returns the 24
-    horizons as arrays, one row per input row, and Spark explodes them: Arrow moves 24 times fewer rows."""
+    task's cores (23); the network is called directly, not through ``predict`` (24). ``mapInArrow``, not
+    ``mapInPandas``: the feature vectors arrive as one flat Arrow buffer read as a (rows x features) matrix
+    without a Python object per row, and the 24 horizons leave as plain columns built from numpy arrays
+    (per-row arrays through pandas, then an explode in the JVM, cost more: BENCHMARKS.md)."""
+    n_features = len(FEATURE_COLUMNS)
 
-    def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def predict(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from model.scoring import cached_forecaster, limit_tf_threads
 
         limit_tf_threads(tf_threads)
@@ -90,22 +96,23 @@ def score(features: DataFrame, registry: str, version: str, tf_threads: int) -> 
         # The vector holds FEATURE_COLUMNS; the model may use them in another order or a subset.
         position = {name: i for i, name in enumerate(FEATURE_COLUMNS)}
         wanted = [position[name] for name in forecaster.feature_columns]
-        in_order = wanted == list(range(len(FEATURE_COLUMNS)))
+        in_order = wanted == list(range(n_features))
         scale_columns = [position[f"scale_{SHORT[m]}"] for m in MODEL_MEASURES]
         for batch in batches:
-            vectors = (np.stack(batch[FEATURE_VECTOR].to_numpy()) if len(batch)
-                       else np.zeros((0, len(FEATURE_COLUMNS)), np.float32))
+            rows = batch.num_rows
+            vectors = batch.column(FEATURE_VECTOR).flatten().to_numpy(zero_copy_only=False).reshape(rows, n_features)
             horizons = forecaster.predict_horizon_matrix(vectors if in_order else vectors[:, wanted],
                                                          vectors[:, scale_columns].astype(np.float64))
-            ids = batch[["level", "country", "product", "origin"]].reset_index(drop=True)
-            yield ids.assign(**{name: list(values) for name, values in horizons.items()})
+            repeat = pa.array(np.repeat(np.arange(rows), HORIZON_HOURS))
+            ids = [batch.column(name).take(repeat) for name in (*SERIES_KEY, "origin")]
+            horizon = np.tile(np.arange(1, HORIZON_HOURS + 1, dtype=np.int32), rows)
+            origin_us = ids[-1].cast(pa.int64()).to_numpy(zero_copy_only=False)  # Spark hands timestamps in µs
+            hour = pa.array(origin_us + horizon.astype(np.int64) * 3_600_000_000).cast(ids[-1].type)
+            yield pa.RecordBatch.from_arrays(
+                [*ids, hour, pa.array(horizon), *[pa.array(horizons[c].reshape(-1)) for c in QUANTILE_COLUMNS]],
+                names=FORECAST_SCHEMA.fieldNames())
 
-    wide = features.mapInPandas(predict, HORIZONS_SCHEMA)
-    exploded = wide.select(*SERIES_KEY, "origin", F.posexplode(F.arrays_zip(*QUANTILE_COLUMNS)).alias("i", "q"))
-    return exploded.select(
-        *SERIES_KEY, "origin",
-        F.timestamp_seconds(F.unix_timestamp("origin") + (F.col("i") + 1) * 3600).alias("hour"),
-        (F.col("i") + 1).cast("int").alias("horizon"), *[F.col(f"q.{c}").alias(c) for c in QUANTILE_COLUMNS])
+    return features.mapInArrow(predict, FORECAST_SCHEMA)
 
 
 def latest_forecast_per_hour(forecasts: DataFrame) -> DataFrame:
