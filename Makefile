@@ -15,7 +15,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make demo   set up, then run SalesPulse on this machine (history -> lake -> KPIs, then dashboard + simulator + stream + training live; Ctrl-C stops)"
+	@echo "make demo   set up, then run SalesPulse on this machine (dashboard + simulator + stream live at once, history loaded beside them, then the model trains; Ctrl-C stops)"
 	@echo "make test   set up, then run the whole test suite"
 	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
 	@echo "make lint   ruff over the code"
@@ -81,24 +81,26 @@ demo: setup
 	printf '%s\n' '$(DEMO_ADMIN_PASSWORD)' | $(BIN)/salespulse users add demo --admin --password-stdin
 	printf '%s\n' '$(DEMO_FRANCE_PASSWORD)' | $(BIN)/salespulse users add france --countries France --password-stdin
 	$(BIN)/salespulse simulate --history-days $(DEMO_HISTORY_DAYS) --history-rate $(DEMO_HISTORY_RATE) --quiet
-	@echo "demo: 2/4 loading the sales history into the lake $(DEMO_DIR)/lake with Spark; the dashboard starts"
-	@echo "      as soon as it is in, and the inventory history loads beside the live stream"
-	$(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/sales --profile canonical
-	@$(BIN)/salespulse dashboard & dash=$$!; trap 'kill -TERM $$dash 2>/dev/null' EXIT; \
-	echo "demo: dashboard: $(DEMO_LOGINS)"; \
-	echo "demo: 3/4 KPIs by country, read from gold"; \
-	$(BIN)/salespulse kpis --by country || exit 1; \
-	echo "demo: 4/4 live: the simulator lands a file every second (at the history's rate, so forecasts and stock"; \
-	echo "      stay comparable) and the stream loads them (one line per batch); the inventory history loads"; \
-	echo "      beside it; the forecast model trains in the background ($(DEMO_DIR)/train.log) and the stream"; \
-	echo "      forecasts from the next batch after it is promoted."; \
-	echo "      Dashboard: see its URL above; $(DEMO_LOGINS). Ctrl-C stops everything cleanly."; \
-	$(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/inventory \
-		--profile canonical_inventory > $(DEMO_DIR)/inventory-backfill.json & inv=$$!; \
+	@echo "demo: 2/4 live first: the dashboard, the simulator (a file every second, at the history's rate) and the"
+	@echo "      stream (one line per batch) start now, so live KPIs show within a minute or so; the history loads"
+	@echo "      beside them ($(DEMO_DIR)/history-backfill.log), then the forecast model trains in the background"
+	@echo "      ($(DEMO_DIR)/train.log) and the stream forecasts from the next batch after it is promoted."
+	@echo "      Dashboard: its URL follows as soon as the lake has its first data; $(DEMO_LOGINS). Ctrl-C stops everything cleanly."
+	@stop_tree() { for child in $$(pgrep -P $$1 2>/dev/null); do stop_tree $$child; done; kill -TERM $$1 2>/dev/null; }; \
+	( until [ -f $(DEMO_DIR)/lake/_manifest.json ]; do sleep 1; done; exec $(BIN)/salespulse dashboard ) & dash=$$!; \
 	$(BIN)/salespulse simulate --seconds 0 --rate $(DEMO_HISTORY_RATE) --quiet & sim=$$!; \
-	nice -n 10 $(BIN)/salespulse train --quiet > $(DEMO_DIR)/train.log 2>&1 & train=$$!; \
+	( $(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/sales --profile canonical \
+			> $(DEMO_DIR)/history-backfill.log 2>&1 || { echo "demo: the sales history did not load: see $(DEMO_DIR)/history-backfill.log" >&2; exit 1; }; \
+	  echo "demo: 3/4 the sales history is in the lake; KPIs by country, read from gold:"; \
+	  $(BIN)/salespulse kpis --by country; \
+	  echo "demo: 4/4 training the forecast model in the background; loading the inventory history"; \
+	  nice -n 10 $(BIN)/salespulse train --quiet > $(DEMO_DIR)/train.log 2>&1 & \
+	  $(BIN)/salespulse backfill --input $(DEMO_DIR)/landing/history/inventory --profile canonical_inventory \
+			>> $(DEMO_DIR)/history-backfill.log 2>&1; \
+	  wait ) & history=$$!; \
+	trap 'stop_tree $$dash; stop_tree $$history' EXIT; \
 	$(BIN)/salespulse stream; code=$$?; \
-	kill -TERM $$sim $$train $$inv 2>/dev/null; wait $$sim $$train $$inv; \
+	kill -TERM $$sim 2>/dev/null; stop_tree $$history; wait $$sim $$history; \
 	$(BIN)/salespulse kpis --by country; exit $$code
 
 # pytest's own exit code decides: 5 (nothing collected) fails the run like any failure.

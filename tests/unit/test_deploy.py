@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,6 +30,7 @@ import pyspark
 import pytest
 import yaml
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from salespulse.cli import main
 from salespulse.serving import gunicorn_options, serving_environment
@@ -337,6 +339,34 @@ def test_gunicorn_serves_the_app_with_the_project_config(tmp_path: Path) -> None
     requests = [json.loads(line) for line in text.splitlines() if line.startswith("{") and '"request"' in line]
     assert any(r["path"] == "/" and r["status"] == 302 and r["request_id"] for r in requests), text
     assert not any("range=" in line for line in text.splitlines())
+
+
+def test_gunicorn_metrics_sum_every_workers_requests(tmp_path: Path) -> None:
+    """/metrics under gunicorn counts the requests of both workers, not only those of the worker that answers the
+    scrape (prometheus_client's multiprocess mode, set up by conf/gunicorn.conf.py)."""
+    lake, port, metrics_dir = tmp_path / "lake", _free_port(), tmp_path / "metrics"
+    lake.mkdir()
+    metrics_dir.mkdir()
+    env = _server_env(lake, port, SALESPULSE_DASHBOARD__WORKERS="2", SALESPULSE_DASHBOARD__THREADS="2",
+                      PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    cmd = [sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", "dashboard.app:server"]
+    url = f"http://127.0.0.1:{port}"
+    with _serve(cmd, env, tmp_path / "gunicorn.log", port):
+        sent, deadline = 0, time.monotonic() + 30
+        with ThreadPoolExecutor(8) as pool:
+            # until both workers have answered some (each writes its own per-pid files in the folder)
+            while len({f.stem.rsplit("_", 1)[1] for f in metrics_dir.glob("histogram_*.db")}) < 2:
+                assert time.monotonic() < deadline, "one gunicorn worker answered every request"
+                statuses = list(pool.map(lambda _: _get(url + "/healthz")[0], range(16)))
+                assert statuses == [200] * 16
+                sent += 16
+        status, _, text = _get(url + "/metrics")
+    assert status == 200
+    counted = sum(sample.value for family in text_string_to_metric_families(text)
+                  for sample in family.samples
+                  if sample.name == "salespulse_http_request_duration_seconds_count"
+                  and sample.labels.get("route") == "/healthz")
+    assert counted == sent
 
 
 def test_cli_dashboard_prod_execs_gunicorn(tmp_path: Path) -> None:
