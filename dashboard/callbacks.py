@@ -326,8 +326,18 @@ def guarded(outputs: Callable[..., tuple[Any, ...]], size: int, *args: Any) -> t
 
 
 def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> None:
+    page = app.layout
+
+    def page_at_current_version() -> Any:
+        """The page opens knowing the data version, so no first poll has to answer before its tabs fill."""
+        tree = page()
+        tree[ids.DATA_VERSION].data = repo.data_version()
+        return tree
+
+    app.layout = page_at_current_version
+
     @app.callback(Output(ids.DATA_VERSION, "data"), Input(ids.REFRESH, "n_intervals"),
-                  State(ids.DATA_VERSION, "data"))
+                  State(ids.DATA_VERSION, "data"), prevent_initial_call=True)
     def poll_data_version(_: int | None, known: str | None) -> Any:
         version = repo.data_version()
         return no_update if version == known else version
@@ -375,7 +385,8 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
         view = with_clicked(parse_query(applied), trigger["dimension"], value)
         return to_query(view, repo.newest_hour())
 
-    @app.callback(Output(ids.TAB_CONTENT, "children"), Input(ids.TABS, "active_tab"))
+    @app.callback(Output(ids.TAB_CONTENT, "children"), Input(ids.TABS, "active_tab"),
+                  prevent_initial_call=True)  # the page opens with the first tab's frame
     def show_tab(tab: str) -> Any:
         return render_tab(tab)
 
