@@ -109,7 +109,7 @@ def overview_outputs(repo: LakeRepository, query: str | None, settings: Dashboar
         previous = submit_as_viewer(pool, repo.kpis, where.previous()) if where.start and where.end else None
         finest = submit_as_viewer(pool, repo.sales_by, where, ("country", "product"))  # breakdowns sum it
         months = submit_as_viewer(pool, repo.sales_over_time, where, "month")
-        trend = submit_as_viewer(pool, repo.sales_over_time, where, grain, ("country",))
+        trend = submit_as_viewer(pool, repo.sales_over_time, where, grain, ("country",), ("sales",))
         cards = render_kpi_cards(figures.kpi_card_values(current.result(), previous and previous.result()))
         segments = repo.sales_by(where, ("segment",))
         countries = repo.sales_by(where, ("country",))
