@@ -9,8 +9,10 @@ and shows a warning instead (``no_update``).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +34,7 @@ log = logging.getLogger("salespulse.errors")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so as a formula
 ADMINS_ONLY = ("Pipeline figures and rejected rows count every country: they are shown to administrators only. "
                "The charts below cover your countries.")
+OVERVIEW_QUERY_THREADS = 4  # the Overview's independent queries (cards now and before, breakdowns, months, trend)
 NO_FORECASTS = "No forecasts yet — run `salespulse train` to train and publish the forecasting model."
 
 
@@ -88,19 +91,31 @@ def _where(repo: LakeRepository, query: str | None) -> tuple[ViewFilters, SalesF
     return view, period(view, repo.newest_hour()), query or "default"
 
 
+def submit_as_viewer(pool: ThreadPoolExecutor, read: Callable[..., Any], *args: Any) -> Future[Any]:
+    """``read(*args)`` on ``pool`` in a copy of this thread's context: the repository asks the request's user
+    for the countries they may see (row-level security, from Flask's request context, which lives in context
+    variables); a bare pool thread has no request, which would read as an administrator."""
+    return pool.submit(contextvars.copy_context().run, read, *args)
+
+
 # -- tabs ----------------------------------------------------------------------------------------------------
 def overview_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
     view, where, revision = _where(repo, query)
     grain, _ = effective_grain(where, view.grain)
-    current = repo.kpis(where)
-    previous = repo.kpis(where.previous()) if where.start and where.end else None
-    cards = render_kpi_cards(figures.kpi_card_values(current, previous))
-    segments = repo.sales_by(where, ("segment",))
-    countries = repo.sales_by(where, ("country",))
-    months = repo.sales_over_time(where, "month")
-    products = repo.sales_by(where, ("product",))
-    trend = repo.sales_over_time(where, grain, ("country",))
-    top = repo.sales_by(where, ("country", "product")).nlargest(settings.top_n, "sales")
+    # The independent queries run side by side (each on its own DuckDB cursor; DuckDB releases the GIL): a
+    # filter change waits for the slowest one instead of their sum.
+    with ThreadPoolExecutor(max_workers=OVERVIEW_QUERY_THREADS) as pool:
+        current = submit_as_viewer(pool, repo.kpis, where)
+        previous = submit_as_viewer(pool, repo.kpis, where.previous()) if where.start and where.end else None
+        finest = submit_as_viewer(pool, repo.sales_by, where, ("country", "product"))  # breakdowns sum it
+        months = submit_as_viewer(pool, repo.sales_over_time, where, "month")
+        trend = submit_as_viewer(pool, repo.sales_over_time, where, grain, ("country",), ("sales",))
+        cards = render_kpi_cards(figures.kpi_card_values(current.result(), previous and previous.result()))
+        segments = repo.sales_by(where, ("segment",))
+        countries = repo.sales_by(where, ("country",))
+        products = repo.sales_by(where, ("product",))
+        top = finest.result().nlargest(settings.top_n, "sales")
+        months, trend = months.result(), trend.result()
     top = top.assign(margin=top["profit"] / top["sales"].where(top["sales"] != 0))
     zone = settings.time_zone
     return (cards,
@@ -311,8 +326,18 @@ def guarded(outputs: Callable[..., tuple[Any, ...]], size: int, *args: Any) -> t
 
 
 def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> None:
+    page = app.layout
+
+    def page_at_current_version() -> Any:
+        """The page opens knowing the data version, so no first poll has to answer before its tabs fill."""
+        tree = page()
+        tree[ids.DATA_VERSION].data = repo.data_version()
+        return tree
+
+    app.layout = page_at_current_version
+
     @app.callback(Output(ids.DATA_VERSION, "data"), Input(ids.REFRESH, "n_intervals"),
-                  State(ids.DATA_VERSION, "data"))
+                  State(ids.DATA_VERSION, "data"), prevent_initial_call=True)
     def poll_data_version(_: int | None, known: str | None) -> Any:
         version = repo.data_version()
         return no_update if version == known else version
@@ -360,7 +385,8 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
         view = with_clicked(parse_query(applied), trigger["dimension"], value)
         return to_query(view, repo.newest_hour())
 
-    @app.callback(Output(ids.TAB_CONTENT, "children"), Input(ids.TABS, "active_tab"))
+    @app.callback(Output(ids.TAB_CONTENT, "children"), Input(ids.TABS, "active_tab"),
+                  prevent_initial_call=True)  # the page opens with the first tab's frame
     def show_tab(tab: str) -> Any:
         return render_tab(tab)
 

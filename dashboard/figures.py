@@ -11,6 +11,7 @@ import functools
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -84,6 +85,12 @@ def local_time(times: pd.Series, time_zone: str) -> pd.Series:
     if series.dt.tz is None:
         series = series.dt.tz_localize("UTC")
     return series.dt.tz_convert(time_zone).dt.tz_localize(None)
+
+
+def iso_text(times: pd.Series) -> pd.Series:
+    """Naive timestamps as the ISO text Plotly's JSON encoder writes for them, made in one vectorised step: the
+    encoder converts a Timestamp at a time (~15 µs each, 150 ms for a 90-day hourly trend by country)."""
+    return pd.Series(np.datetime_as_string(times.to_numpy(), unit="s"), index=times.index)
 
 
 # -- KPI cards -----------------------------------------------------------------------------------------------
@@ -170,8 +177,8 @@ def trend_by_figure(frame: pd.DataFrame, dimension: str, title: str, revision: s
     """One line per category over time (``period`` in UTC, shown in ``time_zone``)."""
     if frame.empty:
         return empty_figure("no sales for these filters", revision)
-    times = local_time(frame["period"], time_zone)
-    traces = [{"type": "scatter", "x": times[series.index], "y": series[measure].to_numpy(),
+    times = iso_text(local_time(frame["period"], time_zone))
+    traces = [{"type": "scatter", "x": times[series.index].tolist(), "y": series[measure].tolist(),
                "name": plain_text(value), "mode": "lines", "line": {"color": COLORS.get(value)},
                "customdata": [value] * len(series),
                "hovertemplate": f"{plain_text(value)}: $%{{y:,.2f}}<br>%{{x}}<extra></extra>"}

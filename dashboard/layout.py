@@ -14,6 +14,7 @@ from salespulse.users import User
 
 TABS = {"overview": "Overview", "trends": "Sales trends", "customers": "Customer engagement",
         "inventory": "Inventory", "quality": "Data quality & pipeline"}
+FIRST_TAB = "overview"
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
 
@@ -32,8 +33,10 @@ def render_page(settings: DashboardSettings, user: User | None, countries: tuple
                 dbc.Col(render_filters(settings, countries), lg=3, xl=2, className="mb-3"),
                 dbc.Col([
                     dbc.Tabs([dbc.Tab(label=label, tab_id=key) for key, label in TABS.items()],
-                             id=ids.TABS, active_tab="overview", className="mb-3"),
-                    html.Div(id=ids.TAB_CONTENT),
+                             id=ids.TABS, active_tab=FIRST_TAB, className="mb-3"),
+                    # the first tab's frame is in the page, so its charts are filled without waiting for a
+                    # tab switch round trip (and Dash loads the graph and table code with the layout)
+                    html.Div(render_tab(FIRST_TAB), id=ids.TAB_CONTENT),
                 ], lg=9, xl=10),
             ]),
         ], fluid=True),

@@ -81,7 +81,7 @@ def test_overview_cards_and_charts_match_pandas_over_the_source_files(repo: Lake
                                                                       query: str) -> None:
     rows = expected(truth, query, repo.newest_hour())
     assert len(rows) > 0, "the filter combination must select some sales"
-    cards, segment_donut, country_pie, _, products, _, top, _ = callbacks.overview_outputs(repo, query, SETTINGS)
+    cards, segment_donut, country_pie, _, products, trend, top, _ = callbacks.overview_outputs(repo, query, SETTINGS)
     segment_donut, country_pie, products = (go.Figure(f) for f in (segment_donut, country_pie, products))
     shown = texts(cards)
     assert format_kpi("total_sales", round(rows["sales"].sum(), 2)) in shown
@@ -95,6 +95,8 @@ def test_overview_cards_and_charts_match_pandas_over_the_source_files(repo: Lake
     pie = dict(zip(country_pie.data[0].labels, country_pie.data[0].values, strict=True))
     assert {k: cents(round(v, 2)) for k, v in pie.items()} == {k: cents(round(v, 2)) for k, v in by_country.items()}
     assert cents(round(sum(segment_donut.data[0].values), 2)) == cents(round(rows["sales"].sum(), 2))
+    lines = {trace["customdata"][0]: sum(trace["y"]) for trace in trend["data"]}
+    assert lines == pytest.approx(by_country.to_dict(), abs=0.01)  # the trend covers every sale once
     units = dict(zip(products.data[1].x, products.data[1].y, strict=True))
     assert units == pytest.approx(rows.groupby("product")["units_sold"].sum().to_dict())
     best = rows.groupby(["country", "product"])["sales"].sum().nlargest(1)
