@@ -33,7 +33,7 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
     install_auth(app.server, settings.auth, settings.dashboard.production)
 
     def layout() -> html.Div:  # a function: rebuilt per page load (PITFALLS 30), for the logged-in user
-        return render_page(settings.dashboard, viewer(), repo.countries())
+        return render_page(settings.dashboard, viewer(), repo.countries(), repo.data_version())
 
     app.layout = layout
     callbacks.register(app, repo, settings.dashboard)

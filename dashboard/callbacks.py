@@ -326,16 +326,6 @@ def guarded(outputs: Callable[..., tuple[Any, ...]], size: int, *args: Any) -> t
 
 
 def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> None:
-    page = app.layout
-
-    def page_at_current_version() -> Any:
-        """The page opens knowing the data version, so no first poll has to answer before its tabs fill."""
-        tree = page()
-        tree[ids.DATA_VERSION].data = repo.data_version()
-        return tree
-
-    app.layout = page_at_current_version
-
     @app.callback(Output(ids.DATA_VERSION, "data"), Input(ids.REFRESH, "n_intervals"),
                   State(ids.DATA_VERSION, "data"), prevent_initial_call=True)
     def poll_data_version(_: int | None, known: str | None) -> Any:

@@ -18,13 +18,15 @@ FIRST_TAB = "overview"
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
 
-def render_page(settings: DashboardSettings, user: User | None, countries: tuple[str, ...]) -> html.Div:
+def render_page(settings: DashboardSettings, user: User | None, countries: tuple[str, ...],
+                data_version: str | None = None) -> html.Div:
     """The whole page for ``user`` (None: no login, as in tests), whose country filter offers ``countries``;
-    built per request (``app.layout`` is a function, PITFALLS 30)."""
+    built per request (``app.layout`` is a function, PITFALLS 30). The page opens knowing ``data_version``, so
+    no first poll has to answer before its tabs fill."""
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Interval(id=ids.REFRESH, interval=int(settings.refresh_seconds * 1000)),
-        dcc.Store(id=ids.DATA_VERSION),
+        dcc.Store(id=ids.DATA_VERSION, data=data_version),
         dcc.Store(id=ids.FILTERS),
         dcc.Download(id=ids.EXPORT_DOWNLOAD),
         render_header(settings, user),
