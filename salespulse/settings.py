@@ -187,6 +187,9 @@ class DashboardSettings(_Section):
     stale_amber_seconds: float = Field(default=30.0, gt=0)
     stale_red_seconds: float = Field(default=120.0, gt=0)
     top_n: int = Field(default=10, ge=1, le=100, description="rows of the top-N table")
+    # Responses of the deterministic callbacks kept per process for the current data version (dashboard/
+    # response_cache.py, docs/dashboard.md); 0 turns the cache off.
+    response_cache_entries: int = Field(default=256, ge=0, description="cached callback responses per process")
     # Production mode (`salespulse dashboard --prod`, gunicorn): no built-in demo accounts or secrets, secure
     # cookies; every secret must come from the environment.
     production: bool = False
