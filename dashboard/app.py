@@ -16,6 +16,7 @@ from dashboard.headers import install_security_headers
 from dashboard.ingest_api import register_ingest_api
 from dashboard.layout import render_page
 from dashboard.monitoring import register_monitoring
+from dashboard.response_cache import ResponseCache, install_response_cache
 from salespulse.settings import Settings, load_settings
 
 ASSETS = Path(__file__).resolve().parent / "assets"  # the Bootswatch "flatly" theme, served locally (no CDN)
@@ -37,6 +38,10 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
 
     app.layout = layout
     callbacks.register(app, repo, settings.dashboard)
+    if settings.dashboard.response_cache_entries:  # after the login guard: only logged-in requests reach it
+        install_response_cache(app.server, ResponseCache(settings.dashboard.response_cache_entries),
+                               repo.data_version, repo.viewer_countries, callbacks.CACHEABLE_OUTPUTS,
+                               callbacks.READ_WARNINGS.values())
     install_security_headers(app.server, app.csp_hashes(), settings.dashboard.production)
     register_ingest_api(app.server, settings)
     return app

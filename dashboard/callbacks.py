@@ -312,6 +312,13 @@ TAB_OUTPUTS: dict[str, tuple[Callable[..., tuple[Any, ...]], list[Output]]] = {
         Output(ids.QUARANTINE_TABLE, "data"), Output(ids.QUARANTINE_TABLE, "columns"),
         Output(ids.MODEL_NOTE, "children"), Output(ids.MODEL_CHART, "figure")]),
 }
+# Each tab callback's last output: its read warning, non-empty exactly when the read failed (``guarded``).
+READ_WARNINGS = {name: Output(ids.warning(name), "children") for name in TAB_OUTPUTS}
+# The callbacks whose response is a pure function of the request body, the data version and the viewer's countries,
+# each named by an output only it writes; dashboard/response_cache.py serves them from its cache. Not here: the
+# header ("N s ago"), the version poll (one stat) and the Quality tab, which also shows the stream's status file,
+# the backfill reports and the model registry: those change without a new data version.
+CACHEABLE_OUTPUTS = (Output(ids.FILTERS, "data"), *(w for name, w in READ_WARNINGS.items() if name != "quality"))
 
 
 def guarded(outputs: Callable[..., tuple[Any, ...]], size: int, *args: Any) -> tuple[Any, ...]:
@@ -384,7 +391,7 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
         return lambda _version, query: guarded(outputs, size, repo, query, settings)
 
     for name, (outputs, targets) in TAB_OUTPUTS.items():
-        app.callback(*targets, Output(ids.warning(name), "children"),
+        app.callback(*targets, READ_WARNINGS[name],
                      Input(ids.DATA_VERSION, "data"), Input(ids.FILTERS, "data"))(tab_callback(outputs, len(targets)))
 
     @app.callback(Output(ids.EXPORT_DOWNLOAD, "data"), Input(ids.EXPORT_BUTTON, "n_clicks"),

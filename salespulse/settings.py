@@ -187,13 +187,17 @@ class DashboardSettings(_Section):
     stale_amber_seconds: float = Field(default=30.0, gt=0)
     stale_red_seconds: float = Field(default=120.0, gt=0)
     top_n: int = Field(default=10, ge=1, le=100, description="rows of the top-N table")
+    # Responses of the deterministic callbacks kept per process for the current data version (dashboard/
+    # response_cache.py, docs/dashboard.md); 0 turns the cache off.
+    response_cache_entries: int = Field(default=256, ge=0, description="cached callback responses per process")
     # Production mode (`salespulse dashboard --prod`, gunicorn): no built-in demo accounts or secrets, secure
     # cookies; every secret must come from the environment.
     production: bool = False
     # `salespulse dashboard --prod` / conf/gunicorn.conf.py (docs/deploy.md). Workers do not share memory: each
-    # keeps its own per-data-version cache (PITFALLS 29), so more workers cost memory, threads are cheap.
-    workers: int = Field(default=2, ge=1, le=64, description="gunicorn worker processes")
-    threads: int = Field(default=4, ge=1, le=64, description="threads per gunicorn worker")
+    # keeps its own per-data-version caches and computes each new version's results itself (PITFALLS 29), so more
+    # workers cost memory and CPU, threads are cheap. One worker x 8 threads measured best on 2 cores.
+    workers: int = Field(default=1, ge=1, le=64, description="gunicorn worker processes")
+    threads: int = Field(default=8, ge=1, le=64, description="threads per gunicorn worker")
     timeout_seconds: int = Field(default=60, ge=1, description="a worker silent this long is restarted")
     graceful_timeout_seconds: int = Field(default=30, ge=1, description="on stop: time to finish requests")
     forwarded_allow_ips: str = Field(default="127.0.0.1", description="proxies trusted for X-Forwarded-Proto")
