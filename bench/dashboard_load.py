@@ -2,7 +2,7 @@
 MINUTES against gunicorn on loopback while the stream writes (issue 7, item 10; targets: p95 callback latency
 <= 300 ms, 0 errors, memory stable).
 
-Usage: python bench/dashboard_load.py [--sessions 50] [--minutes 5] [--interval 2] [--workers 2] [--threads 4]
+Usage: python bench/dashboard_load.py [--sessions 50] [--minutes 5] [--interval 2] [--workers W] [--threads T]
 [--history-days 3] [--rate 5] [--workdir data/bench/load]. As `make demo` does, in WORKDIR (reset each run): the
 simulator writes HISTORY_DAYS of history, `salespulse backfill` loads it, then the simulator lands live files
 at RATE sales events/s and `salespulse stream` loads them while the dashboard runs under gunicorn
@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from salespulse.cli import main as salespulse_cli  # noqa: E402
 from salespulse.lake import MANIFEST, STATUS  # noqa: E402
+from salespulse.settings import DashboardSettings  # noqa: E402
 
 TARGET_P95_MS = 300
 VERSION_OUTPUT = "data-version.data"
@@ -228,8 +229,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--minutes", type=float, default=5)
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between a session's polls")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (dashboard.workers)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker (dashboard.threads)")
+    served = DashboardSettings()  # the production defaults of conf/default.yaml's dashboard section
+    parser.add_argument("--workers", type=int, default=served.workers, help="gunicorn workers (dashboard.workers)")
+    parser.add_argument("--threads", type=int, default=served.threads, help="threads per worker (dashboard.threads)")
     parser.add_argument("--history-days", type=float, default=3)
     parser.add_argument("--rate", type=float, default=5, help="live sales events per second while measuring")
     parser.add_argument("--workdir", type=Path, default=ROOT / "data" / "bench" / "load")
