@@ -86,6 +86,12 @@ def controls_for(view: ViewFilters, newest: datetime | None) -> tuple[Any, ...]:
             list(view.bands), view.grain, query, query, label)
 
 
+def only_changed(values: tuple[Any, ...], shown: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``no_update`` for every output already showing its value (``shown`` pairs with the first values): the
+    browser re-renders no control needlessly and the tabs are not re-triggered by an unchanged filters store."""
+    return tuple(no_update if i < len(shown) and value == shown[i] else value for i, value in enumerate(values))
+
+
 def _where(repo: LakeRepository, query: str | None) -> tuple[ViewFilters, SalesFilter, str]:
     view = parse_query(query)
     return view, period(view, repo.newest_hour()), query or "default"
@@ -369,7 +375,8 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
         else:
             view = filters_from_controls(preset, start, end, countries, segments, products, bands,
                                          grain or "day", bool(triggered & {ids.DATES}))
-        return controls_for(view, repo.newest_hour())
+        shown = (preset, start, end, countries, segments, products, bands, grain, search, applied)
+        return only_changed(controls_for(view, repo.newest_hour()), shown)
 
     @app.callback(Output(ids.URL, "search", allow_duplicate=True),
                   Input(ids.clickable(ALL, ALL), "clickData"), State(ids.FILTERS, "data"),
