@@ -289,9 +289,11 @@ def main() -> None:
             for thread in threads:
                 thread.start()
             rss_by_minute = []  # total RSS of the workers once a minute: growth that levels off is a cache filling
-            while any(thread.is_alive() for thread in threads):
-                threads[0].join(timeout=60)
+            while time.monotonic() + 60 <= until:
+                time.sleep(60)
                 rss_by_minute.append(sum(worker_rss_mb(server)))
+            for thread in threads:
+                thread.join()
             rss_end = worker_rss_mb(server)
             batches = stream_batches(lake) - batches_start
         finally:
@@ -327,7 +329,8 @@ def body(r: dict[str, Any], load: str) -> str:
         return f"| {name} | {s['n']:,} | {s['p50']:,.0f} | {s['p95']:,.0f} | {s['max']:,.0f} |"
 
     growth = sum(r["rss_end"]) / sum(r["rss_start"]) - 1 if r["rss_start"] else 0.0
-    rss_minutes = " -> ".join(f"{v:,.0f}" for v in [sum(r["rss_start"]), *r.get("rss_by_minute", [])])
+    rss_minutes = " -> ".join(f"{v:,.0f}" for v in [sum(r["rss_start"]), *r.get("rss_by_minute", []),
+                                                     sum(r["rss_end"])])
     rss = " / ".join(f"{a:,.0f} -> {b:,.0f}" for a, b in zip(r["rss_start"], r["rss_end"], strict=False))
     dry = "" if r["sessions"] >= 50 and r["minutes"] >= 5 else (
         f"\n**Dry run** ({r['sessions']} sessions, {r['minutes']:g} min): fewer or shorter than the issue's 50 "
@@ -363,7 +366,7 @@ table). Wall time per request at the client, ms. Load average during the run: {l
 | p95 of the Overview update alone (runs only when the data changed) | {overview_p95} |
 | **errors** | **{r['errors']}** (target 0: {met(r['errors'] == 0)}); first: {errors} |
 | **RSS of the gunicorn workers**, start -> end, MB | {rss} ({growth:+.0%} in total) |
-| RSS of the workers in total, then after each minute, MB | {rss_minutes} |
+| RSS of the workers in total: start, each minute, end, MB | {rss_minutes} |
 """
 
 
