@@ -6,9 +6,9 @@ for the same filters.
 Usage: python bench/dashboard_latency.py [--days 90] [--rate 1.1] [--workdir data/bench/dashboard]
 [--filters 50] [--loads 5]. Builds the lake with the real commands (`salespulse simulate`, then `salespulse
 backfill` for sales and for inventory) unless WORKDIR/lake already holds one, starts `salespulse dashboard` as
-a user does, and talks to it only over HTTP: the browser's own request (captured from Chromium's network log)
-is replayed with ~50 different filters, each new to the server's cache. Writes the 'dashboard' section of
-BENCHMARKS.md.
+a user does, and talks to it only over HTTP: the Overview's callback request, built from the app's
+/_dash-dependencies as the renderer builds it, is replayed with ~50 different filters, each new to the server's
+cache. Writes the 'dashboard' section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -173,6 +173,10 @@ class Dashboard:
         seconds = time.perf_counter() - began
         return seconds, json.loads(payload)
 
+    def dependencies(self) -> list[dict[str, Any]]:
+        with self.client.open(self.url + "_dash-dependencies", timeout=30) as response:
+            return json.loads(response.read())
+
     def memory(self) -> tuple[float, float]:
         """(current RSS, peak RSS) in MB of the dashboard process."""
         rss = psutil.Process(self.proc.pid).memory_info().rss / 1e6
@@ -246,6 +250,25 @@ def browser_load(url: str, tmp: Path, index: int) -> Load:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def renderer_body(dependencies: list[dict[str, Any]], output: str, values: dict[str, Any],
+                  changed: list[str]) -> dict[str, Any]:
+    """The request the Dash renderer sends for the callback with ``output`` among its outputs, built from the
+    app's /_dash-dependencies as the renderer builds it, with ``values`` for its inputs and states (by id): for
+    the callbacks a page load no longer sends (the Overview arrives filled in the layout)."""
+    dependency = next(d for d in dependencies if output in d["output"])
+
+    def prop(spec: str) -> dict[str, Any]:
+        ident, name = spec.rsplit(".", 1)
+        return {"id": json.loads(ident) if ident.startswith("{") else ident, "property": name}
+
+    outputs = [prop(s) for s in dependency["output"].strip(".").split("...")]
+    return {"output": dependency["output"],
+            "outputs": outputs if dependency["output"].startswith("..") else outputs[0],  # one output: not a list
+            "inputs": [{**i, "value": values.get(i["id"])} for i in dependency["inputs"]],
+            "state": [{**s, "value": values.get(s["id"])} for s in dependency["state"]],
+            "changedPropIds": changed}
 
 
 def captured(loads: list[Load], output: str) -> dict[str, Any]:
@@ -336,7 +359,10 @@ def main() -> None:
             # no one opened before (every query of the callback a cache miss).
             default_loads = [browser_load(app.url + default_url, Path(tmp), i) for i in range(args.loads)]
             fresh_loads = [browser_load(app.url + q, Path(tmp), 100 + i) for i, q in enumerate(fresh_urls)]
-            overview, sync = captured(default_loads, OVERVIEW_OUTPUT), captured(default_loads, SYNC_OUTPUT)
+            sync = captured(default_loads, SYNC_OUTPUT)
+            overview = renderer_body(app.dependencies(), OVERVIEW_OUTPUT,
+                                     {"filters-store": to_query(parse_query(default_url), newest)},
+                                     ["filters-store.data"])
 
             miss, hit, chain = [], [], []
             for query in queries:  # each filter new to the server: every query of the callback misses the cache
@@ -408,7 +434,8 @@ threaded server, one process; started in {r['start_s']:.1f} s) and is driven ove
 the run: {load}.
 
 **Server side.** The Overview's tab callback (cards, five charts, top table: the callback a filter change runs)
-replayed from the request body Chromium sent (captured from its network log) with {len(r['queries'])} different
+replayed from the request body the renderer sends (built from the app's `/_dash-dependencies`; the filter sync's
+body is the one Chromium sent, from its network log) with {len(r['queries'])} different
 filter states (presets 7d/30d/90d/today/last-hour and custom ranges of 1-60 days; 0-3 countries, segments,
 products, discount bands; minute to month grains), each new to the server, so every query of the callback
 misses the per-version cache (the data version does not change). Wall time per request at the client, ms:

@@ -10,8 +10,9 @@ at RATE sales events/s and `salespulse stream` loads them while the dashboard ru
 the run's own users file; each session logs in with its own cookie jar (POST /login). A server without /login
 (before login existed) is polled without logging in, and the report says so.
 
-Each poll replays what an open page sends, from the bodies Chromium sent (captured from its network log by
-bench/dashboard_latency.py's helpers): the interval's data-version check and header refresh, and, when the
+Each poll replays what an open page sends, with the request bodies the renderer builds from the app's
+/_dash-dependencies (bench/dashboard_latency.py's `renderer_body`; one Chromium load first checks that the page
+draws): the interval's data-version check and header refresh, and, when the
 version changed, the filter sync and the Overview tab's update callback. Writes the 'load' section of
 BENCHMARKS.md.
 """
@@ -45,16 +46,18 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dashboard_latency
 from _report import LoadWatch, publish
-from dashboard_latency import OVERVIEW_OUTPUT, SYNC_OUTPUT, browser_load, captured, check_overview, stats_ms
+from dashboard_latency import OVERVIEW_OUTPUT, SYNC_OUTPUT, browser_load, check_overview, renderer_body, stats_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from dashboard import ids  # noqa: E402
 from salespulse.cli import main as salespulse_cli  # noqa: E402
 from salespulse.lake import MANIFEST, STATUS  # noqa: E402
 from salespulse.settings import DashboardSettings  # noqa: E402
 
 TARGET_P95_MS = 300
 VERSION_OUTPUT = "data-version.data"
+PAGE_QUERY = "range=30d&grain=day"  # the page every session has open
 HEADER_OUTPUT = "header-freshness.children"
 # Who logs in: half the sessions as an admin (every country), half as a France-only user (row-level security on
 # every query). Once the login exists, dashboard_latency.browser_load signs Chromium in as its BENCH_USER admin.
@@ -146,6 +149,16 @@ def with_values(template: dict[str, Any], values: dict[str, Any], changed: list[
     return body
 
 
+def page_bodies(dependencies: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The requests an open page of PAGE_QUERY sends, as the renderer builds them; each poll fills in its values."""
+    controls = {ids.URL: "?" + PAGE_QUERY, ids.PRESET: "30d", ids.GRAIN: "day", ids.COUNTRY: [], ids.SEGMENT: [],
+                ids.PRODUCT: [], ids.BAND: []}
+    return {"poll": renderer_body(dependencies, VERSION_OUTPUT, {}, []),
+            "header": renderer_body(dependencies, HEADER_OUTPUT, {}, []),
+            "sync": renderer_body(dependencies, SYNC_OUTPUT, controls, []),
+            "overview": renderer_body(dependencies, OVERVIEW_OUTPUT, {}, [])}
+
+
 @dataclass
 class Results:
     seconds: dict[str, list[float]] = field(default_factory=lambda: {"version check": [], "header": [],
@@ -166,12 +179,20 @@ class Results:
 class Session:
     """One open page: its own cookie jar, logged in once, then the page's polls."""
 
-    def __init__(self, url: str, bodies: dict[str, dict[str, Any]], results: Results):
-        self.url, self.bodies, self.results = url, bodies, results
+    def __init__(self, url: str, results: Results):
+        self.url, self.results = url, results
+        self.bodies: dict[str, dict[str, Any]] = {}  # set by open_page once the app's callbacks are known
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
         self.version: str | None = None  # a page just opened: its first poll loads the Overview
-        self.query = next(i["value"] for i in bodies["overview"]["inputs"] if i["id"] == "filters-store")
+        self.query = "?" + PAGE_QUERY
         self.ticks = 0
+
+    def dependencies(self) -> list[dict[str, Any]]:
+        with self.opener.open(self.url + "_dash-dependencies", timeout=30) as response:
+            return json.loads(response.read())
+
+    def open_page(self, bodies: dict[str, dict[str, Any]]) -> None:
+        self.bodies = bodies
 
     def login(self, user: str, password: str) -> None:
         form = urllib.parse.urlencode({"username": user, "password": password}).encode()
@@ -271,16 +292,17 @@ def main() -> None:
             login = has_login(url)
             if users and not login:
                 raise RuntimeError("`salespulse users` exists but the server has no login page")
-            loads = [browser_load(url + "?range=30d&grain=day", Path(tmp), 0)]
-            bodies = {"poll": captured(loads, VERSION_OUTPUT), "header": captured(loads, HEADER_OUTPUT),
-                      "sync": captured(loads, SYNC_OUTPUT), "overview": captured(loads, OVERVIEW_OUTPUT)}
+            browser_load(url + "?" + PAGE_QUERY, Path(tmp), 0)  # the page draws under gunicorn, logged in
 
             results = Results()
-            sessions = [Session(url, bodies, results) for _ in range(args.sessions)]
+            sessions = [Session(url, results) for _ in range(args.sessions)]
             if login:
                 for index, session in enumerate(sessions):
                     name = USERS[index % len(USERS)][0]
                     session.login(name, passwords[name])
+            bodies = page_bodies(sessions[0].dependencies())
+            for session in sessions:
+                session.open_page(bodies)
             rss_start = worker_rss_mb(server)
             batches_start = stream_batches(lake)
             until = time.monotonic() + args.minutes * 60

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dash import Dash, html
+from flask import has_request_context, request
 
 from dashboard import callbacks
 from dashboard.auth import install_auth, viewer, viewer_countries
 from dashboard.data import LakeRepository
 from dashboard.headers import install_security_headers
 from dashboard.ingest_api import register_ingest_api
-from dashboard.layout import render_page
 from dashboard.monitoring import register_monitoring
 from dashboard.response_cache import ResponseCache, install_response_cache
 from salespulse.settings import Settings, load_settings
@@ -34,7 +35,10 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
     install_auth(app.server, settings.auth, settings.dashboard.production)
 
     def layout() -> html.Div:  # a function: rebuilt per page load (PITFALLS 30), for the logged-in user
-        return render_page(settings.dashboard, viewer(), repo.countries(), repo.data_version())
+        # The renderer fetches the layout from the page itself: the Referer (same-origin policy) is the page's
+        # address, whose query holds the filters of a shared link.
+        search = urlsplit(request.referrer).query if has_request_context() and request.referrer else None
+        return callbacks.page(repo, viewer(), search, settings.dashboard)
 
     app.layout = layout
     callbacks.register(app, repo, settings.dashboard)

@@ -25,9 +25,19 @@ from dash.exceptions import PreventUpdate
 from dashboard import figures, ids
 from dashboard.data import LakeRepository, TableMissing
 from dashboard.filters import ViewFilters, effective_grain, parse_query, period, to_query, with_clicked
-from dashboard.layout import money_column, number_column, render_kpi_cards, render_note, render_tab
+from dashboard.layout import (
+    FIRST_TAB,
+    fill,
+    money_column,
+    number_column,
+    render_kpi_cards,
+    render_note,
+    render_page,
+    render_tab,
+)
 from salespulse.kpi_report import SalesFilter
 from salespulse.settings import DashboardSettings
+from salespulse.users import User
 
 log = logging.getLogger("salespulse.errors")
 
@@ -318,6 +328,12 @@ TAB_OUTPUTS: dict[str, tuple[Callable[..., tuple[Any, ...]], list[Output]]] = {
         Output(ids.QUARANTINE_TABLE, "data"), Output(ids.QUARANTINE_TABLE, "columns"),
         Output(ids.MODEL_NOTE, "children"), Output(ids.MODEL_CHART, "figure")]),
 }
+# What the filter sync writes, in controls_for's order.
+FILTER_OUTPUTS = [
+    Output(ids.PRESET, "value"), Output(ids.DATES, "start_date"), Output(ids.DATES, "end_date"),
+    Output(ids.COUNTRY, "value"), Output(ids.SEGMENT, "value"), Output(ids.PRODUCT, "value"),
+    Output(ids.BAND, "value"), Output(ids.GRAIN, "value"), Output(ids.URL, "search"),
+    Output(ids.FILTERS, "data"), Output(ids.PERIOD_LABEL, "children")]
 # Each tab callback's last output: its read warning, non-empty exactly when the read failed (``guarded``).
 READ_WARNINGS = {name: Output(ids.warning(name), "children") for name in TAB_OUTPUTS}
 # The callbacks whose response is a pure function of the request body, the data version and the viewer's countries,
@@ -338,6 +354,29 @@ def guarded(outputs: Callable[..., tuple[Any, ...]], size: int, *args: Any) -> t
         return (*([no_update] * size), warning)
 
 
+def tab_content(repo: LakeRepository, tab: str, query: str | None, settings: DashboardSettings) -> Any:
+    """The tab's frame already holding its figures, cards and tables for the filters ``query`` (or its read
+    warning): a tab arrives whole, in one round trip."""
+    outputs, targets = TAB_OUTPUTS[tab]
+    values = guarded(outputs, len(targets), repo, query, settings)
+    return fill(render_tab(tab), ((o.component_id, o.component_property, v)
+                                  for o, v in zip([*targets, READ_WARNINGS[tab]], values, strict=True)
+                                  if v is not no_update))
+
+
+def page(repo: LakeRepository, user: User | None, search: str | None, settings: DashboardSettings) -> Any:
+    """The page for the URL query ``search`` with its filters set and the first tab filled, so the browser
+    draws the charts straight from the layout. A link whose query did not reach the server opens on the
+    default view; the filter sync then moves it to the link's view."""
+    version = repo.data_version()  # first: data published meanwhile is picked up by the next version poll
+    controls = dict(zip(((o.component_id, o.component_property) for o in FILTER_OUTPUTS),
+                        controls_for(parse_query(search), repo.newest_hour()), strict=True))
+    del controls[(ids.URL, "search")]  # the address stays as typed until the filter sync tidies it
+    first = tab_content(repo, FIRST_TAB, controls[(ids.FILTERS, "data")], settings)
+    shell = render_page(settings, user, repo.countries(), version, first)
+    return fill(shell, ((component_id, prop, value) for (component_id, prop), value in controls.items()))
+
+
 def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> None:
     @app.callback(Output(ids.DATA_VERSION, "data"), Input(ids.REFRESH, "n_intervals"),
                   State(ids.DATA_VERSION, "data"), prevent_initial_call=True)
@@ -353,11 +392,7 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
         return text, color, model_badge(repo)
 
     @app.callback(
-        Output(ids.PRESET, "value"), Output(ids.DATES, "start_date"), Output(ids.DATES, "end_date"),
-        Output(ids.COUNTRY, "value"), Output(ids.SEGMENT, "value"), Output(ids.PRODUCT, "value"),
-        Output(ids.BAND, "value"), Output(ids.GRAIN, "value"), Output(ids.URL, "search"),
-        Output(ids.FILTERS, "data"), Output(ids.PERIOD_LABEL, "children"),
-        Input(ids.URL, "search"), Input(ids.PRESET, "value"), Input(ids.DATES, "start_date"),
+        *FILTER_OUTPUTS, Input(ids.URL, "search"), Input(ids.PRESET, "value"), Input(ids.DATES, "start_date"),
         Input(ids.DATES, "end_date"), Input(ids.COUNTRY, "value"), Input(ids.SEGMENT, "value"),
         Input(ids.PRODUCT, "value"), Input(ids.BAND, "value"), Input(ids.GRAIN, "value"),
         Input(ids.RESET, "n_clicks"), Input(ids.DATA_VERSION, "data"), State(ids.FILTERS, "data"))
@@ -368,7 +403,7 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
         triggered = {t["prop_id"].split(".")[0] for t in callback_context.triggered}
         if ids.RESET in triggered:
             view = ViewFilters()
-        elif ids.URL in triggered or preset is None:  # first load, a pasted link or a cross-filter click
+        elif ids.URL in triggered or callback_context.triggered_id is None:  # page load, pasted link, cross-filter
             view = parse_query(search)
         elif triggered == {ids.DATA_VERSION}:  # new data moves relative periods; the choice stays
             view = parse_query(applied)
@@ -389,17 +424,17 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
         view = with_clicked(parse_query(applied), trigger["dimension"], value)
         return to_query(view, repo.newest_hour())
 
-    @app.callback(Output(ids.TAB_CONTENT, "children"), Input(ids.TABS, "active_tab"),
-                  prevent_initial_call=True)  # the page opens with the first tab's frame
-    def show_tab(tab: str) -> Any:
-        return render_tab(tab)
+    @app.callback(Output(ids.TAB_CONTENT, "children"), Input(ids.TABS, "active_tab"), State(ids.FILTERS, "data"),
+                  prevent_initial_call=True)  # the page opens with the first tab filled
+    def show_tab(tab: str, applied: str | None) -> Any:
+        return tab_content(repo, tab, applied, settings)
 
     def tab_callback(outputs: Callable[..., tuple[Any, ...]], size: int) -> Callable[[str, str], tuple[Any, ...]]:
         return lambda _version, query: guarded(outputs, size, repo, query, settings)
 
-    for name, (outputs, targets) in TAB_OUTPUTS.items():
-        app.callback(*targets, READ_WARNINGS[name],
-                     Input(ids.DATA_VERSION, "data"), Input(ids.FILTERS, "data"))(tab_callback(outputs, len(targets)))
+    for name, (outputs, targets) in TAB_OUTPUTS.items():  # a tab arrives filled: only changes call these
+        app.callback(*targets, READ_WARNINGS[name], Input(ids.DATA_VERSION, "data"), Input(ids.FILTERS, "data"),
+                     prevent_initial_call=True)(tab_callback(outputs, len(targets)))
 
     @app.callback(Output(ids.EXPORT_DOWNLOAD, "data"), Input(ids.EXPORT_BUTTON, "n_clicks"),
                   State(ids.FILTERS, "data"), prevent_initial_call=True)

@@ -340,8 +340,8 @@ class LakeRepository:
         keys = ([f"date_trunc('{grain}', hour) AS period"] if period else []) + list(dimensions)
         columns = ["period", *dimensions] if period else list(dimensions)
         sales = self._sales(grain, where)
-        if sales is None:
-            return pd.DataFrame(columns=[*columns, *measures])
+        if sales is None:  # numeric measures even when empty: callers sort and sum them
+            return pd.DataFrame(columns=[*columns, *measures]).astype(dict.fromkeys(measures, "float64"))
         condition, params = where.sales_where()
         group = ", ".join(keys) + ", " if keys else ""
         order = f"ORDER BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""

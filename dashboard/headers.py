@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flask import Flask, Response
+from flask import Flask, Response, request
+
+# Responses that carry sales figures (the layout holds the first tab's): kept out of browser and proxy caches.
+DATA_PATHS = frozenset({"/_dash-layout", "/_dash-update-component"})
 
 
 def content_security_policy(script_hashes: Sequence[str]) -> str:
@@ -48,4 +51,6 @@ def install_security_headers(server: Flask, script_hashes: Sequence[str], produc
     def add_security_headers(response: Response) -> Response:
         for name, value in headers.items():
             response.headers.setdefault(name, value)
+        if request.path in DATA_PATHS:
+            response.headers["Cache-Control"] = "no-store"
         return response

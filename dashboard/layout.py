@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -19,10 +20,10 @@ GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
 
 def render_page(settings: DashboardSettings, user: User | None, countries: tuple[str, ...],
-                data_version: str | None = None) -> html.Div:
+                data_version: str | None, first_tab: html.Div) -> html.Div:
     """The whole page for ``user`` (None: no login, as in tests), whose country filter offers ``countries``;
-    built per request (``app.layout`` is a function, PITFALLS 30). The page opens knowing ``data_version``, so
-    no first poll has to answer before its tabs fill."""
+    built per request (``app.layout`` is a function, PITFALLS 30). The page opens knowing ``data_version`` and
+    holding ``first_tab`` already filled, so no callback round trip stands between the layout and the charts."""
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Interval(id=ids.REFRESH, interval=int(settings.refresh_seconds * 1000)),
@@ -36,13 +37,19 @@ def render_page(settings: DashboardSettings, user: User | None, countries: tuple
                 dbc.Col([
                     dbc.Tabs([dbc.Tab(label=label, tab_id=key) for key, label in TABS.items()],
                              id=ids.TABS, active_tab=FIRST_TAB, className="mb-3"),
-                    # the first tab's frame is in the page, so its charts are filled without waiting for a
-                    # tab switch round trip (and Dash loads the graph and table code with the layout)
-                    html.Div(render_tab(FIRST_TAB), id=ids.TAB_CONTENT),
+                    html.Div(first_tab, id=ids.TAB_CONTENT),
                 ], lg=9, xl=10),
             ]),
         ], fluid=True),
     ])
+
+
+def fill(tree: Any, values: Iterable[tuple[str | dict[str, str], str, Any]]) -> Any:
+    """``tree`` with each (component id, property, value) set on the component of that id: a callback's
+    outputs written into the layout before it is sent."""
+    for component_id, prop, value in values:
+        setattr(tree[component_id], prop, value)
+    return tree
 
 
 def render_header(settings: DashboardSettings, user: User | None) -> dbc.Navbar:
@@ -142,7 +149,7 @@ def _table(component_id: str, page_size: int = 10) -> dash_table.DataTable:
 
 
 def render_tab(tab: str) -> html.Div:
-    """The empty frame of one tab; its callbacks fill in the figures, cards and tables."""
+    """The empty frame of one tab, for ``fill`` and its callbacks to fill in the figures, cards and tables."""
     return html.Div([html.Div(id=ids.warning(tab)), _tab_body(tab)])
 
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from dash import no_update
 
-from dashboard import callbacks, figures
+from dashboard import callbacks, figures, ids
 from dashboard.data import LakeRepository
 from dashboard.filters import parse_query, period
 from salespulse.cli import main
@@ -50,7 +50,7 @@ def truth(sample_lake: SampleLake) -> pd.DataFrame:
     return kept.assign(**numbers, event_time=pd.to_datetime(kept["event_time"]).dt.tz_convert("UTC"))
 
 
-def expected(truth: pd.DataFrame, query: str, newest: pd.Timestamp) -> pd.DataFrame:
+def expected(truth: pd.DataFrame, query: str | None, newest: pd.Timestamp) -> pd.DataFrame:
     view = parse_query(query)
     where = period(view, newest)
     rows = truth[(truth["event_time"] >= where.start) & (truth["event_time"] < where.end)]
@@ -101,6 +101,28 @@ def test_overview_cards_and_charts_match_pandas_over_the_source_files(repo: Lake
     assert units == pytest.approx(rows.groupby("product")["units_sold"].sum().to_dict())
     best = rows.groupby(["country", "product"])["sales"].sum().nlargest(1)
     assert (top[0]["country"], top[0]["product"]) == best.index[0]
+
+
+@pytest.mark.parametrize("search", [QUERIES[1], None])
+def test_the_page_opens_on_its_links_view_with_the_first_tab_drawn(repo: LakeRepository, truth: pd.DataFrame,
+                                                                  search: str | None) -> None:
+    page = callbacks.page(repo, None, search, SETTINGS)
+    view = parse_query(search)
+    rows = expected(truth, search, repo.newest_hour())
+    assert len(rows) > 0
+    assert set(page[ids.COUNTRY].value) == set(view.countries)  # the controls show the link's filters
+    assert page[ids.GRAIN].value == view.grain
+    newest = repo.newest_hour()
+    assert period(parse_query(page[ids.FILTERS].data), newest) == period(view, newest)
+    if view.start:
+        assert (page[ids.DATES].start_date, page[ids.DATES].end_date) == (str(view.start), str(view.end))
+    shown = texts(page[ids.KPI_CARDS].children)  # the Overview is drawn from the layout, no callback needed
+    assert format_kpi("total_sales", round(rows["sales"].sum(), 2)) in shown
+    assert format_kpi("orders", len(rows)) in shown
+    pie = go.Figure(page[ids.clickable(ids.COUNTRY_PIE, "country")].figure).data[0]
+    by_country = rows.groupby("country")["sales"].sum()
+    assert {k: cents(round(v, 2)) for k, v in zip(pie.labels, pie.values, strict=True)} == \
+        {k: cents(round(v, 2)) for k, v in by_country.items()}
 
 
 @pytest.mark.parametrize("query", QUERIES[:3])
@@ -258,3 +280,12 @@ def test_row_level_security_hook_limits_every_read(sample_lake: SampleLake) -> N
     assert set(repo.sales_by(where, ("country",))["country"]) == {"Canada"}
     assert set(repo.stock(where)["country"]) == {"Canada"}
     assert figures.kpi_card_values(repo.kpis(where), None)[0]["value"].startswith("$")
+
+
+def test_a_viewer_of_no_country_gets_an_empty_page_not_a_warning(sample_lake: SampleLake) -> None:
+    repo = LakeRepository(sample_lake.lake, sample_lake.root / "models", lambda: ())
+    outputs = callbacks.guarded(callbacks.overview_outputs, 8, repo, "?range=30d", SETTINGS)
+    assert outputs[8] == []  # no read warning
+    assert outputs[6] == []  # an empty top table
+    assert not any(trace.get("values") for trace in outputs[2]["data"])  # an empty country pie
+

@@ -94,6 +94,25 @@ def export_request(client, query: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(content), keep_default_na=False)
 
 
+def find(node: Any, component_id: Any) -> dict[str, Any] | None:
+    """The props of the component with ``component_id`` in a JSON-decoded Dash layout."""
+    if isinstance(node, dict):
+        if node.get("props", {}).get("id") == component_id:
+            return node["props"]
+        return next((f for v in node.values() if (f := find(v, component_id))), None)
+    if isinstance(node, list):
+        return next((f for v in node if (f := find(v, component_id))), None)
+    return None
+
+
+def first_tab(client, query: str) -> dict[str, Any]:
+    """The first tab as the page opens on ``/{query}``: the renderer asks for the layout from the page, so the
+    page's address arrives as the Referer."""
+    response = client.get("/_dash-layout", headers={"Referer": f"http://localhost/{query}"})
+    assert response.status_code == 200
+    return find(response.get_json(), ids.TAB_CONTENT)
+
+
 def texts(node: Any) -> list[str]:
     """Every string in a JSON-decoded Dash response."""
     if isinstance(node, str):
@@ -138,19 +157,25 @@ def test_france_only_user_gets_nothing_of_germany_through_raw_callbacks(server, 
                                                                        sample_lake: SampleLake) -> None:
     anna = client_for(server, "anna")
     newest = france["event_time"].max().floor("h").tz_localize(None)
+    pie_id = ids.clickable(ids.COUNTRY_PIE, "country")
     for query in ("?range=30d&country=Germany", "?range=30d&country=Germany,USA,Canada,Mexico"):
         response = tab_request(anna, "overview", query)
         shown = texts(response)
         assert not set(shown) & set(OTHERS), query
         assert response[ids.TOP_TABLE]["data"] == []
-        pie = response[json.dumps(ids.clickable(ids.COUNTRY_PIE, "country"), sort_keys=True, separators=(",", ":"))]
+        pie = response[json.dumps(pie_id, sort_keys=True, separators=(",", ":"))]
         assert not any(trace.get("values") for trace in pie["figure"]["data"])
         assert export_request(anna, query).empty
+        opened = first_tab(anna, query)  # the same view asked for by opening a crafted link
+        assert not set(texts(opened)) & set(OTHERS), query
+        assert find(opened, ids.TOP_TABLE)["data"] == []
+        assert not any(trace.get("values") for trace in find(opened, pie_id)["figure"]["data"])
 
     for query in ("?range=30d", "?range=30d&country=France,Germany"):  # "all countries" = all of hers
-        response = tab_request(anna, "overview", query)
         where = period(parse_query(query), newest)
         rows = france[(france["event_time"] >= where.start) & (france["event_time"] < where.end)]
+        assert format_kpi("total_sales", round(rows["sales"].sum(), 2)) in texts(first_tab(anna, query))
+        response = tab_request(anna, "overview", query)
         shown = texts(response)
         assert not set(shown) & set(OTHERS), query
         assert format_kpi("total_sales", round(rows["sales"].sum(), 2)) in shown
@@ -175,15 +200,6 @@ def test_france_only_user_sees_only_france_on_every_tab(server) -> None:
 
 
 def test_filter_options_and_header_follow_the_user(server) -> None:
-    def find(node: Any, component_id: str) -> dict[str, Any] | None:
-        if isinstance(node, dict):
-            if node.get("props", {}).get("id") == component_id:
-                return node["props"]
-            return next((f for v in node.values() if (f := find(v, component_id))), None)
-        if isinstance(node, list):
-            return next((f for v in node if (f := find(v, component_id))), None)
-        return None
-
     def dropdown_options(client) -> list[str]:
         return find(client.get("/_dash-layout").get_json(), ids.COUNTRY)["options"]
 
@@ -201,3 +217,19 @@ def test_export_csv_is_safe_to_open_in_a_spreadsheet(server, tmp_path: Path) -> 
     text = exported.to_csv(index=False)
     for row in csv.reader(io.StringIO(text)):
         assert not any(cell.startswith(("=", "+", "@", "\t", "\r")) for cell in row)
+
+
+def test_a_link_whose_query_missed_the_layout_still_opens_on_its_view(server) -> None:
+    """Without a Referer the layout opens on the default view; the filter sync's first call (nothing
+    triggered) then takes the address's filters, not the controls' defaults."""
+    boss = client_for(server, "boss")
+    opened = boss.get("/_dash-layout").get_json()
+    assert find(opened, ids.COUNTRY)["value"] == [] and find(opened, ids.PRESET)["value"] == "30d"
+    link = "?range=7d&country=France&grain=week"
+    controls = {ids.URL: link, ids.PRESET: "30d", ids.GRAIN: "day", ids.COUNTRY: [],
+                ids.FILTERS: find(opened, ids.FILTERS)["data"]}
+    body = {**callback_body(boss, f"{ids.FILTERS}.data", controls, f"{ids.URL}.search"), "changedPropIds": []}
+    response = boss.post("/_dash-update-component", json=body)
+    assert response.status_code == 200
+    applied = parse_query(response.get_json()["response"][ids.FILTERS]["data"])
+    assert (applied.preset, applied.countries, applied.grain) == ("7d", ("France",), "week")

@@ -131,6 +131,7 @@ def test_security_headers_on_every_kind_of_response(server) -> None:
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["Referrer-Policy"] == "same-origin"
+    assert responses[-2].headers["Cache-Control"] == "no-store"  # the logged-in layout holds figures
 
 
 def test_open_paths_are_exactly_the_public_and_self_authenticating_ones() -> None:
