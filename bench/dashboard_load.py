@@ -371,10 +371,11 @@ gunicorn (`conf/gunicorn.conf.py`, {r['workers']} workers x {r['threads']} threa
 session cookies travel over plain-HTTP loopback) over a small lake ({r['history_days']:g} day(s) of history at 0.1
 events/s, backfilled in {r['setup_s']:.0f} s), while the simulator lands {r['rate']:g} sales events/s and
 `salespulse stream` loads them ({r['batches']} sales batches published during the measurement). {r['sessions']}
-sessions, {login}, each polling every {r['interval']:g} s as an open page does, replaying the bodies Chromium
-sent: the data-version check and the header refresh on every tick, and when the version changed
-({r['versions']:,} times over all sessions) the filter sync and the Overview tab's update (cards, five charts, top
-table). Wall time per request at the client, ms. Load average during the run: {load}.
+sessions, {login}, each polling every {r['interval']:g} s as an open page does, sending the bodies the renderer
+builds (from the app's `/_dash-dependencies`): the data-version check and the header refresh on every
+tick, and when the version changed ({r['versions']:,} times over all sessions) the filter sync and the Overview
+tab's update (cards, five charts, top table). Wall time per request at the client, ms.
+Load average during the run: {load}.
 
 | request | n | p50 | p95 | max |
 | --- | --- | --- | --- | --- |
