@@ -369,8 +369,15 @@ def page(repo: LakeRepository, user: User | None, search: str | None, settings: 
     draws the charts straight from the layout. A link whose query did not reach the server opens on the
     default view; the filter sync then moves it to the link's view."""
     version = repo.data_version()  # first: data published meanwhile is picked up by the next version poll
+    try:
+        newest = repo.newest_hour()
+    except TableMissing:  # nothing published yet
+        newest = None
+    except Exception as err:  # the page opens whatever the lake's state; the tab shows the read warning
+        log.warning("could not read the newest hour; the page opens on all time", exc_info=err)
+        newest = None
     controls = dict(zip(((o.component_id, o.component_property) for o in FILTER_OUTPUTS),
-                        controls_for(parse_query(search), repo.newest_hour()), strict=True))
+                        controls_for(parse_query(search), newest), strict=True))
     del controls[(ids.URL, "search")]  # the address stays as typed until the filter sync tidies it
     first = tab_content(repo, FIRST_TAB, controls[(ids.FILTERS, "data")], settings)
     shell = render_page(settings, user, repo.countries(), version, first)

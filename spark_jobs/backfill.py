@@ -102,7 +102,10 @@ def _write_gold(lake: str, version: str, sales: DataFrame | None, inventory: Dat
         gold["gold_customers_daily"] = aggregate_customers_daily(sales)
     if sales is not None and inventory is not None:
         gold["gold_stock"] = compute_stock(inventory, aggregate_sales_hourly(sales), sales)
-    return {table: io.write_table_version(frame, lake, table, version) for table, frame in gold.items()}
+    # Gold is what the dashboard reads on every filter change: written as compaction writes it (aggregates are
+    # small, so the extra shuffle is cheap).
+    return {table: io.write_table_version(io.one_file_per_partition(frame, table), lake, table, version)
+            for table, frame in gold.items()}
 
 
 def _report(run_id: str, profile: SourceProfile, files: list[str], valid: int, by_reason: dict[str, int],

@@ -64,8 +64,7 @@ def compact_tables(spark: SparkSession, settings: Settings, tables: list[str] | 
                 continue
             frame = io.read_version(spark, lake, table, group, manifest["schemas"][table])
             frame = COMBINE.get(table, lambda f: f)(frame)
-            spec = TABLES[table]
-            frame = frame.repartition(*spec.partition_by) if spec.partition_by else frame.coalesce(1)
+            frame = io.one_file_per_partition(frame, table)
             name = f"compact-{current + 1}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
             written = io.write_table_version(frame, lake, table, name)
             io.update_manifest(spark, lake, lambda m, w=written, g=group, t=table: io.set_dirs(m, t, w, g), name)
@@ -100,9 +99,8 @@ def apply_retention(spark: SparkSession, settings: Settings, days: int, now: dat
         stamp = f"{now:%Y%m%dT%H%M%S%f}"
         rewritten = []
         for directory in mixed:
-            kept = io.read_version(spark, lake, table, [directory], schema).where(~old)
-            spec = TABLES[table]
-            kept = kept.repartition(*spec.partition_by) if spec.partition_by else kept.coalesce(1)
+            kept = io.one_file_per_partition(io.read_version(spark, lake, table, [directory], schema).where(~old),
+                                             table)
             # The name keeps the original's prefix, so compaction still knows the directory's level.
             name = f"{directory.rsplit('/', 1)[-1].removeprefix(io.DIR_PREFIX)}-retained-{stamp}"
             rewritten.append((directory, io.write_table_version(kept, lake, table, name)))

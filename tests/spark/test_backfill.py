@@ -17,7 +17,7 @@ import yaml
 from pyspark.sql import SparkSession
 
 from salespulse.kpi_report import kpi_totals
-from salespulse.lake import duckdb_scan
+from salespulse.lake import duckdb_scan, table_dirs
 from salespulse.profiles import SourceProfile, load_profile
 from salespulse.settings import Settings, load_settings
 from spark_jobs.backfill import run_backfill
@@ -237,3 +237,22 @@ def test_backfill_stock_snapshot_replaces_one_a_stream_published_meanwhile(
     sales = read_landing(landing / "history" / "sales")
     expected = stock_from_events(read_landing(landing / "history" / "inventory"), sales)
     assert stock.set_index(["country", "product"])["stock_on_hand"].to_dict() == pytest.approx(expected)
+
+
+def test_backfill_writes_gold_as_one_file_per_day(spark: SparkSession, tmp_path: Path) -> None:
+    """Gold, which the dashboard reads on every filter change, comes as one file per day partition, also when
+    the aggregates are spread over several tasks (adaptive execution off: it would merge this small input into
+    one task and hide the layout)."""
+    landing = tmp_path / "landing"
+    run_simulator(landing, history_days=3, history_rate=0.05)
+    settings = lake_settings(tmp_path)
+    spark.conf.set("spark.sql.adaptive.enabled", "false")
+    try:
+        backfill(spark, settings, landing / "history" / "sales", "canonical", "sales")
+    finally:
+        spark.conf.unset("spark.sql.adaptive.enabled")
+    for name in ("gold_sales_hourly", "gold_customers_daily"):
+        (written,) = table_dirs(settings.paths.lake, name)
+        days = {d.name: len(list(d.glob("*.parquet"))) for d in written.glob("event_date=*")}
+        assert len(days) >= 3 and set(days.values()) == {1}, (name, days)
+
