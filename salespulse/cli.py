@@ -342,7 +342,7 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | Non
 
 
 @main.command()
-@click.option("--lake", help="Local lake folder to read gold_sales_hourly from (paths.lake).")
+@click.option("--lake", help="Lake folder or hdfs:// URI to read gold_sales_hourly from (paths.lake).")
 @click.option("--registry", help="Local model registry folder (paths.models).")
 @click.option("--max-minutes", type=float, help="Search budget in minutes (model.max_minutes).")
 @click.option("--max-epochs", type=int, help="Epochs per trial at most, before early stopping (model.max_epochs).")
@@ -358,15 +358,15 @@ def train(ctx: click.Context, lake: str | None, registry: str | None, max_minute
     """
     settings = _settings(ctx, {"paths.lake": lake, "paths.models": registry, "model.max_minutes": max_minutes,
                                "model.max_epochs": max_epochs})
-    for name, folder in (("paths.lake", settings.paths.lake), ("paths.models", settings.paths.models)):
-        if "://" in folder and not folder.startswith("file://"):
-            _fail(f"train reads and writes local folders; {name} is {folder!r}", 2)
+    if "://" in settings.paths.models and not settings.paths.models.startswith("file://"):
+        _fail(f"train writes a local registry folder; paths.models is {settings.paths.models!r}", 2)
     from model.registry import ModelError
     from model.train import TrainingError, run_training
+    from salespulse.storage import open_storage
 
     try:
-        result = run_training(settings.paths.lake, settings.paths.models, settings.model, datetime.now(timezone.utc),
-                              progress=not quiet and sys.stderr.isatty(), say=_say)
+        result = run_training(open_storage(settings.paths.lake, settings.hdfs), settings.paths.models, settings.model,
+                              datetime.now(timezone.utc), progress=not quiet and sys.stderr.isatty(), say=_say)
     except (TrainingError, ModelError) as err:
         _fail(str(err))
     overall = result.metrics["overall"]
