@@ -1,6 +1,7 @@
 """The simulator, the ingest API and the probes with the landing folder and the lake on a non-local file system
-(fsspec's ``memory://``; HDFS cannot run here, and WebHDFS goes through the same fsspec calls): files appear
-complete under their final names only, hold what was sent, and nothing is written outside the landing folder."""
+(fsspec's ``memory://``; HDFS cannot run here, and WebHDFS goes through the same fsspec calls), and on "HDFS" served
+by tests/webhdfs.py to the real WebHDFS client: files appear complete under their final names only, hold what was
+sent, and nothing is written outside the landing folder."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from tests.accounts import write_accounts
 from tests.api.test_ingest_api import AUTH, TOKEN, sale
 from tests.api.test_monitoring import STREAMS
 from tests.conftest import END_MS
+from tests.webhdfs import serve_webhdfs
 
 FS = MemoryFileSystem()  # one process-wide store: every test uses its own root and removes it
 
@@ -154,3 +156,37 @@ def test_readyz_and_metrics_read_a_remote_lake(root: str, tmp_path: Path) -> Non
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'salespulse_stream_rows{event="sales",kind="in"} 120.0' in metrics
     assert 'salespulse_stream_files_in_landing{event="sales"} 2.0' in metrics
+
+
+def test_simulator_and_ingest_api_land_on_hdfs_through_webhdfs(tmp_path: Path) -> None:
+    """The real WebHDFS client over HTTP against tests/webhdfs.py: files appear complete, owned by hdfs.user."""
+    with serve_webhdfs(tmp_path / "hdfs") as namenode:
+        settings = load_settings(overrides={
+            "paths.landing": "hdfs://namenode:8020/salespulse/landing", "paths.lake": str(tmp_path / "lake"),
+            "paths.models": str(tmp_path / "models"), "api.tokens": [TOKEN], "hdfs.webhdfs_url": namenode.url,
+            "hdfs.user": "salespulse"})
+        landing = open_storage(settings.paths.landing, settings.hdfs)
+        simulate(SimulatorSettings(seed=8, rate=2.0), landing, history_days=0, seconds=2, stop=threading.Event(),
+                 say=lambda _: None, end_ms=END_MS, progress=False)
+        simulate(SimulatorSettings(seed=8, rate=2.0), tmp_path / "local", history_days=0, seconds=2,
+                 stop=threading.Event(), say=lambda _: None, end_ms=END_MS, progress=False)
+        response = create_app(settings).server.test_client().post("/api/v1/sales", json=[sale(1), sale(2)],
+                                                                   headers=AUTH)
+        assert response.status_code == 201, response.get_json()
+        api_file = f"sales/{response.get_json()['file']}"
+
+        root = namenode.local("/salespulse/landing")
+        landed = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+        local = {p.relative_to(tmp_path / "local").as_posix(): p.read_bytes()
+                 for p in (tmp_path / "local").rglob("*") if p.is_file()}
+        assert landed.pop(api_file).decode().splitlines()[1].startswith('"pos-1",')
+        assert landed == local and landed  # the simulator's files, byte for byte; no staging file left
+        assert not list((root / STAGING_DIR).iterdir())
+        assert {namenode.owners[f"/salespulse/landing/{name}"] for name in [*landed, api_file]} == {"salespulse"}
+        assert namenode.ops["RENAME"] == len(landed) + 1  # each file published by one rename
+
+        # HDFS refuses a rename onto an existing name with "false": the writer raises, and leaves nothing behind
+        with pytest.raises(FileExistsError):
+            landing.write_atomic("sales", api_file.split("/")[1], lambda sink: sink.write(b"other"))
+        assert not list((root / STAGING_DIR).iterdir())
+        assert (root / api_file).read_bytes().startswith(b'"order_id",')

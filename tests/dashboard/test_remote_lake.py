@@ -1,11 +1,13 @@
 """The dashboard's reader over a lake on a non-local file system. HDFS cannot run here, so the lake is copied into
 fsspec's in-memory file system (``memory://``), which goes through the same code as WebHDFS does: fsspec calls in
-salespulse/storage.py and DuckDB reading registered fsspec files. Results must equal the same queries over the
-local copy and pandas over the lake's Parquet files."""
+salespulse/storage.py and DuckDB reading registered fsspec files; and into a folder served by tests/webhdfs.py, a
+stand-in for the namenode's REST API, read by the real WebHDFS client over HTTP. Results must equal the same
+queries over the local copy and pandas over the lake's Parquet files."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +22,10 @@ from dashboard.data import LakeRepository
 from salespulse.cli import main
 from salespulse.kpi_report import SalesFilter
 from salespulse.lake import MANIFEST, TABLES, duckdb_scan
+from salespulse.settings import load_settings
 from salespulse.storage import Storage, open_storage
 from tests.lakes import SampleLake
+from tests.webhdfs import serve_webhdfs
 
 pytestmark = pytest.mark.spark
 PERIOD = SalesFilter.for_dates(pd.Timestamp("2026-09-12").date(), pd.Timestamp("2026-09-18").date())
@@ -108,3 +112,31 @@ def test_kpis_command_reads_a_remote_lake(sample_lake: SampleLake, remote_lake: 
     assert local.exit_code == remote.exit_code == 0, remote.output
     assert json.loads(remote.output) == json.loads(local.output)
     assert len(json.loads(remote.output)) == 5  # one row per country
+
+
+def test_hdfs_lake_read_through_webhdfs_equals_local(sample_lake: SampleLake, tmp_path: Path) -> None:
+    """The real WebHDFS client and DuckDB over it, against a WebHDFS server on a copy of the lake."""
+    with serve_webhdfs(tmp_path / "hdfs") as namenode:
+        shutil.copytree(sample_lake.lake, namenode.local("/salespulse/lake"))
+        settings = load_settings(overrides={"paths.lake": "hdfs://namenode:8020/salespulse/lake",
+                                            "hdfs.webhdfs_url": namenode.url, "hdfs.user": "salespulse",
+                                            "hdfs.version_check_seconds": 0})
+        remote = LakeRepository(open_storage(settings.paths.lake, settings.hdfs), sample_lake.root / "models")
+        local = LakeRepository(sample_lake.lake, sample_lake.root / "models")
+        version = remote.data_version()
+        assert remote.kpis(PERIOD) == pytest.approx(local.kpis(PERIOD))
+        pd.testing.assert_frame_equal(remote.sales_by(SalesFilter(), ("country", "segment")),
+                                      local.sales_by(SalesFilter(), ("country", "segment")))
+        assert remote.stream_status() is None and remote.published_at() == local.published_at()
+
+        # an unchanged lake: the same version (HDFS's access times move on every read), no file read again
+        reads = namenode.ops["OPEN"]
+        for _ in range(5):
+            assert remote.data_version() == version
+            assert remote.kpis(PERIOD) == pytest.approx(local.kpis(PERIOD))
+        assert namenode.ops["OPEN"] == reads
+        # each version check is one status call; hdfs.version_check_seconds bounds them per process
+        throttled = open_storage(settings.paths.lake, settings.hdfs.model_copy(update={"version_check_seconds": 60}))
+        before = namenode.ops["GETFILESTATUS"]
+        assert {throttled.version(MANIFEST) for _ in range(50)} == {version}
+        assert namenode.ops["GETFILESTATUS"] == before + 1
