@@ -168,7 +168,7 @@ def duckdb_scan(lake: Storage | str | Path, table: str,
     rels = _published_dirs(storage, table)
     if not rels:
         raise FileNotFoundError(f"the lake at {storage.uri} has no published {table} yet")
-    files = sorted(f for rel in rels for f in storage.find(rel, ".parquet") if _within(f, days))
+    files = sorted(f for rel in rels for f in storage.find(rel, ".parquet", published=True) if _within(f, days))
     if not files:
         return None
     listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)

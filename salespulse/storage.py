@@ -31,6 +31,7 @@ WEBHDFS_PORT = 9870  # the namenode's HTTP port in Hadoop 3, when hdfs.webhdfs_u
 # What changes when a file is replaced by rename, per file system: HDFS's file id and modification time (ms),
 # fsspec's local and memory fields; never access times (HDFS updates those on reads).
 _IDENTITY_FIELDS = ("fileId", "ino", "size", "length", "modificationTime", "mtime", "created")
+LISTINGS_KEPT = 4096  # remote listings of published folders kept per storage (a few MB at most)
 
 
 def is_local_uri(uri: str) -> bool:
@@ -88,6 +89,7 @@ class Storage:
         self.version_seconds = version_seconds
         self._versions: dict[str, tuple[float, str]] = {}
         self._texts: dict[str, tuple[str, str]] = {}
+        self._listings: dict[tuple[str, str], list[str]] = {}
 
     @property
     def local(self) -> bool:
@@ -158,9 +160,11 @@ class Storage:
         self._texts[path] = (identity, text)
         return text
 
-    def find(self, relative: str, suffix: str, *, recursive: bool = True) -> list[str]:
+    def find(self, relative: str, suffix: str, *, recursive: bool = True, published: bool = False) -> list[str]:
         """The ``url`` of every file under folder ``relative`` (only directly in it unless ``recursive``) whose
-        name ends with ``suffix``, sorted; [] when the folder does not exist."""
+        name ends with ``suffix``, sorted; [] when the folder does not exist. ``published``: a table directory a
+        manifest lists, whose files never change (writers add new directories instead), so a remote listing, one
+        LISTSTATUS per sub-folder, is kept instead of repeated for every new data version."""
         folder = self.path(relative)
         if self.fs is None:
             if not recursive:
@@ -171,8 +175,16 @@ class Storage:
                 return sorted(f"{folder}/{n}" for n in names if n.endswith(suffix) and os.path.isfile(f"{folder}/{n}"))
             return sorted(f"{top}/{name}".replace(os.sep, "/") for top, _, names in os.walk(folder)
                           for name in names if name.endswith(suffix))
+        key = (folder, suffix)
+        if published and recursive and key in self._listings:
+            return self._listings[key]
         found = self.fs.find(folder, maxdepth=None if recursive else 1)
-        return sorted(self.fs.unstrip_protocol(f) for f in found if f.endswith(suffix))
+        listing = sorted(self.fs.unstrip_protocol(f) for f in found if f.endswith(suffix))
+        if published and recursive and listing:  # an empty listing may be a folder not yet visible: ask again
+            if len(self._listings) >= LISTINGS_KEPT:
+                self._listings.clear()
+            self._listings[key] = listing
+        return listing
 
     # -- writes ----------------------------------------------------------------------------------------------
     def write_atomic(self, folder: str, name: str, write: Callable[[BinaryIO], None]) -> str:

@@ -7,6 +7,7 @@ queries over the local copy and pandas over the lake's Parquet files."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -140,3 +141,14 @@ def test_hdfs_lake_read_through_webhdfs_equals_local(sample_lake: SampleLake, tm
         before = namenode.ops["GETFILESTATUS"]
         assert {throttled.version(MANIFEST) for _ in range(50)} == {version}
         assert namenode.ops["GETFILESTATUS"] == before + 1
+
+        # a new publish (the manifest replaced by rename, as the stream does): a new version, recomputed from the
+        # same directories, whose listings are not asked for again (published directories never change)
+        manifest = namenode.local("/salespulse/lake") / MANIFEST
+        manifest.with_name(".next").write_text(manifest.read_text().replace('"published_at"', '"published_at_was"')
+                                               .replace("{", '{"published_at": "2026-09-22T00:00:00+00:00", ', 1))
+        os.replace(manifest.with_name(".next"), manifest)
+        listings = namenode.ops["LISTSTATUS"]
+        assert remote.data_version() != version and remote.published_at() == "2026-09-22T00:00:00+00:00"
+        assert remote.kpis(PERIOD) == pytest.approx(local.kpis(PERIOD))
+        assert namenode.ops["LISTSTATUS"] == listings and namenode.ops["OPEN"] > reads
