@@ -38,6 +38,7 @@ from salespulse.lake import MANIFEST  # noqa: E402
 from salespulse.settings import SimulatorSettings  # noqa: E402
 from salespulse.simulator.output import write_csv, write_csv_atomic  # noqa: E402
 from salespulse.simulator.run import Simulation  # noqa: E402
+from salespulse.storage import as_storage  # noqa: E402
 
 END_MS = 1_790_000_000_000  # the other benches' end time
 HOUR_MS = 3_600_000
@@ -147,10 +148,12 @@ def main() -> None:
                 return json.loads(response.read())["rows_accepted"]
         return post
 
+    peer_landing = as_storage(workdir / "peer")
+
     def writer(index: int):
         def write(position: int) -> int:
             table = batches[position % len(batches)]
-            write_csv_atomic([table], workdir / "peer" / "sales", f"peer-{index}-{position:08d}.csv")
+            write_csv_atomic([table], peer_landing, "sales", f"peer-{index}-{position:08d}.csv")
             return table.num_rows
         return write
 

@@ -21,6 +21,7 @@ from salespulse.settings import load_settings
 from salespulse.simulator.model import DAY_MS
 from salespulse.simulator.output import write_csv_atomic
 from salespulse.simulator.run import Simulation, simulate
+from salespulse.storage import as_storage
 
 END_MS = 1_790_000_000_000
 
@@ -34,9 +35,10 @@ def writer_comparison(days: int, out: Path) -> tuple[int, float, float]:
         parts, _ = sim.window(END_MS + day * DAY_MS, END_MS + (day + 1) * DAY_MS)
         tables.append(parts)
     rows = sum(t.num_rows for parts in tables for t in parts)
+    landing = as_storage(out)
     began = time.perf_counter()
     for i, parts in enumerate(tables):
-        write_csv_atomic(parts, out / "arrow", f"day-{i}.csv")
+        write_csv_atomic(parts, landing, "arrow", f"day-{i}.csv")
     arrow_s = time.perf_counter() - began
     frames = [pd.concat([p.to_pandas() for p in parts], ignore_index=True) for parts in tables]
     (out / "pandas").mkdir()

@@ -19,6 +19,7 @@ from dashboard.ingest_api import register_ingest_api
 from dashboard.monitoring import register_monitoring
 from dashboard.response_cache import ResponseCache, install_response_cache
 from salespulse.settings import Settings, load_settings
+from salespulse.storage import open_storage
 
 ASSETS = Path(__file__).resolve().parent / "assets"  # the Bootswatch "flatly" theme, served locally (no CDN)
 
@@ -26,12 +27,13 @@ ASSETS = Path(__file__).resolve().parent / "assets"  # the Bootswatch "flatly" t
 def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
     """The app behind its login (docs/security.md). Raises dashboard.auth.AuthSetupError when production mode
     lacks a session secret or users."""
-    repo = repo or LakeRepository(settings.paths.lake, settings.paths.models, viewer_countries)
+    lake = open_storage(settings.paths.lake, settings.hdfs)  # local folder, or HDFS through WebHDFS
+    repo = repo or LakeRepository(lake, settings.paths.models, viewer_countries)
     app = Dash(__name__, title="SalesPulse", assets_folder=str(ASSETS), suppress_callback_exceptions=True,
                update_title=None)
     # First, so its request ids and timings cover the login guard's 401s too. Its own reader sees every country:
     # probes and /metrics are system-wide and guarded by their own token, not by a dashboard session.
-    register_monitoring(app.server, settings, LakeRepository(settings.paths.lake, settings.paths.models))
+    register_monitoring(app.server, settings, LakeRepository(lake, settings.paths.models))
     install_auth(app.server, settings.auth, settings.dashboard.production)
 
     def layout() -> html.Div:  # a function: rebuilt per page load (PITFALLS 30), for the logged-in user

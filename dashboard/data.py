@@ -1,14 +1,16 @@
 """The dashboard's one reader of the lake: every callback and the CSV export go through LakeRepository.
 
 DuckDB over the Parquet files the manifest lists (``salespulse.lake.duckdb_scan``: committed output only,
-PITFALLS 17). Every query is aggregated in SQL from gold, so only small frames reach Python and the browser
-(PITFALLS 32). Results are cached per process, keyed by the data version (the manifest file's identity, one
-``stat``): a gunicorn worker recomputes a query only when a writer has published something new, and an
-unchanged lake costs one ``stat`` per poll (PITFALLS 28, 29). Per data version the repository also keeps, in
-its own in-memory DuckDB, gold_sales_hourly's rollup per UTC day (periods of whole days at day, week and month
-grain read that; other periods read only their days' hourly files), and in memory the customer bitsets of
-``dashboard/customer_sets.py`` (exact distinct customers of any period in milliseconds). docs/dashboard.md says
-what each costs.
+PITFALLS 17), on a local folder or on HDFS through WebHDFS (``salespulse.storage``: the lake's one file-system
+interface, registered with DuckDB for remote files). Every query is aggregated in SQL from gold, so only small
+frames reach Python and the browser (PITFALLS 32). Results are cached per process, keyed by the data version (the
+manifest file's identity: one ``stat`` locally, one namenode status call at most every
+``hdfs.version_check_seconds`` on HDFS): a gunicorn worker recomputes a query only when a writer has published
+something new, and an unchanged lake costs one ``stat`` (or status call) per poll (PITFALLS 28, 29). Per data
+version the repository also keeps, in its own in-memory DuckDB, gold_sales_hourly's rollup per UTC day (periods of
+whole days at day, week and month grain read that; other periods read only their days' hourly files), and in
+memory the customer bitsets of ``dashboard/customer_sets.py`` (exact distinct customers of any period in
+milliseconds). docs/dashboard.md says what each costs.
 Row-level security: ``viewer_countries`` (a callable, e.g. the logged-in user's countries) says which countries
 the current viewer may see, None for all. Every table is read through ``_scan``, which keeps only those
 countries' rows (a table without a country column reads as empty for a restricted viewer), and every cache key
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, kpi_totals_over
 from salespulse.kpis import compute_kpis
 from salespulse.lake import MANIFEST, STATUS, TABLES, duckdb_scan
 from salespulse.schema import COUNTRIES
+from salespulse.storage import Storage, as_storage
 
 GRAINS = ("minute", "hour", "day", "week", "month")
 DIMENSIONS = ("country", "segment", "product", "discount_band")
@@ -78,17 +80,19 @@ class ModelInfo:
 
 
 class LakeRepository:
-    """Read-only, cached queries over one local lake (and the model registry beside it)."""
+    """Read-only, cached queries over one lake (a local folder or any Storage, e.g. HDFS through WebHDFS) and the
+    model registry (a local folder)."""
 
-    def __init__(self, lake: str | Path, models: str | Path,
+    def __init__(self, lake: Storage | str | Path, models: str | Path,
                  viewer_countries: Callable[[], tuple[str, ...] | None] = lambda: None):
-        self.lake = Path(lake)
+        self.lake = as_storage(lake)
         self.models = Path(models)
         self.viewer_countries = viewer_countries  # asked per read; None: every country
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_version = ""
         self._lock = threading.Lock()
         self._db = duckdb.connect()  # holds the per-version tables; every query runs on a cursor of it
+        self.lake.attach(self._db)  # a remote lake's Parquet files are read through its file system
         # Parquet footers read once, not per query: writers never change a file in place (new directories,
         # then a manifest swap), so a cached footer cannot go stale.
         self._db.execute("SET parquet_metadata_cache = true")
@@ -99,25 +103,21 @@ class LakeRepository:
 
     # -- versions and small files ------------------------------------------------------------------------
     def data_version(self) -> str:
-        """Changes whenever a writer publishes: the manifest is replaced by rename, so its inode, size and
-        mtime change. One stat, no read."""
-        try:
-            st = os.stat(self.lake / MANIFEST)
-        except FileNotFoundError:
-            return ""
-        return f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
+        """Changes whenever a writer publishes: the manifest is replaced by rename, so its identity (inode or
+        HDFS file id, size, modification time) changes. No read of the manifest itself."""
+        return self.lake.version(MANIFEST)
 
     def has_data(self) -> bool:
         return bool(self.data_version())
 
     def published_at(self) -> str | None:
         """When the manifest was last published (UTC ISO), for the header when no stream runs."""
-        return _read_json(self.lake / MANIFEST, default={}).get("published_at")
+        return _read_json(self.lake, MANIFEST, default={}).get("published_at")
 
     def stream_status(self) -> dict[str, Any] | None:
         """The running stream's figures (``_status/stream.json``), or None when no stream has run. They count
         every country's rows, so a restricted viewer gets only when it last published (the header's freshness)."""
-        status = _read_json(self.lake / STATUS)
+        status = _read_json(self.lake, STATUS)
         if status is None or not self.restricted():
             return status
         return {"updated_at": status["updated_at"]} if "updated_at" in status else None
@@ -128,7 +128,7 @@ class LakeRepository:
             version = (self.models / "current").read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             return None
-        metrics = _read_json(self.models / version / "metrics.json") or {}
+        metrics = _read_json(as_storage(self.models), f"{version}/metrics.json") or {}
         # measured over every country's sales: administrators only
         return ModelInfo(version, metrics.get("trained_at"), {} if self.restricted() else metrics)
 
@@ -485,15 +485,15 @@ class LakeRepository:
         administrators only."""
         if self.restricted():
             return []
-        folder = self.lake / "reports" / "backfill"
-        reports = [_read_json(f) for f in sorted(folder.glob("*.json"))] if folder.exists() else []
+        files = self.lake.find("reports/backfill", ".json", recursive=False)
+        reports = [_read_json(self.lake, f"reports/backfill/{f.rsplit('/', 1)[1]}") for f in files]
         return [r for r in reports if r]
 
     def manifest_streams(self) -> dict[str, Any]:
         """The stream counters published with the data (exact after any crash); administrators only."""
         if self.restricted():
             return {}
-        return _read_json(self.lake / MANIFEST, default={}).get("streams", {})
+        return _read_json(self.lake, MANIFEST, default={}).get("streams", {})
 
 
 def _whole_days(where: SalesFilter) -> bool:
@@ -526,10 +526,10 @@ def _country_period(where: SalesFilter, time_column: str | None, *, bounded: boo
     return chosen.condition(time_column, columns=("country", "product") if products else ("country",), alias=alias)
 
 
-def _read_json(path: Path, default: Any = None) -> Any:
+def _read_json(storage: Storage, relative: str, default: Any = None) -> Any:
     """A small JSON file, or ``default`` when absent or caught between writes (writers rename atomically, so
     a failure here is a missing file, not a torn one)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(storage.read_text(relative))
     except (FileNotFoundError, json.JSONDecodeError):
         return default

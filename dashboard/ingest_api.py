@@ -2,8 +2,9 @@
 
 Thin HTTP layer: bearer-token check (constant time), content type, body and row limits, rate limit per
 token; the validation itself is :mod:`salespulse.ingest`, and accepted rows land as one CSV file through the
-simulator's atomic writer (staging folder, then one rename), so the stream sees a whole file or none. File
-names are generated here, never taken from the request. docs/ingest-api.md.
+simulator's atomic writer (staging folder, then one rename; on a local landing folder or on HDFS through
+WebHDFS, salespulse/storage.py), so the stream sees a whole file or none. File names are generated here, never
+taken from the request, and the storage refuses any path outside the landing folder. docs/ingest-api.md.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import hmac
 import logging
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, jsonify, request
@@ -26,6 +26,7 @@ from salespulse.ingest import EventValidator, MalformedBody, parse_csv_records, 
 from salespulse.schema import EVENT_SCHEMAS
 from salespulse.settings import Settings
 from salespulse.simulator.output import write_csv_atomic
+from salespulse.storage import open_storage
 
 API_PREFIX = "/api/v1"
 CONTENT_TYPES = ("application/json", "text/csv")
@@ -58,8 +59,7 @@ def landing_file_name(event: str, now: datetime) -> str:
 def register_ingest_api(server: Flask, settings: Settings) -> None:
     api = settings.api
     tokens = [t.get_secret_value().encode() for t in api.tokens]
-    landing = settings.paths.landing
-    local_landing = "://" not in landing or landing.startswith("file:")
+    landing = open_storage(settings.paths.landing, settings.hdfs)  # no I/O until the first accepted request
     validators = {name: EventValidator(schema, settings.ingest.country_aliases, settings.ingest.category_policy)
                   for name, schema in EVENT_SCHEMAS.items()}
     metrics = metrics_for(server)
@@ -82,8 +82,6 @@ def register_ingest_api(server: Flask, settings: Settings) -> None:
         if not tokens:
             return _error(503, "the ingest API is disabled: no tokens are configured (api.tokens, e.g. "
                                "SALESPULSE_API__TOKENS='[\"...\"]')")
-        if not local_landing:
-            return _error(503, "the ingest API lands files in a local folder; paths.landing is not one")
         index = _token_index(tokens)
         if index is None:
             return _error(401, "a valid bearer token is required (Authorization: Bearer <token>)")
@@ -117,7 +115,11 @@ def register_ingest_api(server: Flask, settings: Settings) -> None:
             body = result.error_body()
             return _error(422, body.pop("error"), **body)
         name = landing_file_name(event, datetime.now(timezone.utc))
-        write_csv_atomic([result.table], Path(landing.removeprefix("file:")) / event, name)
+        try:
+            write_csv_atomic([result.table], landing, event, name)
+        except OSError:  # e.g. HDFS's WebHDFS address does not answer: nothing was published, the client may retry
+            log.exception("landing %s in %s failed", name, landing.uri)
+            return _error(503, "the landing folder is not writable right now; nothing was landed, retry later")
         metrics.rows_ingested.labels(event).inc(result.table.num_rows)
         return jsonify(rows_accepted=result.table.num_rows, file=name, event=event,
                        request_id=getattr(g, "request_id", None)), 201

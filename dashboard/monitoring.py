@@ -135,10 +135,11 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def readiness(repo: LakeRepository, max_lag_seconds: float, now: float) -> str | None:
-    """None when ready, else why not (no paths, no figures: /readyz is public)."""
-    if not repo.has_data():
-        return "lake not readable: no published manifest"
+    """None when ready, else why not (no paths, no figures: /readyz is public). A remote lake's connection
+    errors (WebHDFS over HTTP) are OSErrors too."""
     try:
+        if not repo.has_data():
+            return "lake not readable: no published manifest"
         repo.manifest_streams()
         status = repo.stream_status()
     except OSError:

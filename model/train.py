@@ -35,6 +35,7 @@ from model.metrics import forecast_metrics
 from model.registry import Forecaster, current_version, promote, version_name, write_version
 from salespulse.lake import duckdb_scan
 from salespulse.settings import ModelSettings
+from salespulse.storage import Storage, as_storage
 
 METHODS = ("model", "seasonal_naive", "linear_regression")
 BASELINES = ("seasonal_naive", "linear_regression")
@@ -45,17 +46,20 @@ class TrainingError(ValueError):
     """Training cannot start (no or too little data), with a one-line message."""
 
 
-def read_gold_hourly(lake: str | Path) -> pd.DataFrame:
+def read_gold_hourly(lake: Storage | str | Path) -> pd.DataFrame:
     """hour, country, product, sales, units_sold per hour and series from the lake's committed gold table
-    (partial rows summed by key)."""
+    (partial rows summed by key); a local folder or any Storage (e.g. HDFS through WebHDFS)."""
+    storage = as_storage(lake)
     try:
-        scan = duckdb_scan(lake, "gold_sales_hourly")
+        scan = duckdb_scan(storage, "gold_sales_hourly")
     except FileNotFoundError:
-        raise TrainingError(f"the lake at {lake} has no published gold_sales_hourly yet "
+        raise TrainingError(f"the lake at {storage.uri} has no published gold_sales_hourly yet "
                             "(run `salespulse backfill` or `salespulse stream`)") from None
     if scan is None:
-        raise TrainingError(f"the lake at {lake} holds no sales yet")
-    return duckdb.connect().execute(f"""
+        raise TrainingError(f"the lake at {storage.uri} holds no sales yet")
+    con = duckdb.connect()
+    storage.attach(con)
+    return con.execute(f"""
         SELECT hour, country, product, sum(sales) AS sales, sum(units_sold) AS units_sold
         FROM {scan} GROUP BY ALL ORDER BY ALL""").df()
 
@@ -391,7 +395,7 @@ def publish_version(registry: str | Path, network: Any, spec: dict[str, Any], me
     return TrainingResult(version, promoted, folder, metrics, message)
 
 
-def run_training(lake: str | Path, registry: str | Path, settings: ModelSettings, now: datetime,
+def run_training(lake: Storage | str | Path, registry: str | Path, settings: ModelSettings, now: datetime,
                  progress: bool = False, say: Callable[[str], None] = print) -> TrainingResult:
     """Read gold, train and evaluate, publish the version (promoted only if better than the baselines)."""
     history = series_history(read_gold_hourly(lake))

@@ -68,9 +68,9 @@ def _parse_end(_: click.Context, __: click.Parameter, value: str | None) -> int 
 
 
 @main.command()
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Landing folder (default: paths.landing). Live files go to OUT/sales and OUT/inventory, "
-                   "history to OUT/history/sales and OUT/history/inventory.")
+@click.option("--out",
+              help="Landing folder or hdfs:// URI (default: paths.landing; HDFS through WebHDFS). Live files go to "
+                   "OUT/sales and OUT/inventory, history to OUT/history/sales and OUT/history/inventory.")
 @click.option("--rate", type=float, help="Live sales events per second, weekly mean (simulator.rate).")
 @click.option("--history-rate", type=float, help="History sales events per second (simulator.history_rate).")
 @click.option("--seconds", type=float,
@@ -102,6 +102,7 @@ def simulate(ctx: click.Context, out: str | None, rate: float | None, history_ra
     """
     from salespulse.simulator.push import ApiPusher, PushError
     from salespulse.simulator.run import simulate as run_simulation
+    from salespulse.storage import open_storage
 
     if push is not None:
         if not token:
@@ -121,9 +122,10 @@ def simulate(ctx: click.Context, out: str | None, rate: float | None, history_ra
         raise click.BadParameter("must be 0 or more", param_hint="--history-days")
     if seconds is not None and seconds < 0:
         raise click.BadParameter("must be 0 (until Ctrl-C) or more", param_hint="--seconds")
-    landing = settings.paths.landing
-    if "://" in landing and push is None:
-        raise click.UsageError(f"the simulator writes local folders; paths.landing is {landing!r}")
+    try:
+        landing = open_storage(settings.paths.landing, settings.hdfs)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
 
     stop = threading.Event()
 
@@ -134,11 +136,13 @@ def simulate(ctx: click.Context, out: str | None, rate: float | None, history_ra
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, request_stop)
     try:
-        run_simulation(settings.simulator, Path(landing), history_days=history_days, seconds=seconds, stop=stop,
+        run_simulation(settings.simulator, landing, history_days=history_days, seconds=seconds, stop=stop,
                        say=_say, end_ms=end, progress=not quiet and sys.stderr.isatty(),
                        send=ApiPusher(push, token) if push else None)
     except PushError as err:
         _fail(str(err))
+    except OSError as err:  # e.g. the namenode's WebHDFS address does not answer
+        _fail(f"cannot land files in {landing.uri}: {err}")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -306,7 +310,7 @@ def _parse_hour(value: str | None) -> datetime | None:
 
 
 @main.command()
-@click.option("--lake", help="Local lake folder (paths.lake).")
+@click.option("--lake", help="Lake folder or hdfs:// URI (paths.lake; HDFS through WebHDFS, hdfs.webhdfs_url).")
 @click.option("--by", type=click.Choice(["country", "segment", "product", "month"]), help="Group the KPIs.")
 @click.option("--start", callback=_parse_date, help="First UTC day counted (ISO date). Default: all history.")
 @click.option("--end", callback=_parse_date, help="Last UTC day counted, inclusive (ISO date).")
@@ -322,14 +326,13 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | Non
     average transaction value, units, items per hour, active, new, returning and repeat customers. The
     filters are the dashboard's: its KPI cards show the same numbers for the same filters."""
     from salespulse.kpi_report import SalesFilter, format_kpi_table, kpi_totals
+    from salespulse.storage import open_storage
 
     settings = _settings(ctx, {"paths.lake": lake})
-    if "://" in settings.paths.lake and not settings.paths.lake.startswith("file://"):
-        _fail("kpis reads a local lake; for hdfs:// use `salespulse sql`", 2)
     where = SalesFilter.for_dates(start, end, countries=_split(country), segments=_split(segment),
                                   products=_split(product), bands=_split(band))
     try:
-        table = kpi_totals(settings.paths.lake, by, where)
+        table = kpi_totals(open_storage(settings.paths.lake, settings.hdfs), by, where)
     except FileNotFoundError as err:
         _fail(str(err))
     if as_json:
@@ -339,7 +342,7 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | Non
 
 
 @main.command()
-@click.option("--lake", help="Local lake folder to read gold_sales_hourly from (paths.lake).")
+@click.option("--lake", help="Lake folder or hdfs:// URI to read gold_sales_hourly from (paths.lake).")
 @click.option("--registry", help="Local model registry folder (paths.models).")
 @click.option("--max-minutes", type=float, help="Search budget in minutes (model.max_minutes).")
 @click.option("--max-epochs", type=int, help="Epochs per trial at most, before early stopping (model.max_epochs).")
@@ -355,15 +358,15 @@ def train(ctx: click.Context, lake: str | None, registry: str | None, max_minute
     """
     settings = _settings(ctx, {"paths.lake": lake, "paths.models": registry, "model.max_minutes": max_minutes,
                                "model.max_epochs": max_epochs})
-    for name, folder in (("paths.lake", settings.paths.lake), ("paths.models", settings.paths.models)):
-        if "://" in folder and not folder.startswith("file://"):
-            _fail(f"train reads and writes local folders; {name} is {folder!r}", 2)
+    if "://" in settings.paths.models and not settings.paths.models.startswith("file://"):
+        _fail(f"train writes a local registry folder; paths.models is {settings.paths.models!r}", 2)
     from model.registry import ModelError
     from model.train import TrainingError, run_training
+    from salespulse.storage import open_storage
 
     try:
-        result = run_training(settings.paths.lake, settings.paths.models, settings.model, datetime.now(timezone.utc),
-                              progress=not quiet and sys.stderr.isatty(), say=_say)
+        result = run_training(open_storage(settings.paths.lake, settings.hdfs), settings.paths.models, settings.model,
+                              datetime.now(timezone.utc), progress=not quiet and sys.stderr.isatty(), say=_say)
     except (TrainingError, ModelError) as err:
         _fail(str(err))
     overall = result.metrics["overall"]
@@ -376,7 +379,7 @@ def train(ctx: click.Context, lake: str | None, registry: str | None, max_minute
 
 
 @main.command()
-@click.option("--lake", help="Local lake folder (paths.lake).")
+@click.option("--lake", help="Lake folder or hdfs:// URI (paths.lake; HDFS through WebHDFS, hdfs.webhdfs_url).")
 @click.option("--host", help="Address to listen on (dashboard.host, default 127.0.0.1).")
 @click.option("--port", type=int, help="Port (dashboard.port, default 8050).")
 @click.option("--prod", is_flag=True,
@@ -394,8 +397,13 @@ def dashboard(ctx: click.Context, lake: str | None, host: str | None, port: int 
     overrides = {"paths.lake": lake, "dashboard.host": host, "dashboard.port": port, "dashboard.workers": workers}
     settings = _settings(ctx, {**overrides, "dashboard.production": True if prod else None})
     from salespulse.lake import MANIFEST
+    from salespulse.storage import open_storage
 
-    if not (Path(settings.paths.lake) / MANIFEST).exists():
+    try:
+        published = open_storage(settings.paths.lake, settings.hdfs).exists(MANIFEST)
+    except (OSError, ValueError) as err:  # e.g. the namenode's WebHDFS address does not answer
+        _fail(f"cannot read the lake at {settings.paths.lake}: {err}")
+    if not published:
         _fail(f"no lake at {settings.paths.lake} (no {MANIFEST}); load data first with `salespulse backfill` "
               "or `salespulse stream`, or pass --lake")
     if prod:

@@ -1,6 +1,7 @@
 """KPI totals read from gold with DuckDB (no JVM): `salespulse kpis` and the dashboard's KPI cards, one query.
 
-Reads only the table versions the lake manifest lists. Formulas come from salespulse.kpis.
+Reads only the table versions the lake manifest lists, from a local or remote lake (salespulse/storage.py).
+Formulas come from salespulse.kpis.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 
 from salespulse.kpis import KPI_BY_KEY, compute_kpis, format_kpi
 from salespulse.lake import duckdb_scan
+from salespulse.storage import Storage, as_storage
 
 GROUPINGS = {"country": "country", "segment": "segment", "product": "product",
              "month": "strftime(hour, '%Y-%m')"}
@@ -80,20 +82,24 @@ class SalesFilter:
         return " AND ".join(clauses), params
 
 
-def _scan(lake: str | Path, table: str) -> str | None:
+def _scan(lake: Storage, table: str) -> str | None:
     try:
         return duckdb_scan(lake, table)
     except FileNotFoundError:
-        raise FileNotFoundError(f"the lake at {lake} has no published {table} yet (run `salespulse backfill` "
+        raise FileNotFoundError(f"the lake at {lake.uri} has no published {table} yet (run `salespulse backfill` "
                                 "or `salespulse stream`)") from None
 
 
-def kpi_totals(lake: str | Path, by: str | None = None, where: SalesFilter = SalesFilter()) -> pd.DataFrame:
-    """One row per group (or one row overall): additive totals, derived KPIs and customer KPIs."""
-    sales = _scan(lake, "gold_sales_hourly")
+def kpi_totals(lake: Storage | str | Path, by: str | None = None, where: SalesFilter = SalesFilter()) -> pd.DataFrame:
+    """One row per group (or one row overall): additive totals, derived KPIs and customer KPIs. ``lake``: a local
+    folder, or the Storage of any lake (``salespulse.storage.open_storage``)."""
+    storage = as_storage(lake)
+    sales = _scan(storage, "gold_sales_hourly")
     if sales is None:
-        raise FileNotFoundError(f"the lake at {lake} holds no sales yet")
-    return kpi_totals_over(duckdb.connect(), sales, _scan(lake, "gold_customers_daily"), by, where)
+        raise FileNotFoundError(f"the lake at {storage.uri} holds no sales yet")
+    con = duckdb.connect()
+    storage.attach(con)
+    return kpi_totals_over(con, sales, _scan(storage, "gold_customers_daily"), by, where)
 
 
 def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str | None, by: str | None,

@@ -15,6 +15,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from salespulse.storage import Storage, as_storage
+
 MANIFEST = "_manifest.json"
 STATUS = "_status/stream.json"  # the running stream's figures, for the dashboard and monitoring
 
@@ -134,41 +136,51 @@ REASONS: dict[str, str] = {
 }
 
 
-def read_manifest(lake: str | Path) -> dict[str, Any]:
-    """The published manifest of a local lake (``{}`` when nothing is published yet)."""
-    path = Path(lake) / MANIFEST
-    if not path.exists():
+def read_manifest(lake: Storage | str | Path) -> dict[str, Any]:
+    """The published manifest of a lake (``{}`` when nothing is published yet); a local folder or a Storage."""
+    try:
+        return json.loads(as_storage(lake).read_text(MANIFEST))
+    except FileNotFoundError:
         return {}
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
-def table_dirs(lake: str | Path, table: str) -> list[Path]:
-    """The committed directories of one table of a local lake."""
+def _published_dirs(storage: Storage, table: str) -> list[str]:
+    """The committed directories of one table, relative to the lake root."""
     if table not in TABLES:
         raise KeyError(f"no lake table {table!r}; tables are {', '.join(TABLES)}")
-    return [Path(lake) / rel for rel in read_manifest(lake).get("tables", {}).get(table, [])]
+    return read_manifest(storage).get("tables", {}).get(table, [])
 
 
-def duckdb_scan(lake: str | Path, table: str, days: tuple[date | None, date | None] | None = None) -> str | None:
+def table_dirs(lake: Storage | str | Path, table: str) -> list[str]:
+    """The committed directories of one table, as the lake's storage names them (``Storage.url``)."""
+    storage = as_storage(lake)
+    return [storage.url(rel) for rel in _published_dirs(storage, table)]
+
+
+def duckdb_scan(lake: Storage | str | Path, table: str,
+                days: tuple[date | None, date | None] | None = None) -> str | None:
     """A DuckDB relation over the table's committed files, with the table's own columns (the ``dir`` level of
     the folder names is dropped); None when the published table has no rows. Raises FileNotFoundError when
     the table was never published. ``days`` (first, last; None: open) keeps only the files of those
-    ``event_date`` partitions: DuckDB would skip the others too, but only after opening each one."""
-    dirs = table_dirs(lake, table)
-    if not dirs:
-        raise FileNotFoundError(f"the lake at {lake} has no published {table} yet")
-    files = sorted(f.as_posix() for d in dirs for f in d.rglob("*.parquet") if _within(f, days))
+    ``event_date`` partitions: DuckDB would skip the others too, but only after opening each one. A remote
+    lake's files are named with their protocol: run the relation on a connection the storage is ``attach``ed to."""
+    storage = as_storage(lake)
+    rels = _published_dirs(storage, table)
+    if not rels:
+        raise FileNotFoundError(f"the lake at {storage.uri} has no published {table} yet")
+    files = sorted(f for rel in rels for f in storage.find(rel, ".parquet", published=True) if _within(f, days))
     if not files:
         return None
-    listed = ", ".join(f"'{f}'" for f in files)
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
     return f"(SELECT * EXCLUDE (dir) FROM read_parquet([{listed}], hive_partitioning = true, union_by_name = true))"
 
 
-def _within(file: Path, days: tuple[date | None, date | None] | None) -> bool:
+def _within(file: str, days: tuple[date | None, date | None] | None) -> bool:
     """Whether ``file``'s ``event_date=`` partition (if it has one) lies within ``days``."""
     if days is None:
         return True
-    partition = next((p.removeprefix("event_date=") for p in file.parts if p.startswith("event_date=")), None)
+    parts = file.split("/")
+    partition = next((p.removeprefix("event_date=") for p in parts if p.startswith("event_date=")), None)
     if partition is None:
         return True
     day = date.fromisoformat(partition)

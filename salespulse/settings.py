@@ -35,7 +35,8 @@ class _Section(BaseModel):
 
 
 class PathSettings(_Section):
-    """Where data lives: local folders or ``hdfs://`` URIs (the simulator writes local folders only)."""
+    """Where data lives: local folders or ``hdfs://`` URIs (the Python side reaches HDFS through WebHDFS, see
+    HdfsSettings; the model registry stays a local path)."""
 
     landing: str = "data/landing"
     lake: str = "data/lake"
@@ -49,6 +50,27 @@ class PathSettings(_Section):
         if not value.strip():
             raise ValueError("must be a folder path or URI, not empty")
         return value.strip()
+
+
+class HdfsSettings(_Section):
+    """How the Python side (dashboard, monitoring, `salespulse kpis`, simulator, ingest API) reaches ``hdfs://``
+    paths: WebHDFS, the namenode's HTTP API (salespulse/storage.py). Spark uses its own Hadoop client."""
+
+    # http(s)://HOST:PORT of the namenode's web server; None: the hdfs:// URI's host on port 9870 (Hadoop 3)
+    webhdfs_url: str | None = None
+    user: str | None = Field(default=None, description="HDFS user for files written (simple auth); None: dr.who")
+    # Remote files' status (the manifest's data version, the stream status) is asked of the namenode at most this
+    # often per process: a page's requests ask dozens of times, the page polls once a second.
+    version_check_seconds: float = Field(default=0.5, ge=0, le=10)
+
+    @field_validator("webhdfs_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlparse
+
+        if value is not None and (urlparse(value).scheme not in ("http", "https") or not urlparse(value).hostname):
+            raise ValueError("must be http://HOST:PORT or https://HOST:PORT (the namenode's web address)")
+        return value
 
 
 class SparkSettings(_Section):
@@ -298,6 +320,7 @@ class Settings(BaseSettings):
     )
 
     paths: PathSettings = Field(default_factory=PathSettings)
+    hdfs: HdfsSettings = Field(default_factory=HdfsSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)

@@ -6,9 +6,7 @@ keeps history generation well above 500k rows/s (a per-row loop or ``DataFrame.t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -27,8 +25,7 @@ from salespulse.schema import (
     SEGMENTS,
 )
 from salespulse.simulator.model import MANUFACTURING_PRICES, InventoryColumns, SalesColumns
-
-STAGING_DIR = ".staging"  # dot-prefixed: Spark's file source never lists it (PITFALLS 6)
+from salespulse.storage import Storage
 
 # Fault kinds and the bad values each writes; every value is invalid for its column by construction.
 FAULT_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -146,19 +143,8 @@ def write_csv(tables: list[pa.Table], sink: BinaryIO) -> None:
         pacsv.write_csv(table, sink, write_options=options)
 
 
-def write_csv_atomic(tables: list[pa.Table], directory: Path, name: str) -> Path:
-    """Write ``tables`` one after the other (one header) as ``directory/name`` so that readers only ever
-    see the complete file: the bytes go to a staging folder on the same filesystem, then one rename
-    publishes them. The tables may differ in column types (corrupted rows are text)."""
-    staging = directory.parent / STAGING_DIR
-    staging.mkdir(parents=True, exist_ok=True)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = staging / f"{name}.{os.getpid()}.part"
-    try:
-        with tmp.open("wb") as sink:
-            write_csv(tables, sink)
-        final = directory / name
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
+def write_csv_atomic(tables: list[pa.Table], landing: Storage, folder: str, name: str) -> str:
+    """Write ``tables`` one after the other (one header) as ``folder/name`` of the landing storage so that
+    readers only ever see the complete file (written aside on the same file system, then one rename; see
+    ``Storage.write_atomic``). The tables may differ in column types (corrupted rows are text)."""
+    return landing.write_atomic(folder, name, lambda sink: write_csv(tables, sink))

@@ -30,6 +30,7 @@ from salespulse.simulator.output import (
     sales_table,
     write_csv_atomic,
 )
+from salespulse.storage import Storage, as_storage
 
 LATE_SHIFT_MS = (2 * 60_000, 3 * 3_600_000)  # late events happened 2 min to 3 h before they land
 
@@ -111,7 +112,7 @@ class Lander:
     """Publishes files on a writer thread, so the next window is generated while this one is written
     (Arrow's CSV writer releases the GIL). At most one write is in flight; :meth:`close` waits for it."""
 
-    def __init__(self, out: Path, totals: RunTotals, run_tag: str,
+    def __init__(self, out: Storage, totals: RunTotals, run_tag: str,
                  send: Callable[[str, list[pa.Table]], None] | None = None):
         self.out, self.totals, self.run_tag = out, totals, run_tag
         self.send = send  # e.g. an ApiPusher: batches go to it instead of into landing files
@@ -140,7 +141,7 @@ class Lander:
         if self.send is not None:
             self.send(event, tables)
         else:
-            write_csv_atomic(tables, self.out / subdir / event, f"{event}-{suffix}")
+            write_csv_atomic(tables, self.out, f"{subdir}/{event}" if subdir else event, f"{event}-{suffix}")
 
     def flush(self) -> None:
         if self._pending is not None:
@@ -213,7 +214,7 @@ def run_live(
 
 def simulate(
     settings: SimulatorSettings,
-    out: Path,
+    out: Storage | Path,
     *,
     history_days: float,
     seconds: float | None,
@@ -226,7 +227,8 @@ def simulate(
     """History of ``history_days`` ending at ``end_ms`` (default: now), then live files for ``seconds``
     (``None``: until stopped, or no live run when history was asked for; 0: until stopped). With
     ``end_ms`` the live clock starts there too, so a pinned run is reproducible. With ``send`` every batch
-    goes to it (e.g. the ingest API) instead of into files under ``out``."""
+    goes to it (e.g. the ingest API) instead of into files under ``out`` (a local folder or any Storage)."""
+    out = as_storage(out)
     now_ms = end_ms if end_ms is not None else int(time.time() * 1000)
     tag = run_tag_for(settings.seed, now_ms)
     sim = Simulation(settings, settings.history_rate, tag)
@@ -234,7 +236,7 @@ def simulate(
     try:
         if history_days > 0:
             say(f"simulate: writing {history_days:g} days of history ({settings.history_rate:g} sales/s "
-                f"weekly mean) to {out / 'history'}")
+                f"weekly mean) to {out.url('history')}")
             began = time.perf_counter()
             finished = write_history(sim, lander, now_ms - round(history_days * DAY_MS), now_ms, stop, say,
                                      settings.status_every_seconds, progress)
@@ -251,7 +253,7 @@ def simulate(
         live_start = now_ms if end_ms is not None else int(time.time() * 1000)
         factor = sim.business.demand_factor(live_start)
         where = "pushing live batches to the ingest API" if send else \
-            f"landing live files in {out / 'sales'} and {out / 'inventory'}"
+            f"landing live files in {out.url('sales')} and {out.url('inventory')}"
         say(f"simulate: {where} every "
             f"{settings.file_interval_seconds:g} s at {settings.rate:g} sales/s weekly mean (x{factor:.2f} now "
             "for hour of day, weekday and trend)" + (f" for {run_for:g} s" if run_for else " until Ctrl-C"))

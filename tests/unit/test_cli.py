@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+
 from click.testing import CliRunner
 
 from salespulse.cli import main
@@ -29,5 +31,12 @@ def test_cli_simulate_rejects_bad_flags(tmp_path) -> None:
     assert negative.exit_code == 2 and "--history-days" in negative.output
     bad_end = runner.invoke(main, ["simulate", "--out", str(tmp_path), "--history-days", "1", "--end", "soon"])
     assert bad_end.exit_code == 2 and "not an ISO date-time" in bad_end.output
-    remote = runner.invoke(main, ["simulate", "--out", "hdfs://nn:8020/landing"])
-    assert remote.exit_code == 2 and "writes local folders" in remote.output
+    unknown = runner.invoke(main, ["simulate", "--out", "nosuchfs://x/landing"])
+    assert unknown.exit_code == 2 and "cannot open nosuchfs://x/landing" in unknown.output
+    # an hdfs:// landing is written through WebHDFS; a namenode that does not answer is one error line, exit 1
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    down = runner.invoke(main, ["simulate", "--out", "hdfs://127.0.0.1:8020/landing", "--seconds", "1"],
+                         env={"SALESPULSE_HDFS__WEBHDFS_URL": f"http://127.0.0.1:{port}"})
+    assert down.exit_code == 1 and "cannot land files in hdfs://127.0.0.1:8020/landing" in down.output

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 import click
 import gunicorn.config
@@ -35,6 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from salespulse.cli import main
 from salespulse.serving import gunicorn_options, serving_environment
 from salespulse.settings import ENV_PREFIX, Settings, load_settings
+from salespulse.storage import open_storage, webhdfs_options
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = PurePosixPath("/app")  # the Dockerfile's WORKDIR, where the checkout is copied
@@ -136,28 +138,60 @@ def test_compose_ports_match_the_settings_and_commands() -> None:
     assert settings.spark.master == "spark://spark-master:7077"
 
 
-def test_compose_volumes_hold_the_settings_paths() -> None:
+def test_compose_volumes_hold_the_settings_local_paths() -> None:
     settings = load_settings(COMPOSE_SETTINGS)
     declared = set(COMPOSE["volumes"])
     used = {source for name in SERVICES for source in mounts(name).values()}
     assert used == declared
+    # landing, archive and lake live on HDFS now: no volume carries them any more
+    assert declared == {"hdfs-name", "hdfs-data", "models", "auth"}
 
     def covered(service: str, path: str) -> bool:
         return any(PurePosixPath(path).is_relative_to(target) for target in mounts(service))
 
-    # Every process that touches a local path sees it on the same named volume at the same place.
-    needs = {"lake": settings.paths.lake, "landing": settings.paths.landing, "archive": settings.paths.archive,
-             "models": settings.paths.models}
+    # The model registry stays a local path: every process that loads or writes a model sees the same volume.
     for service in ("stream", *workers(), "dashboard"):
-        for name, path in needs.items():
-            assert covered(service, path), f"{service} does not mount {name} ({path})"
-    assert covered("simulator", settings.paths.landing)
-    # archive must share landing's volume (Spark moves files); the lake volume is shared, not per container
-    volume_of = {path: next(v for t, v in mounts("stream").items() if PurePosixPath(path).is_relative_to(t))
-                 for path in needs.values()}
-    assert volume_of[settings.paths.archive] == volume_of[settings.paths.landing]
+        assert covered(service, settings.paths.models), f"{service} does not mount the registry"
+        assert mounts(service)[settings.paths.models] == "models"
     users_file = environment("dashboard")["SALESPULSE_AUTH__USERS_FILE"]
     assert covered("dashboard", users_file)
+
+
+def test_compose_lake_and_landing_are_on_hdfs_for_every_role() -> None:
+    """One lake URI and one landing URI for every role: the stream (Spark's Hadoop client), the dashboard and the
+    simulator (WebHDFS) read the same conf/compose.yaml and override none of its paths."""
+    settings = load_settings(COMPOSE_SETTINGS)
+    hadoop = SERVICES["namenode"]["environment"]
+    namenode = "hdfs://" + hadoop["HDFS-SITE.XML_dfs.namenode.rpc-address"]
+    assert namenode == hadoop["CORE-SITE.XML_fs.defaultFS"] == "hdfs://namenode:8020"
+    on_hdfs = {"landing": settings.paths.landing, "archive": settings.paths.archive, "lake": settings.paths.lake,
+               "checkpoints": settings.paths.checkpoints}
+    assert on_hdfs == {name: f"{namenode}/salespulse/{name}" for name in on_hdfs}
+    for service in ("stream", *workers(), "simulator", "dashboard"):
+        env = environment(service)
+        assert in_repo(env["SALESPULSE_CONFIG"]) == COMPOSE_SETTINGS, service
+        assert not [key for key in env if key.startswith(f"{ENV_PREFIX}PATHS__")], service
+
+    # the Python side reaches the namenode's web server (its healthcheck's port) as the compose service name
+    webhdfs = webhdfs_options(settings.paths.lake, settings.hdfs.webhdfs_url, settings.hdfs.user)
+    assert (webhdfs["host"], webhdfs["port"], webhdfs["use_https"]) == ("namenode", 9870, False)
+    assert f"http://localhost:{webhdfs['port']}/" in " ".join(SERVICES["namenode"]["healthcheck"]["test"])
+    assert webhdfs["host"] in SERVICES and SERVICES["namenode"]["hostname"] == "namenode"
+    # reads and writes are redirected to the datanode, which the clients must reach by the name it registers
+    assert SERVICES["datanode"]["hostname"] == "datanode"
+    storage = open_storage(settings.paths.lake, settings.hdfs)
+    assert storage.fs.url == "http://namenode:9870/webhdfs/v1" and storage.root == "/salespulse/lake"
+
+    # hdfs-init creates every HDFS folder, owned by the user the image runs as and the Python side writes as
+    init = " ".join(command("hdfs-init"))
+    created = re.search(r"hdfs dfs -mkdir -p ([^&]+)&&", init).group(1).split()
+    assert {urlparse(uri).path for uri in on_hdfs.values()} <= set(created)
+    user = re.search(r"^USER (\w+)", (ROOT / "Dockerfile").read_text(), re.M).group(1)
+    assert settings.hdfs.user == user
+    assert f"hdfs dfs -chown -R {user}:{user} /salespulse" in init
+    # writers through WebHDFS start once those folders exist
+    for service in ("stream", "simulator", "dashboard"):
+        assert SERVICES[service]["depends_on"]["hdfs-init"]["condition"] == "service_completed_successfully"
 
 
 def test_compose_healthchecks_and_restart_policies() -> None:
