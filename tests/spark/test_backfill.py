@@ -253,6 +253,6 @@ def test_backfill_writes_gold_as_one_file_per_day(spark: SparkSession, tmp_path:
         spark.conf.unset("spark.sql.adaptive.enabled")
     for name in ("gold_sales_hourly", "gold_customers_daily"):
         (written,) = table_dirs(settings.paths.lake, name)
-        days = {d.name: len(list(d.glob("*.parquet"))) for d in written.glob("event_date=*")}
+        days = {d.name: len(list(d.glob("*.parquet"))) for d in Path(written).glob("event_date=*")}
         assert len(days) >= 3 and set(days.values()) == {1}, (name, days)
 
