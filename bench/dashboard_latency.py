@@ -345,7 +345,7 @@ def main() -> None:
     con = duckdb.connect()
     silver_rows, first_event = con.execute(f"SELECT count(*), min(event_time) FROM {silver}").fetchone()
     gold_rows, newest = con.execute(f"SELECT count(*), max(hour) FROM {gold}").fetchone()
-    silver_files = silver.count(".parquet'")
+    silver_files, gold_files = silver.count(".parquet'"), gold.count(".parquet'")
     queries = filter_queries(args.filters, newest, first_event.date())
     default_url = "?range=30d&grain=day"
     fresh_urls = filter_queries(args.filters + args.loads, newest, first_event.date(), seed=11)[-args.loads:]
@@ -394,7 +394,8 @@ def main() -> None:
         raise RuntimeError("peer and dashboard disagree:\n" + "\n".join(mismatches))
 
     results = {
-        "silver_rows": silver_rows, "silver_files": silver_files, "gold_rows": gold_rows, "newest": str(newest),
+        "silver_rows": silver_rows, "silver_files": silver_files, "gold_rows": gold_rows,
+        "gold_files": gold_files, "newest": str(newest),
         "start_s": start_s, "miss": stats_ms(miss), "hit": stats_ms(hit), "chain": stats_ms(chain),
         "peer": stats_ms(peer_s), "rss_mb": rss_mb, "peak_mb": peak_mb,
         "default_loads": [x.seconds for x in default_loads], "fresh_loads": [x.seconds for x in fresh_loads],
@@ -429,7 +430,8 @@ def body(r: dict[str, Any], args: argparse.Namespace, lake_note: str, load: str)
 Lake: `salespulse simulate --history-days {args.days:g} --history-rate {args.rate:g} --end {END}`, then
 `salespulse backfill` for sales (profile `canonical`) and inventory (`canonical_inventory`) ({lake_note});
 silver_sales {r['silver_rows']:,} rows in {r['silver_files']} Parquet files, gold_sales_hourly
-{r['gold_rows']:,} rows, newest hour {r['newest']}. The app runs as `salespulse dashboard --lake ...` (Flask's
+{r['gold_rows']:,} rows in {r['gold_files']} files, newest hour {r['newest']}. The app runs as
+`salespulse dashboard --lake ...` (Flask's
 threaded server, one process; started in {r['start_s']:.1f} s) and is driven over HTTP only. Load average during
 the run: {load}.
 
@@ -477,9 +479,10 @@ one, customers from the per-version bitsets, the breakdowns, months) run beside 
 figures and their JSON take a few ms (time axes are encoded as text in one step). Each filter state's time is in
 `miss_by_state_ms` of the JSON result. The per-version tables are built by the first request after a publish
 (not timed here: the data version does not change during the run). In the browser: the scripts (plotly.js'
-1.3 MB finance partial bundle the largest) are parsed, then `_dash-layout` (it holds the Overview's frame and
-the current data version, so no tab or first-poll round trip follows), the filter sync (URL -> filters store),
-the Overview's update, and Plotly drawing five charts.
+1.3 MB finance partial bundle the largest) are parsed, then `_dash-layout`, which holds the Overview already
+filled for the page's address (cards, charts, top table) and the current data version, then the lazily loaded
+component code (graph, table, dropdowns) and Plotly drawing five charts: no callback round trip comes before
+the charts (the filter sync and the header refresh run beside them).
 """
 
 
