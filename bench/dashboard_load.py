@@ -3,9 +3,9 @@ MINUTES against gunicorn on loopback while the stream writes (issue 7, item 10; 
 <= 300 ms, 0 errors, memory stable).
 
 Usage: python bench/dashboard_load.py [--sessions 50] [--minutes 5] [--interval 2] [--workers W] [--threads T]
-[--history-days 3] [--rate 5] [--workdir data/bench/load]. As `make demo` does, in WORKDIR (reset each run): the
-simulator writes HISTORY_DAYS of history, `salespulse backfill` loads it, then the simulator lands live files
-at RATE sales events/s and `salespulse stream` loads them while the dashboard runs under gunicorn
+[--history-days 3] [--rate 5] [--workdir data/bench/load] [--section load]. As `make demo` does, in WORKDIR (reset
+each run): the simulator writes HISTORY_DAYS of history, `salespulse backfill` loads it, then the simulator lands live
+files at RATE sales events/s and `salespulse stream` loads them while the dashboard runs under gunicorn
 (`conf/gunicorn.conf.py`, WORKERS x THREADS). Users are added with `salespulse users add ... --password-stdin` in
 the run's own users file; each session logs in with its own cookie jar (POST /login). A server without /login
 (before login existed) is polled without logging in, and the report says so.
@@ -249,6 +249,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--minutes", type=float, default=5)
+    parser.add_argument("--section", default="load", help="BENCHMARKS.md section to write (e.g. a long memory run)")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between a session's polls")
     served = DashboardSettings()  # the production defaults of conf/default.yaml's dashboard section
     parser.add_argument("--workers", type=int, default=served.workers, help="gunicorn workers (dashboard.workers)")
@@ -330,7 +331,7 @@ def main() -> None:
                "rate": args.rate,
                "history_days": args.history_days}
     (work / "dashboard_load.json").write_text(json.dumps(figures, indent=2))
-    publish("load", body(figures, load.summary()))
+    publish(args.section, body(figures, load.summary()))
 
 
 def _answers(url: str) -> bool:
