@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from bench.dashboard_latency import renderer_body
 from dashboard import ids
 from dashboard.app import create_app
 from dashboard.auth import is_open_path
@@ -61,20 +62,9 @@ def concrete(rule: str) -> str:
 
 
 def callback_body(client, output: str, values: dict[str, Any], changed: str) -> dict[str, Any]:
-    """The request the Dash renderer sends for the callback with ``output`` among its outputs, built from the
-    app's own /_dash-dependencies as the renderer does, with ``values`` for its inputs and states (by id)."""
-    dependency = next(d for d in client.get("/_dash-dependencies").get_json() if output in d["output"])
-
-    def prop(spec: str) -> dict[str, Any]:
-        ident, name = spec.rsplit(".", 1)
-        return {"id": json.loads(ident) if ident.startswith("{") else ident, "property": name}
-
-    outputs = [prop(s) for s in dependency["output"].strip(".").split("...")]
-    return {"output": dependency["output"],
-            "outputs": outputs if dependency["output"].startswith("..") else outputs[0],  # one output: not a list
-            "inputs": [{**i, "value": values.get(i["id"])} for i in dependency["inputs"]],
-            "state": [{**s, "value": values.get(s["id"])} for s in dependency["state"]],
-            "changedPropIds": [changed]}
+    """The request the Dash renderer sends for the callback with ``output`` among its outputs (the benches'
+    builder, from the app's own /_dash-dependencies), with ``values`` for its inputs and states (by id)."""
+    return renderer_body(client.get("/_dash-dependencies").get_json(), output, values, [changed])
 
 
 def tab_request(client, tab: str, query: str) -> dict[str, Any]:
