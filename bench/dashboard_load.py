@@ -41,6 +41,7 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -126,6 +127,30 @@ def wait_for(check: Callable[[], bool], seconds: float, what: str, procs: list[s
 
 def worker_rss_mb(master: subprocess.Popen[bytes]) -> list[float]:
     return sorted(child.memory_info().rss / 1e6 for child in psutil.Process(master.pid).children())
+
+
+def duckdb_mb(url: str) -> float | None:
+    """DuckDB's memory in the worker answering /metrics (loopback needs no token), MB; None if unreadable."""
+    try:
+        with urllib.request.urlopen(url + "metrics", timeout=30) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("salespulse_dashboard_duckdb_memory_bytes{")) / 1e6
+
+
+def trend_mb_per_hour(samples: list[float]) -> tuple[float, float]:
+    """Least-squares slope of one-minute samples over the second half of the run, MB per hour, and the half-width
+    of its 95 % interval: an upward slope whose interval excludes 0 is growth, not noise."""
+    half = np.asarray(samples[len(samples) // 2:], dtype=float)
+    if len(half) < 3:
+        return float("nan"), float("nan")
+    minutes = np.arange(len(half), dtype=float)
+    slope, intercept = np.polyfit(minutes, half, 1)
+    residual = half - (slope * minutes + intercept)
+    stderr = float(np.sqrt(residual @ residual / (len(half) - 2) / ((minutes - minutes.mean()) ** 2).sum()))
+    return float(slope * 60), float(1.96 * stderr * 60)
 
 
 # -- HTTP ----------------------------------------------------------------------------------------------------
@@ -311,10 +336,13 @@ def main() -> None:
                        for i, s in enumerate(sessions)]
             for thread in threads:
                 thread.start()
-            rss_by_minute = []  # total RSS of the workers once a minute: growth that levels off is a cache filling
+            # once a minute: total RSS of the workers (growth that levels off is a cache filling) and DuckDB's part
+            rss_by_minute: list[float] = []
+            duckdb_by_minute: list[float | None] = []
             while time.monotonic() + 60 <= until:
                 time.sleep(60)
                 rss_by_minute.append(sum(worker_rss_mb(server)))
+                duckdb_by_minute.append(duckdb_mb(url))
             for thread in threads:
                 thread.join()
             rss_end = worker_rss_mb(server)
@@ -327,7 +355,8 @@ def main() -> None:
                "stats": {kind: stats_ms(values) for kind, values in results.seconds.items() if values},
                "all": stats_ms([s for values in results.seconds.values() for s in values]),
                "errors": len(results.errors), "first_errors": results.errors[:5], "versions": results.versions_seen,
-               "rss_start": rss_start, "rss_end": rss_end, "rss_by_minute": rss_by_minute, "batches": batches,
+               "rss_start": rss_start, "rss_end": rss_end, "rss_by_minute": rss_by_minute,
+               "duckdb_by_minute": duckdb_by_minute, "batches": batches,
                "rate": args.rate,
                "history_days": args.history_days}
     (work / "dashboard_load.json").write_text(json.dumps(figures, indent=2))
@@ -355,6 +384,11 @@ def body(r: dict[str, Any], load: str) -> str:
     rss_minutes = " -> ".join(f"{v:,.0f}" for v in [sum(r["rss_start"]), *r.get("rss_by_minute", []),
                                                      sum(r["rss_end"])])
     rss = " / ".join(f"{a:,.0f} -> {b:,.0f}" for a, b in zip(r["rss_start"], r["rss_end"], strict=False))
+    duckdb = " -> ".join("?" if v is None else f"{v:,.0f}" for v in r.get("duckdb_by_minute", [])) or "not sampled"
+    slope, margin = trend_mb_per_hour(r.get("rss_by_minute", []))
+    trend = (f"{slope:+,.1f} MB/h +- {margin:,.1f} (95 %) over minutes {len(r['rss_by_minute']) // 2 + 1}-"
+             f"{len(r['rss_by_minute'])}: " + ("no growth beyond noise" if slope - margin <= 0 else "growing")
+             if slope == slope else "run too short for a trend")
     dry = "" if r["sessions"] >= 50 and r["minutes"] >= 5 else (
         f"\n**Dry run** ({r['sessions']} sessions, {r['minutes']:g} min): fewer or shorter than the issue's 50 "
         "sessions x 5 minutes, so not the acceptance figures; `python bench/dashboard_load.py` gives those.\n")
@@ -391,6 +425,8 @@ Load average during the run: {load}.
 | **errors** | **{r['errors']}** (target 0: {met(r['errors'] == 0)}); first: {errors} |
 | **RSS of the gunicorn workers**, start -> end, MB | {rss} ({growth:+.0%} in total) |
 | RSS of the workers in total: start, each minute, end, MB | {rss_minutes} |
+| **RSS trend over the second half** (least squares, one sample a minute) | **{trend}** |
+| DuckDB memory of the worker (from /metrics), each minute, MB | {duckdb} |
 """
 
 

@@ -28,12 +28,12 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
     """The app behind its login (docs/security.md). Raises dashboard.auth.AuthSetupError when production mode
     lacks a session secret or users."""
     lake = open_storage(settings.paths.lake, settings.hdfs)  # local folder, or HDFS through WebHDFS
-    repo = repo or LakeRepository(lake, settings.paths.models, viewer_countries)
+    repo = repo or LakeRepository(lake, settings.paths.models, viewer_countries, settings.dashboard.query_memory_mb)
     app = Dash(__name__, title="SalesPulse", assets_folder=str(ASSETS), suppress_callback_exceptions=True,
                update_title=None)
     # First, so its request ids and timings cover the login guard's 401s too. Its own reader sees every country:
     # probes and /metrics are system-wide and guarded by their own token, not by a dashboard session.
-    register_monitoring(app.server, settings, LakeRepository(lake, settings.paths.models))
+    register_monitoring(app.server, settings, LakeRepository(lake, settings.paths.models), repo)
     install_auth(app.server, settings.auth, settings.dashboard.production)
 
     def layout() -> html.Div:  # a function: rebuilt per page load (PITFALLS 30), for the logged-in user

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +41,7 @@ from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, kpi_totals_over
 from salespulse.kpis import compute_kpis
 from salespulse.lake import MANIFEST, STATUS, TABLES, duckdb_scan
 from salespulse.schema import COUNTRIES
+from salespulse.settings import DashboardSettings
 from salespulse.storage import Storage, as_storage
 
 GRAINS = ("minute", "hour", "day", "week", "month")
@@ -84,7 +87,8 @@ class LakeRepository:
     model registry (a local folder)."""
 
     def __init__(self, lake: Storage | str | Path, models: str | Path,
-                 viewer_countries: Callable[[], tuple[str, ...] | None] = lambda: None):
+                 viewer_countries: Callable[[], tuple[str, ...] | None] = lambda: None,
+                 memory_mb: int = DashboardSettings.model_fields["query_memory_mb"].default):
         self.lake = as_storage(lake)
         self.models = Path(models)
         self.viewer_countries = viewer_countries  # asked per read; None: every country
@@ -93,9 +97,11 @@ class LakeRepository:
         self._lock = threading.Lock()
         self._db = duckdb.connect()  # holds the per-version tables; every query runs on a cursor of it
         self.lake.attach(self._db)  # a remote lake's Parquet files are read through its file system
-        # Parquet footers read once, not per query: writers never change a file in place (new directories,
-        # then a manifest swap), so a cached footer cannot go stale.
-        self._db.execute("SET parquet_metadata_cache = true")
+        # A bounded worker: DuckDB's default limit is 80 % of the machine's RAM. Past the limit it drops cached
+        # remote file blocks, then spills to its own temp folder (created on demand, removed on close).
+        spill = Path(tempfile.gettempdir()) / f"salespulse-duckdb-{os.getpid()}-{id(self)}"
+        self._db.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
+        self._db.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
         # per name and visible countries: its tables, newest last, each with when a newer one replaced it
         self._tables: dict[str, list[list[Any]]] = {}
         self._building: dict[tuple[Any, ...], threading.Event] = {}  # keys some thread is computing now
@@ -106,6 +112,11 @@ class LakeRepository:
         """Changes whenever a writer publishes: the manifest is replaced by rename, so its identity (inode or
         HDFS file id, size, modification time) changes. No read of the manifest itself."""
         return self.lake.version(MANIFEST)
+
+    def memory_bytes(self) -> dict[str, int]:
+        """The repository's DuckDB memory in use, by part (DuckDB's tags, e.g. IN_MEMORY_TABLE), for /metrics."""
+        rows = self._con().execute("SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0")
+        return {tag.lower(): int(size) for tag, size in rows.fetchall()}
 
     def has_data(self) -> bool:
         return bool(self.data_version())

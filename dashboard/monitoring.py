@@ -1,6 +1,6 @@
 """Health, readiness, Prometheus metrics, JSON request logs with request ids, and friendly errors.
 
-``register_monitoring(server, settings, repo)`` adds to the dashboard's Flask server:
+``register_monitoring(server, settings, repo, served)`` adds to the dashboard's Flask server:
 
 - ``/healthz``: 200 while the process serves requests; ``/readyz``: 200 when the lake is readable and the
   stream's status file shows a batch within ``monitoring.ready_max_lag_seconds``, else 503 with a reason.
@@ -8,7 +8,8 @@
 - ``/metrics`` (Prometheus text): bearer ``monitoring.metrics_token``, or loopback clients only when unset.
   Request and Dash-callback latency histograms, errors, rows taken by the ingest API, and the stream's
   figures read from the manifest and ``_status/stream.json`` at scrape time. With ``PROMETHEUS_MULTIPROC_DIR``
-  set (gunicorn with several workers), the workers' metrics are summed over that folder.
+  set (gunicorn with several workers), the workers' metrics are summed over that folder. Memory is per process:
+  the resident memory (``process_*``) and DuckDB memory by part of the worker that answers the scrape.
 - One JSON log line per request (``salespulse.access``; no bodies, no query strings) carrying the request
   id from ``X-Request-ID`` (or a new one), which every response returns in that header.
 - Errors: an HTML navigation gets a friendly page with the request id, everything else (the ingest API,
@@ -32,7 +33,14 @@ from html import escape
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from werkzeug.exceptions import HTTPException
@@ -124,6 +132,21 @@ class LakeCollector(Collector):
         if updated is not None:
             age.add_metric([], max(0.0, self.clock() - updated.timestamp()))
         yield from (lag, duration, pending, age)
+
+
+class MemoryCollector(Collector):
+    """The answering worker's DuckDB memory by part (per-version tables, cached file blocks, ...), read at scrape
+    time: with resident memory, what an operator watches for a worker that keeps growing."""
+
+    def __init__(self, repo: LakeRepository):
+        self.repo = repo
+
+    def collect(self) -> Iterator[Metric]:
+        parts = GaugeMetricFamily("salespulse_dashboard_duckdb_memory_bytes", "DuckDB memory of the dashboard "
+                                  "worker answering this scrape, by part", labels=["part"])
+        for part, size in sorted(self.repo.memory_bytes().items()):
+            parts.add_metric([part], float(size))
+        yield parts
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -218,12 +241,15 @@ def _is_loopback(address: str | None) -> bool:
         return False
 
 
-def register_monitoring(server: Flask, settings: Settings, repo: LakeRepository) -> None:
-    """Health and readiness probes, /metrics, request ids and JSON request logs, error pages."""
+def register_monitoring(server: Flask, settings: Settings, repo: LakeRepository, served: LakeRepository) -> None:
+    """Health and readiness probes, /metrics, request ids and JSON request logs, error pages. ``repo`` reads the
+    stream's figures (every country); ``served`` is the repository the dashboard's callbacks query."""
     config = settings.monitoring
     metrics = metrics_for(server)
-    lake_collector = LakeCollector(repo)
-    metrics.registry.register(lake_collector)
+    per_process = (LakeCollector(repo), MemoryCollector(served))
+    for collector in per_process:
+        metrics.registry.register(collector)
+    ProcessCollector(registry=metrics.registry)
     if config.log_requests:
         _json_logger(access_log)
     _json_logger(log)
@@ -293,7 +319,9 @@ def register_monitoring(server: Flask, settings: Settings, repo: LakeRepository)
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-            registry.register(lake_collector)
+            for collector in per_process:
+                registry.register(collector)
+            ProcessCollector(registry=registry)
         else:
             registry = metrics.registry
         return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -212,6 +212,9 @@ class DashboardSettings(_Section):
     # Responses of the deterministic callbacks kept per process for the current data version (dashboard/
     # response_cache.py, docs/dashboard.md); 0 turns the cache off.
     response_cache_entries: int = Field(default=256, ge=0, description="cached callback responses per process")
+    # DuckDB's memory per worker (queries, per-version tables, cached remote file blocks); a query needing more
+    # spills to a temp folder. The 90-day Data quality tab over 10M events needs about 300 MB.
+    query_memory_mb: int = Field(default=1024, ge=64, description="DuckDB memory limit per dashboard worker, MB")
     # Production mode (`salespulse dashboard --prod`, gunicorn): no built-in demo accounts or secrets, secure
     # cookies; every secret must come from the environment.
     production: bool = False

@@ -11,12 +11,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from dash import Input, Output
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard.app import create_app
+from dashboard.data import LakeRepository
 from dashboard.monitoring import ACCESS_LOG, JsonFormatter
 from salespulse.lake import MANIFEST, STATUS
 from salespulse.settings import load_settings
@@ -38,12 +40,12 @@ def write_lake(lake: Path, status_age_seconds: float | None) -> None:
         (lake / STATUS).write_text(json.dumps(status))
 
 
-def make_app(tmp_path: Path, **monitoring: Any) -> Any:
+def make_app(tmp_path: Path, repo: LakeRepository | None = None, **monitoring: Any) -> Any:
     overrides: dict[str, Any] = {"paths.landing": str(tmp_path / "landing"), "paths.lake": str(tmp_path / "lake"),
                                  "paths.models": str(tmp_path / "models"), "api.tokens": [TOKEN],
                                  "auth.users_file": str(write_accounts(tmp_path / "users.json", {"admin": None}))}
     overrides.update({f"monitoring.{k}": v for k, v in monitoring.items()})
-    app = create_app(load_settings(overrides=overrides))
+    app = create_app(load_settings(overrides=overrides), repo)
 
     @app.callback(Output("test-out", "children"), Input("test-in", "value"))
     def echo(value: int) -> str:
@@ -221,3 +223,13 @@ def test_errors_friendly_page_for_browsers_json_for_dash_and_api(tmp_path: Path,
     assert errors[0]["request_id"] == "req-boom-1"
     assert "hunter2" in errors[0]["exception"] and "Traceback" in errors[0]["exception"]
     assert errors[1]["path"] == "/_dash-update-component"
+
+
+def test_metrics_show_the_workers_resident_and_duckdb_memory(tmp_path: Path) -> None:
+    write_lake(tmp_path / "lake", 30)
+    served = LakeRepository(tmp_path / "lake", tmp_path / "models")
+    app = make_app(tmp_path, served)
+    served._table("numbers", "SELECT range AS n FROM range(2000000)")  # 2M BIGINTs: 16 MB in DuckDB's table
+    samples = _samples(app.server.test_client().get("/metrics").get_data(as_text=True))
+    assert 16e6 <= _value(samples, "salespulse_dashboard_duckdb_memory_bytes", part="in_memory_table") < 24e6
+    assert 0.8 < _value(samples, "process_resident_memory_bytes") / psutil.Process().memory_info().rss < 1.25

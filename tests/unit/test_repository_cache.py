@@ -1,5 +1,6 @@
 """The dashboard repository's per-version cache under concurrent requests: one computation per key and version,
-and per-version tables stay readable for requests that started before a newer version replaced them."""
+and per-version tables stay readable for requests that started before a newer version replaced them; its DuckDB
+keeps nothing per file read and stays within its memory limit."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from dashboard import data
@@ -72,3 +76,36 @@ def test_replaced_tables_stay_readable_during_the_grace(repo: LakeRepository, tm
     tables = set(repo._frame("SELECT table_name FROM duckdb_tables()")["table_name"])
     assert first not in tables and newest in tables
     assert repo._frame(f"SELECT n FROM {newest}")["n"].tolist() == [6]
+
+
+def duckdb_bytes(repo: LakeRepository) -> int:
+    return int(repo._frame("SELECT sum(memory_usage_bytes) AS b FROM duckdb_memory()")["b"].iloc[0])
+
+
+def test_files_read_then_replaced_leave_no_memory_behind(repo: LakeRepository, tmp_path: Path) -> None:
+    """The stream and compaction replace gold files all the time; a long-running worker reads each new one.
+    DuckDB's Parquet footer cache (``parquet_metadata_cache``, off) would keep about 30 KB per file of this
+    shape, for ever."""
+    table = pa.table({f"m{i}": np.arange(100, dtype="float64") for i in range(20)})
+    before = duckdb_bytes(repo)
+    for round_ in range(3):
+        files = [tmp_path / f"batch-{round_}-{i}.parquet" for i in range(500)]
+        for file in files:
+            pq.write_table(table, file)
+        for start in range(0, len(files), 50):
+            listed = ", ".join(f"'{f}'" for f in files[start:start + 50])
+            assert repo._frame(f"SELECT sum(m0) AS s FROM read_parquet([{listed}])")["s"].iloc[0] == 50 * 4950
+        for file in files:
+            file.unlink()
+    assert duckdb_bytes(repo) - before < 2_000_000  # 1,500 files: about 45 MB with the footer cache
+
+
+def test_a_query_over_the_memory_limit_spills_to_a_temp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    publish(tmp_path, 0)
+    monkeypatch.chdir(tmp_path)  # DuckDB's own default spills into the working directory (".tmp")
+    small = LakeRepository(tmp_path, tmp_path / "models", memory_mb=64)
+    assert small._frame("SELECT current_setting('memory_limit') AS m")["m"].iloc[0] == "61.0 MiB"  # 64 MB
+    groups = small._frame("SELECT count(*) AS n, sum(s) AS total FROM (SELECT i % 3000000 AS k, sum(i) AS s "
+                          "FROM range(6000000) t(i) GROUP BY k)")  # a hash table of 3M groups: over 64 MB
+    assert groups["n"].iloc[0] == 3_000_000 and groups["total"].iloc[0] == 6_000_000 * 5_999_999 // 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST]
