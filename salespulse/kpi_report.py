@@ -132,7 +132,9 @@ def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str |
     return totals.rename(columns={"grp": by or "scope"}).drop(columns=["hours"])
 
 
-FIRSTS_SQL = "SELECT customer_id, min(first_order_date) AS first_ever FROM {customers} GROUP BY 1"
+# per customer: the first order ever (what "new" is measured against) and the first day with a row
+FIRSTS_SQL = """SELECT customer_id, min(first_order_date) AS first_ever, min(event_date) AS first_seen
+                FROM {customers} GROUP BY 1"""
 
 
 def customer_totals(con: duckdb.DuckDBPyConnection, customers: str, by: str | None,

@@ -157,31 +157,45 @@ def table_dirs(lake: Storage | str | Path, table: str) -> list[str]:
     return [storage.url(rel) for rel in _published_dirs(storage, table)]
 
 
-def duckdb_scan(lake: Storage | str | Path, table: str,
-                days: tuple[date | None, date | None] | None = None) -> str | None:
-    """A DuckDB relation over the table's committed files, with the table's own columns (the ``dir`` level of
-    the folder names is dropped); None when the published table has no rows. Raises FileNotFoundError when
-    the table was never published. ``days`` (first, last; None: open) keeps only the files of those
-    ``event_date`` partitions: DuckDB would skip the others too, but only after opening each one. A remote
-    lake's files are named with their protocol: run the relation on a connection the storage is ``attach``ed to."""
+def table_files(lake: Storage | str | Path, table: str) -> list[str]:
+    """The table's committed Parquet files, sorted, as the lake's storage names them. Raises FileNotFoundError
+    when the table was never published."""
     storage = as_storage(lake)
     rels = _published_dirs(storage, table)
     if not rels:
         raise FileNotFoundError(f"the lake at {storage.uri} has no published {table} yet")
-    files = sorted(f for rel in rels for f in storage.find(rel, ".parquet", published=True) if _within(f, days))
+    return sorted(f for rel in rels for f in storage.find(rel, ".parquet", published=True))
+
+
+def parquet_scan(files: list[str] | tuple[str, ...]) -> str | None:
+    """A DuckDB relation over ``files`` of one table (``table_files``), with the table's own columns (the ``dir``
+    level of the folder names is dropped); None for no file. A remote lake's files are named with their
+    protocol: run the relation on a connection the storage is ``attach``ed to."""
     if not files:
         return None
     listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
     return f"(SELECT * EXCLUDE (dir) FROM read_parquet([{listed}], hive_partitioning = true, union_by_name = true))"
 
 
-def _within(file: str, days: tuple[date | None, date | None] | None) -> bool:
+def duckdb_scan(lake: Storage | str | Path, table: str,
+                days: tuple[date | None, date | None] | None = None) -> str | None:
+    """``parquet_scan`` of the table's committed files; None when the published table has no rows. Raises
+    FileNotFoundError when the table was never published. ``days`` (first, last; None: open) keeps only the
+    files of those ``event_date`` partitions: DuckDB would skip the others too, but only after opening each."""
+    return parquet_scan([f for f in table_files(lake, table) if in_days(f, days)])
+
+
+def file_day(file: str) -> date | None:
+    """The ``event_date=`` partition ``file`` lies in; None for a table without one."""
+    partition = next((p for p in file.split("/") if p.startswith("event_date=")), None)
+    return None if partition is None else date.fromisoformat(partition.removeprefix("event_date="))
+
+
+def in_days(file: str, days: tuple[date | None, date | None] | None) -> bool:
     """Whether ``file``'s ``event_date=`` partition (if it has one) lies within ``days``."""
     if days is None:
         return True
-    parts = file.split("/")
-    partition = next((p.removeprefix("event_date=") for p in parts if p.startswith("event_date=")), None)
-    if partition is None:
+    day = file_day(file)
+    if day is None:
         return True
-    day = date.fromisoformat(partition)
     return (days[0] is None or day >= days[0]) and (days[1] is None or day <= days[1])
