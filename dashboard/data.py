@@ -276,12 +276,12 @@ class LakeRepository:
             return None
 
         def select(previous: _Built | None) -> str:
-            kept = [day for day, files in by_day.items() if day is not None and previous is not None
-                    and previous.days is not None and previous.days.get(day) == files]
+            before = previous.days if previous is not None and previous.days is not None else {}
+            kept = [day for day, files in by_day.items() if day is not None and before.get(day) == files]
             parts = []
-            if kept:
+            if previous is not None and kept:
                 listed = ", ".join(f"DATE '{day.isoformat()}'" for day in kept)
-                parts.append(f"SELECT * FROM {previous.name} WHERE event_date IN ({listed})")  # type: ignore[union-attr]
+                parts.append(f"SELECT * FROM {previous.name} WHERE event_date IN ({listed})")
             fresh = self._visible(table, (f for day, files in by_day.items() if day not in kept for f in files))
             if fresh is not None:
                 parts.append(sql.format(rows=fresh))
