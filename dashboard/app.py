@@ -15,6 +15,7 @@ from dashboard import callbacks
 from dashboard.auth import install_auth, viewer, viewer_countries
 from dashboard.data import LakeRepository
 from dashboard.headers import install_security_headers
+from dashboard.heap import limit_arenas
 from dashboard.ingest_api import register_ingest_api
 from dashboard.monitoring import register_monitoring
 from dashboard.response_cache import ResponseCache, install_response_cache
@@ -27,6 +28,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"  # the Bootswatch "flatly" t
 def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
     """The app behind its login (docs/security.md). Raises dashboard.auth.AuthSetupError when production mode
     lacks a session secret or users."""
+    limit_arenas()  # before the repository's DuckDB and the server start their threads
     lake = open_storage(settings.paths.lake, settings.hdfs)  # local folder, or HDFS through WebHDFS
     repo = repo or LakeRepository(lake, settings.paths.models, viewer_countries, settings.dashboard.query_memory_mb)
     app = Dash(__name__, title="SalesPulse", assets_folder=str(ASSETS), suppress_callback_exceptions=True,

@@ -20,8 +20,6 @@ starts with the viewer's countries (``_cached``), so one viewer's results never 
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import itertools
 import json
 import os
@@ -40,6 +38,7 @@ import pandas as pd
 
 from dashboard.customer_sets import COLUMNS as CUSTOMER_COLUMNS
 from dashboard.customer_sets import CustomerCells, build_customer_cells, count_customers
+from dashboard.heap import release_freed_memory
 from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, kpi_totals_over
 from salespulse.kpis import compute_kpis
 from salespulse.lake import MANIFEST, STATUS, TABLES, file_day, in_days, parquet_scan, table_files
@@ -609,23 +608,6 @@ class LakeRepository:
         if self.restricted():
             return {}
         return _read_json(self.lake, MANIFEST, default={}).get("streams", {})
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL(None).malloc_trim  # glibc
-    except (AttributeError, OSError):
-        return None
-
-
-def release_freed_memory() -> None:
-    """Hands the C heap's free pages back to the OS (glibc; elsewhere nothing). With a server's threads glibc
-    keeps freed memory in per-thread arenas: under 50 sessions a worker's RSS grew ~47 MB/h while its memory in
-    use stayed flat (BENCHMARKS.md, load-memory). Called once per data version, when the old one's results go."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def _whole_days(where: SalesFilter) -> bool:
