@@ -259,4 +259,6 @@ def test_sales_batches_are_published_while_a_forecast_runs(spark: SparkSession, 
     assert spark.sparkContext.statusTracker().getJobIdsForGroup("salespulse-forecast")
     forecasts = table(lake, "gold_forecasts")
     series = gold_history(lake).groupby(["level", "country", "product"], dropna=False).ngroups
-    assert len(forecasts[forecasts["model_version"] == "20260404T000000Z"]) == series * 24
+    # each refresh publishes every series x 24 hours; a slow machine may fit a second refresh in before the stop
+    runs = forecasts[forecasts["model_version"] == "20260404T000000Z"].groupby("generated_at").size()
+    assert len(runs) >= 1 and (runs == series * 24).all(), runs
