@@ -19,6 +19,7 @@ Runnable with plain spark-submit: ``spark-submit spark_jobs/stream.py [--availab
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -82,27 +83,26 @@ class BatchFigures:
                 f"{self.rows_quarantined:,} quarantined, {self.rows_duplicate:,} duplicate; freshness {fresh}")
 
 
-FORECAST_POOL = "forecast"  # FAIR scheduler pool of the forecast refresh (spark.scheduler_mode)
-FORECAST_JOB_GROUP = "salespulse-forecast"
+BACKGROUND_POOL = "background"  # FAIR scheduler pool of the work beside the batches (spark.scheduler_mode)
 
 
-class ForecastRefresher:
-    """Refreshes forecasts in its own thread, off the micro-batch path: a sales batch only wakes it. It forecasts
-    the next 24 hours when an hour has completed since the last forecast or the registry promoted another model;
-    without a usable model the stream goes on with KPIs only, and says why once. Its Spark jobs run in their own
-    FAIR pool, so sales batches keep getting cores during a forecast; its tables are written to unpublished
-    directories and appear in one manifest swap, so a run abandoned at stop leaves nothing visible (compaction
-    removes such directories after an hour)."""
+class BackgroundWork:
+    """Work that runs in its own thread, off the micro-batch path: a batch only wakes it (:meth:`request`), and
+    ``refresh`` runs once for all wake-ups since its last run. Its Spark jobs run in their own FAIR pool and
+    job group, so batches keep getting cores; what it writes goes to unpublished directories and appears in one
+    manifest swap, so a run abandoned at stop leaves nothing visible (compaction removes such directories
+    after an hour)."""
+
+    name = "background work"
 
     def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
         self.spark, self.settings, self.say = spark, settings, say
         self.lake = settings.paths.lake.rstrip("/")
-        self.wanted = threading.Event()  # a sales batch was published since the last check
-        self.closing = threading.Event()  # check once more if wanted, then end
-        self.abandoning = False  # set by abandon(): a failure of the running forecast is the cancellation
-        self.model_note = ""  # the last thing said about the model, so it is said once, not every batch
-        self.failed_version: str | None = None  # not retried until the registry promotes another version
-        self.thread = threading.Thread(target=self._run, name="salespulse-forecast", daemon=True)
+        self.job_group = f"salespulse-{self.name.replace(' ', '-')}"
+        self.wanted = threading.Event()  # a batch was published since the last run
+        self.closing = threading.Event()  # run once more if wanted, then end
+        self.abandoning = False  # set by abandon(): a failure of the running refresh is the cancellation
+        self.thread = threading.Thread(target=self._run, name=self.job_group, daemon=True)
 
     def start(self) -> None:
         self.thread.start()
@@ -110,34 +110,37 @@ class ForecastRefresher:
     def request(self) -> None:
         self.wanted.set()
 
-    def finish(self, stop: threading.Event) -> None:
-        """Let a requested or running refresh complete, then end the thread (available-now runs). ``stop``
-        (a signal meanwhile) turns this into :meth:`abandon`."""
+    def finish(self, stop: threading.Event | None = None) -> None:
+        """Let a requested or running refresh complete, then end the thread. ``stop`` (a signal meanwhile)
+        turns this into :meth:`abandon`."""
         self.closing.set()
         self.wanted.set()
         while self.thread.is_alive():
             self.thread.join(0.2)
-            if stop.is_set():
+            if stop is not None and stop.is_set():
                 self.abandon()
 
     def abandon(self) -> None:
-        """End the thread now: the running forecast's Spark jobs are cancelled and it is not published; the next
-        start forecasts that hour again."""
+        """End the thread now: the running refresh's Spark jobs are cancelled and it is not published."""
         self.abandoning = True
         self.closing.set()
         self.wanted.set()
         while self.thread.is_alive():
-            # Again each time: a job the forecast started after the previous cancel must go too.
-            self.spark.sparkContext.cancelJobGroup(FORECAST_JOB_GROUP)
+            # Again each time: a job the refresh started after the previous cancel must go too.
+            self.spark.sparkContext.cancelJobGroup(self.job_group)
             self.thread.join(0.5)
+
+    def pause(self) -> None:
+        """Between wake-up and refresh: nothing by default."""
 
     def _run(self) -> None:
         context = self.spark.sparkContext
         # Thread-local (PySpark pins each Python thread to a JVM thread): only this thread's jobs.
-        context.setLocalProperty("spark.scheduler.pool", FORECAST_POOL)
-        context.setJobGroup(FORECAST_JOB_GROUP, "forecast refresh")
+        context.setLocalProperty("spark.scheduler.pool", BACKGROUND_POOL)
+        context.setJobGroup(self.job_group, self.name)
         while not self.abandoning:
             self.wanted.wait()
+            self.pause()
             last = self.closing.is_set()
             self.wanted.clear()
             if self.abandoning:
@@ -145,9 +148,26 @@ class ForecastRefresher:
             try:
                 self.refresh(datetime.now(timezone.utc))
             except Exception as err:  # the thread must outlive a lake hiccup; the next batch tries again
-                self.say(f"stream: forecast refresh failed, tried again after the next sales batch: {_reason(err)}")
+                if self.abandoning:
+                    return
+                self.say(f"stream: {self.name} failed, tried again after the next batch: {_reason(err)}")
             if last:
                 return
+
+    def refresh(self, now: datetime) -> None:
+        raise NotImplementedError
+
+
+class ForecastRefresher(BackgroundWork):
+    """Forecasts the next 24 hours when an hour has completed since the last forecast or the registry promoted
+    another model; without a usable model the stream goes on with KPIs only, and says why once."""
+
+    name = "forecast refresh"
+
+    def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
+        super().__init__(spark, settings, say)
+        self.model_note = ""  # the last thing said about the model, so it is said once, not every batch
+        self.failed_version: str | None = None  # not retried until the registry promotes another version
 
     def refresh(self, now: datetime) -> None:
         registry = self.settings.paths.models
@@ -197,6 +217,61 @@ class ForecastRefresher:
             self.say(note)
 
 
+STOCK_INPUTS = ("silver_inventory", "gold_sales_hourly", "silver_sales")
+
+
+class StockRefresher(BackgroundWork):
+    """Replaces the stock snapshot (``gold_stock``) from the published lake after batches added sales or
+    inventory, at most every ``stream.stock_refresh_seconds``, and appends to ``gold_reorder_alerts`` the series
+    that have just fallen below their reorder point."""
+
+    name = "stock refresh"
+
+    def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
+        super().__init__(spark, settings, say)
+        self.last_started = float("-inf")
+
+    def pause(self) -> None:
+        wait = self.last_started + self.settings.stream.stock_refresh_seconds - time.monotonic()
+        if wait > 0:
+            self.closing.wait(wait)  # a stop or the end of a catch-up run refreshes at once
+
+    def refresh(self, now: datetime) -> None:
+        spark, lake = self.spark, self.lake
+        manifest = io.read_manifest(spark, lake)
+        # The published directories it is computed from: the snapshot is not rewritten while they stay the same.
+        inputs = hashlib.sha256(json.dumps(
+            [manifest.get("tables", {}).get(table, []) for table in STOCK_INPUTS]).encode()).hexdigest()
+        if manifest.get("stock", {}).get("inputs") == inputs:
+            return
+        inventory, hourly, sales = (io.read_table(spark, lake, table, manifest) for table in STOCK_INPUTS)
+        if inventory is None or hourly is None or sales is None:
+            return
+        first_count = inventory.where(F.col("kind") == "count").groupBy("country", "product").agg(
+            F.max("event_time").alias("t")).agg(F.min("t")).first()[0]
+        if first_count is None:
+            return
+        self.last_started = time.monotonic()  # the interval counts refreshes that computed a snapshot
+        run_id = f"stream-stock-{now:%Y%m%dT%H%M%S%f}"
+        # Only the days holding the last counts are scanned for events; later hours come from gold.
+        stock = compute_stock(inventory, hourly, sales.where(F.col("event_date") >= F.to_date(F.lit(first_count))))
+        written = {"gold_stock": io.write_table_version(stock, lake, "gold_stock", run_id, replace=True,
+                                                        files_per_partition=1)}
+        snapshot = io.read_version(spark, lake, "gold_stock", [written["gold_stock"][0]], written["gold_stock"][1])
+        alerts = reorder_alerts(io.read_table(spark, lake, "gold_stock", manifest), snapshot, now)
+        if not alerts.isEmpty():
+            written["gold_reorder_alerts"] = io.write_table_version(
+                alerts, lake, "gold_reorder_alerts", run_id, replace=True, files_per_partition=1)
+
+        def publish(current: dict[str, Any]) -> None:
+            io.set_dirs(current, "gold_stock", written["gold_stock"], current["tables"].get("gold_stock", []))
+            if "gold_reorder_alerts" in written:
+                io.set_dirs(current, "gold_reorder_alerts", written["gold_reorder_alerts"], [])
+            current["stock"] = {"inputs": inputs, "refreshed_at": now.isoformat()}
+
+        io.update_manifest(spark, lake, publish, run_id)
+
+
 class StreamJob:
     """The two streaming queries and their micro-batch handler. Batches of both queries run one at a time
     (they share the lake's manifest and the stock refresh)."""
@@ -211,11 +286,11 @@ class StreamJob:
             except ProfileError as err:  # found now, not in the first batch
                 raise StreamSetupError(str(err)) from None
         self.batch_lock = threading.Lock()
-        self.last_stock_refresh = 0.0
         self.queries: list[StreamingQuery] = []
         self.query_ids: dict[str, str] = {}
         self.recent: dict[str, BatchFigures] = {}
         self.forecasts = ForecastRefresher(spark, settings, say)
+        self.stock = StockRefresher(spark, settings, say)
         self.history: deque[dict[str, Any]] | None = None  # the status file's batch history, read at first write
         self.in_history: dict[str, BatchFigures] = {}
 
@@ -224,6 +299,8 @@ class StreamJob:
         landing = self.settings.paths.landing.rstrip("/")
         stream = self.settings.stream
         self.forecasts.start()
+        self.stock.start()
+        self.stock.request()  # a refresh a kill cut off before its swap is made up for at start
         for event in EVENTS:
             options = {"maxFilesPerTrigger": str(stream.max_files_per_trigger), "latestFirst": "false"}
             if stream.processed_files == "archive":
@@ -283,6 +360,8 @@ class StreamJob:
             figures.seconds = time.monotonic() - started
             if event == "sales":
                 self.forecasts.request()
+            if figures.rows_silver:
+                self.stock.request()
             self.recent[event] = figures
             published = self._write_status()
             state = published.get("streams", {}).get(event, {})
@@ -337,14 +416,10 @@ class StreamJob:
                     "reason", "raw", "source_file", "row_number", "ingest_time", "run_id")
                 written[f"quarantine_{event}"] = io.write_table_version(
                     bad, lake, f"quarantine_{event}", run_id, replace=True, files_per_partition=1)
-            stock = self._refresh_stock(event, manifest, written, run_id, now)
 
             def publish(current: dict[str, Any]) -> None:
                 for table, version in written.items():
                     io.set_dirs(current, table, version, [])
-                for table, version in stock.items():
-                    replaced = current["tables"].get(table, []) if table == "gold_stock" else []
-                    io.set_dirs(current, table, version, replaced)
                 state = current.setdefault("streams", {}).setdefault(event, {c: 0 for c in COUNTERS})
                 for counter in COUNTERS:
                     state[counter] = state.get(counter, 0) + getattr(figures, counter)
@@ -388,43 +463,6 @@ class StreamJob:
                 "gold_customers_daily": aggregate_customers_daily(silver)}
         return {table: io.write_table_version(frame, self.lake, table, run_id, replace=True, files_per_partition=1)
                 for table, frame in gold.items()}
-
-    def _refresh_stock(self, event: str, manifest: dict[str, Any], written: dict[str, tuple[str, str]],
-                       run_id: str, now: datetime) -> dict[str, tuple[str, str]]:
-        """A new stock snapshot when inventory arrived, or when sales arrived and the last refresh is older
-        than ``stream.stock_refresh_seconds``; plus reorder alerts for series that just fell below."""
-        due = time.monotonic() - self.last_stock_refresh >= self.settings.stream.stock_refresh_seconds
-        touched = any(t.startswith("silver_") for t in written)
-        if not touched or (event == "sales" and not due):
-            return {}
-
-        def table(name: str) -> DataFrame | None:
-            dirs = list(manifest.get("tables", {}).get(name, []))
-            schema = manifest.get("schemas", {}).get(name)
-            if name in written:
-                dirs.append(written[name][0])
-                schema = written[name][1]
-            return io.read_version(self.spark, self.lake, name, dirs, schema) if dirs else None
-
-        inventory, hourly, sales = table("silver_inventory"), table("gold_sales_hourly"), table("silver_sales")
-        if inventory is None or hourly is None or sales is None:
-            return {}
-        first_count = inventory.where(F.col("kind") == "count").groupBy("country", "product").agg(
-            F.max("event_time").alias("t")).agg(F.min("t")).first()[0]
-        if first_count is None:
-            return {}
-        # Only the days holding the last counts are scanned for events; later hours come from gold.
-        stock = compute_stock(inventory, hourly, sales.where(F.col("event_date") >= F.to_date(F.lit(first_count))))
-        previous = io.read_table(self.spark, self.lake, "gold_stock", manifest)
-        out = {"gold_stock": io.write_table_version(stock, self.lake, "gold_stock", run_id, replace=True,
-                                                    files_per_partition=1)}
-        snapshot = io.read_version(self.spark, self.lake, "gold_stock", [out["gold_stock"][0]], out["gold_stock"][1])
-        alerts = reorder_alerts(previous, snapshot, now)
-        if not alerts.isEmpty():
-            out["gold_reorder_alerts"] = io.write_table_version(
-                alerts, self.lake, "gold_reorder_alerts", run_id, replace=True, files_per_partition=1)
-        self.last_stock_refresh = time.monotonic()
-        return out
 
     def _maybe_compact(self, event: str, batch_id: int) -> None:
         every = self.settings.stream.compact_every_batches
@@ -520,6 +558,7 @@ def run_stream(spark: SparkSession, settings: Settings, say: Callable[[str], Non
         job.forecasts.finish(stop)  # a catch-up run ends with the forecasts its data calls for
     else:
         job.forecasts.abandon()
+    job.stock.finish()  # short: the stock snapshot reflects every published batch, also after a stop
     failed = [q for q in queries if q.exception() is not None]
     for query in failed:
         say(f"stream: query {query.name} failed: {str(query.exception()).splitlines()[0]}")

@@ -176,7 +176,7 @@ def write_settings(tmp_path: Path, master: str) -> Path:
                   "models": str(tmp_path / "models")},
         "spark": {"master": master, "app_name": APP_NAME, "shuffle_partitions": 2, "driver_memory": "1g",
                   "log_level": "ERROR"},
-        # Stock refreshed on every batch: the last batch of either event sees all data, so gold_stock does
+        # Stock refreshed without waiting: the refresh at the end of the run sees all data, so gold_stock does
         # not depend on which of the two queries ran first.
         "stream": {"processed_files": "keep", "stock_refresh_seconds": 0, "compact_every_batches": 0},
     }
