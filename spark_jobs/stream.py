@@ -93,12 +93,12 @@ class BackgroundWork:
     manifest swap, so a run abandoned at stop leaves nothing visible (compaction removes such directories
     after an hour)."""
 
-    name = "background work"
+    name = "background work"  # in its messages
+    job_group = "salespulse-background"  # Spark job group of its jobs, also its thread's name
 
     def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
         self.spark, self.settings, self.say = spark, settings, say
         self.lake = settings.paths.lake.rstrip("/")
-        self.job_group = f"salespulse-{self.name.replace(' ', '-')}"
         self.wanted = threading.Event()  # a batch was published since the last run
         self.closing = threading.Event()  # run once more if wanted, then end
         self.abandoning = False  # set by abandon(): a failure of the running refresh is the cancellation
@@ -163,6 +163,7 @@ class ForecastRefresher(BackgroundWork):
     another model; without a usable model the stream goes on with KPIs only, and says why once."""
 
     name = "forecast refresh"
+    job_group = "salespulse-forecast"
 
     def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
         super().__init__(spark, settings, say)
@@ -226,6 +227,7 @@ class StockRefresher(BackgroundWork):
     that have just fallen below their reorder point."""
 
     name = "stock refresh"
+    job_group = "salespulse-stock"
 
     def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
         super().__init__(spark, settings, say)

@@ -24,7 +24,7 @@ from salespulse.profiles import load_profile
 from salespulse.settings import Settings, load_settings
 from spark_jobs import io
 from spark_jobs.backfill import run_backfill
-from spark_jobs.stream import run_stream
+from spark_jobs.stream import ForecastRefresher, run_stream
 from spark_jobs.transforms.forecast import score, series_features, series_hourly
 from tests.conftest import run_simulator
 
@@ -256,7 +256,7 @@ def test_sales_batches_are_published_while_a_forecast_runs(spark: SparkSession, 
         stop.set()
         runner.join(120)
     assert codes == [0], "\n".join(lines)
-    assert spark.sparkContext.statusTracker().getJobIdsForGroup("salespulse-forecast")
+    assert spark.sparkContext.statusTracker().getJobIdsForGroup(ForecastRefresher.job_group)
     forecasts = table(lake, "gold_forecasts")
     series = gold_history(lake).groupby(["level", "country", "product"], dropna=False).ngroups
     # each refresh publishes every series x 24 hours; a slow machine may fit a second refresh in before the stop
