@@ -276,7 +276,7 @@ class StockRefresher(BackgroundWork):
 
 class StreamJob:
     """The two streaming queries and their micro-batch handler. Batches of both queries run one at a time
-    (they share the lake's manifest and the stock refresh)."""
+    (they share the lake's manifest)."""
 
     def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
         self.spark, self.settings, self.say = spark, settings, say
