@@ -220,9 +220,11 @@ class DashboardSettings(_Section):
     production: bool = False
     # `salespulse dashboard --prod` / conf/gunicorn.conf.py (docs/deploy.md). Workers do not share memory: each
     # keeps its own per-data-version caches and computes each new version's results itself (PITFALLS 29), so more
-    # workers cost memory and CPU, threads are cheap. One worker x 8 threads measured best on 2 cores.
+    # workers cost memory and CPU, threads are cheap: after a publish most requests wait for one response being
+    # computed (dashboard/response_cache.py) and hold a thread meanwhile. 1 worker x 32 threads measured best on
+    # 2 cores (docs/deploy.md).
     workers: int = Field(default=1, ge=1, le=64, description="gunicorn worker processes")
-    threads: int = Field(default=8, ge=1, le=64, description="threads per gunicorn worker")
+    threads: int = Field(default=32, ge=1, le=64, description="threads per gunicorn worker")
     timeout_seconds: int = Field(default=60, ge=1, description="a worker silent this long is restarted")
     graceful_timeout_seconds: int = Field(default=30, ge=1, description="on stop: time to finish requests")
     forwarded_allow_ips: str = Field(default="127.0.0.1", description="proxies trusted for X-Forwarded-Proto")
