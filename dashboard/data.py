@@ -25,7 +25,6 @@ import json
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -50,9 +49,6 @@ GRAINS = ("minute", "hour", "day", "week", "month")
 DIMENSIONS = ("country", "segment", "product", "discount_band")
 MEASURES = ("orders", "units_sold", "gross_sales", "discounts", "sales", "cogs", "profit")
 MEASURES_SHOWN = ("orders", "units_sold", "sales", "profit", "cogs")  # what sales_by and sales_over_time give
-# A per-version table replaced by a newer one is dropped only this long after: requests that started before
-# may still be reading it (the production server kills a request after dashboard.timeout_seconds, 60 s).
-SUPERSEDED_TABLE_SECONDS = 60.0
 # gold_sales_hourly per UTC day and category, with the first and last hour of the day that had sales
 DAILY_SQL = f"""SELECT event_date, country, segment, product, discount_band, min(hour) AS first_hour,
                        max(hour) AS last_hour, sum(orders)::BIGINT AS orders,
@@ -97,7 +93,6 @@ class _Built:
     name: str
     days: dict[date | None, tuple[str, ...]] | None = None  # by-day tables: per day, the files it was built from
     ready: bool = False  # created: a newer version may copy from it
-    replaced: float | None = None  # when a newer version's table replaced it (time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -132,6 +127,7 @@ class LakeRepository:
         self._tables: dict[str, list[_Built]] = {}  # per name and visible countries: its tables, newest last
         self._previous_cells: dict[tuple[str, ...] | None, _CellsBuild] = {}  # per visible countries: the last build
         self._building: dict[tuple[Any, ...], threading.Event] = {}  # keys some thread is computing now
+        self._computing = 0  # computations running now, in any thread (every read of a table runs inside one)
         self._serial = itertools.count()
 
     # -- versions and small files ------------------------------------------------------------------------
@@ -196,6 +192,7 @@ class LakeRepository:
                 running = self._building.get((version, key))
                 if running is None:
                     done = self._building[(version, key)] = threading.Event()
+                    self._computing += 1
                     break
             running.wait()  # then take its value, or compute it here if that thread failed
         try:
@@ -208,8 +205,26 @@ class LakeRepository:
         finally:
             with self._lock:
                 del self._building[(version, key)]
+                self._computing -= 1
+                unused = self._unused_tables() if not self._computing else []
             done.set()
+            for name in unused:
+                self._con().execute(f"DROP TABLE IF EXISTS {name}")
         return value
+
+    def _unused_tables(self) -> list[str]:
+        """Takes out of the registry, under the lock and while no computation runs, the per-version tables nothing
+        can read any more: not the newest of their name (the next version copies its unchanged days from it), not
+        held by a cached value of the current version, not the customer numbering a viewer's next bitsets build
+        compares with. Every read of a table runs inside a computation, so none is being read now."""
+        held = {v for v in self._cache.values() if isinstance(v, str)} | {b.ids for b in self._previous_cells.values()}
+        unused = []
+        for versions in self._tables.values():
+            newest = next((built for built in reversed(versions) if built.ready), None)
+            kept = [built for built in versions if built is newest or not built.ready or built.name in held]
+            unused += [built.name for built in versions if built not in kept]
+            versions[:] = kept
+        return unused
 
     def _files(self, table: str) -> tuple[str, ...]:
         """The table's committed files; listing them costs a manifest read and a directory walk, so once per data
@@ -290,28 +305,31 @@ class LakeRepository:
     def _create(self, name: str, select: Callable[[_Built | None], str],
                 days: dict[date | None, tuple[str, ...]] | None = None) -> str:
         """Creates the viewer's newest ``name`` table from ``select(previous)``, ``previous`` being the newest one
-        created before (None: the first); drops those a newer one replaced more than SUPERSEDED_TABLE_SECONDS ago."""
-        now = time.monotonic()
+        created before (None: the first). Tables it replaces are dropped once no computation runs
+        (``_unused_tables``)."""
         with self._lock:
             versions = self._tables.setdefault(f"{name}:{self.viewer_countries()}", [])
             previous = next((built for built in reversed(versions) if built.ready), None)
-            if versions:
-                versions[-1].replaced = now
-            stale = [built for built in versions
-                     if built.replaced is not None and now - built.replaced > SUPERSEDED_TABLE_SECONDS]
             table = _Built(f"{name}_{next(self._serial)}", days)
-            versions[:] = [built for built in versions if built not in stale] + [table]
-        self._con().execute(f"CREATE TABLE {table.name} AS {select(previous)}")
+            versions.append(table)
+        try:
+            self._con().execute(f"CREATE TABLE {table.name} AS {select(previous)}")
+        except BaseException:
+            with self._lock:
+                versions.remove(table)
+            raise
         table.ready = True
-        for old in stale:
-            self._con().execute(f"DROP TABLE IF EXISTS {old.name}")
         return table.name
+
+    def _daily_table(self) -> str | None:
+        """The table of gold_sales_hourly's rows per UTC day and category (DAILY_SQL) the viewer may see."""
+        return self._table_by_day("sales_daily", "gold_sales_hourly", DAILY_SQL)
 
     def _sales_daily(self) -> str | None:
         """gold_sales_hourly rolled up per UTC day, as a relation with gold's columns: each day's sums at its
         first hour with sales, plus a row of zeros at its last hour, so sums, ``min(hour)``/``max(hour)`` (items
         per hour) and any filter or grouping on whole days, weeks or months give what gold gives."""
-        daily = self._table_by_day("sales_daily", "gold_sales_hourly", DAILY_SQL)
+        daily = self._daily_table()
         if daily is None:
             return None
         keys = "event_date, country, segment, product, discount_band"
@@ -405,10 +423,11 @@ class LakeRepository:
 
     # -- sales -------------------------------------------------------------------------------------------
     def newest_hour(self) -> pd.Timestamp | None:
-        """Start of the newest hour with sales (UTC, naive), the anchor of the date presets."""
+        """Start of the newest hour with sales (UTC, naive), the anchor of the date presets. From the daily
+        rollup, which the page's KPIs need anyway: scanning gold for it cost a read of every file per version."""
         def compute() -> pd.Timestamp | None:
-            sales = self._scan("gold_sales_hourly")
-            newest = self._frame(f"SELECT max(hour) AS h FROM {sales}")["h"].iloc[0] if sales else None
+            daily = self._daily_table()
+            newest = self._frame(f"SELECT max(last_hour) AS h FROM {daily}")["h"].iloc[0] if daily else None
             return None if newest is None or pd.isna(newest) else pd.Timestamp(newest)
         return self._cached(("newest_hour",), compute)
 

@@ -1,5 +1,6 @@
 """The dashboard repository's per-version cache under concurrent requests: one computation per key and version,
-and per-version tables stay readable for requests that started before a newer version replaced them; its DuckDB
+and per-version tables stay readable for requests that started before a newer version replaced them, then are
+dropped; its DuckDB
 keeps nothing per file read and stays within its memory limit."""
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dashboard import data
 from dashboard.data import LakeRepository
 from salespulse.lake import MANIFEST
 
@@ -62,20 +62,27 @@ def test_a_failed_computation_is_retried_by_the_next_request(repo: LakeRepositor
     assert repo._cached(("flaky",), lambda: 7) == 7
 
 
-def test_replaced_tables_stay_readable_during_the_grace(repo: LakeRepository, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replaced_tables_stay_readable_while_a_computation_runs(repo: LakeRepository, tmp_path: Path) -> None:
     first = repo._table("numbers", "SELECT 1 AS n")
-    for serial in range(1, 5):  # newer versions published and their tables built while a request reads `first`
-        publish(tmp_path, serial)
-        repo._table("numbers", f"SELECT {serial + 1} AS n")
-    assert repo._frame(f"SELECT n FROM {first}")["n"].tolist() == [1]
 
-    monkeypatch.setattr(data, "SUPERSEDED_TABLE_SECONDS", 0.0)  # past the grace: dropped at the next build
-    publish(tmp_path, 5)
-    newest = repo._table("numbers", "SELECT 6 AS n")
-    tables = set(repo._frame("SELECT table_name FROM duckdb_tables()")["table_name"])
-    assert first not in tables and newest in tables
-    assert repo._frame(f"SELECT n FROM {newest}")["n"].tolist() == [6]
+    def request_of_the_first_version() -> list[int]:
+        for serial in range(1, 5):  # newer versions published and their tables built while this request runs
+            publish(tmp_path, serial)
+            repo._table("numbers", f"SELECT {serial + 1} AS n")
+        return repo._frame(f"SELECT n FROM {first}")["n"].tolist()
+
+    assert repo._cached(("request",), request_of_the_first_version) == [1]
+    # no computation runs any more: only the current version's table is left
+    newest = repo._table("numbers", "SELECT 5 AS n")
+    assert set(repo._frame("SELECT table_name FROM duckdb_tables()")["table_name"]) == {newest}
+    assert repo._frame(f"SELECT n FROM {newest}")["n"].tolist() == [5]
+
+
+def test_a_table_that_failed_to_build_leaves_nothing_behind(repo: LakeRepository) -> None:
+    with pytest.raises(Exception, match="no_such_table"):
+        repo._table("numbers", "SELECT * FROM no_such_table")
+    assert repo._table("numbers", "SELECT 2 AS n") and all(
+        built.ready for versions in repo._tables.values() for built in versions)
 
 
 def duckdb_bytes(repo: LakeRepository) -> int:
