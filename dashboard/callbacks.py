@@ -388,8 +388,8 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
     @app.callback(Output(ids.DATA_VERSION, "data"), Input(ids.REFRESH, "n_intervals"),
                   State(ids.DATA_VERSION, "data"), prevent_initial_call=True)
     def poll_data_version(_: int | None, known: str | None) -> Any:
-        version = repo.data_version()
-        return no_update if version == known else version
+        version = repo.ready_version()  # a new version once its shared tables are built: the views then are quick
+        return no_update if not version or version == known else version
 
     @app.callback(Output(ids.HEADER_FRESHNESS, "children"), Output(ids.HEADER_FRESHNESS, "color"),
                   Output(ids.HEADER_MODEL, "children"), Input(ids.REFRESH, "n_intervals"))

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -73,6 +76,15 @@ CUSTOMER_GROUPS_SQL = """SELECT country, segment, (row_number() OVER (ORDER BY c
 CUSTOMER_CELLS_SQL = """SELECT (c.event_date - DATE '1970-01-01')::INTEGER AS day, g.grp, i.customer, c.orders
                         FROM {customers} c JOIN {ids} i USING (customer_id) JOIN {groups} g USING (country, segment)"""
 CUSTOMER_CHUNK_DAYS = 10
+# A version check that finds a new data version starts building the tables every view of it shares (``prepare``)
+# and waits this long for them; if they are not ready by then it answers "no change yet" and the page learns of
+# the version at a later poll, so the views it then asks for do not queue behind the build. A version is held
+# back from a viewer for at most PREPARE_HOLD_SECONDS (publishes faster than builds must not hide new data).
+PREPARE_WAIT_SECONDS = 0.1
+PREPARE_HOLD_SECONDS = 10.0
+# The viewer a background build works for (it has no request to ask), as a one-element tuple; None: ask the request.
+_BUILDING_FOR: ContextVar[tuple[tuple[str, ...] | None] | None] = ContextVar("salespulse_building_for", default=None)
+log = logging.getLogger(__name__)
 
 
 class TableMissing(LookupError):
@@ -95,6 +107,14 @@ class _Built:
     ready: bool = False  # created: a newer version may copy from it
 
 
+@dataclass(eq=False)
+class _Preparation:
+    """A background build of a version's shared tables for one viewer."""
+
+    version: str
+    done: threading.Event
+
+
 @dataclass(frozen=True)
 class _CellsBuild:
     """A viewer's last customer bitsets, with what they were built from."""
@@ -113,7 +133,7 @@ class LakeRepository:
                  memory_mb: int = DashboardSettings.model_fields["query_memory_mb"].default):
         self.lake = as_storage(lake)
         self.models = Path(models)
-        self.viewer_countries = viewer_countries  # asked per read; None: every country
+        self._viewer_countries = viewer_countries  # asked per read (``viewer_countries``)
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_version = ""
         self._lock = threading.Lock()
@@ -128,6 +148,9 @@ class LakeRepository:
         self._previous_cells: dict[tuple[str, ...] | None, _CellsBuild] = {}  # per visible countries: the last build
         self._building: dict[tuple[Any, ...], threading.Event] = {}  # keys some thread is computing now
         self._computing = 0  # computations running now, in any thread (every read of a table runs inside one)
+        self._prepared: dict[tuple[str, ...] | None, str] = {}  # per visible countries: the version last prepared
+        self._preparing: dict[tuple[str, ...] | None, _Preparation] = {}  # per visible countries: the running build
+        self._held_since: dict[tuple[str, ...] | None, float] = {}  # per visible countries: new data held back since
         self._serial = itertools.count()
 
     # -- versions and small files ------------------------------------------------------------------------
@@ -135,6 +158,49 @@ class LakeRepository:
         """Changes whenever a writer publishes: the manifest is replaced by rename, so its identity (inode or
         HDFS file id, size, modification time) changes. No read of the manifest itself."""
         return self.lake.version(MANIFEST)
+
+    def ready_version(self) -> str:
+        """The data version to tell the viewer's pages about: the current one once the tables all its views share
+        (the daily rollup and the customer bitsets) are built for this viewer, else "" ("no change yet"; at most
+        PREPARE_HOLD_SECONDS in a row). The first request that finds them missing starts their build in the
+        background; each waits for it PREPARE_WAIT_SECONDS at most."""
+        version, viewer = self.data_version(), self.viewer_countries()
+        start = None
+        with self._lock:
+            if self._prepared.get(viewer) == version:
+                self._held_since.pop(viewer, None)
+                return version
+            held = self._held_since.setdefault(viewer, time.monotonic())
+            build = self._preparing.get(viewer)
+            if build is None:
+                build = start = self._preparing[viewer] = _Preparation(version, threading.Event())
+        if start is not None:
+            threading.Thread(target=self._prepare, args=(viewer, start), name="salespulse-prepare", daemon=True).start()
+        if build.done.wait(PREPARE_WAIT_SECONDS) and build.version == version:
+            return version
+        return version if time.monotonic() - held > PREPARE_HOLD_SECONDS else ""
+
+    def _prepare(self, viewer: tuple[str, ...] | None, build: _Preparation) -> None:
+        """Builds the current version's shared tables for ``viewer`` (run in a thread of its own)."""
+        _BUILDING_FOR.set((viewer,))
+        try:
+            self.newest_hour()  # builds the daily rollup
+            self._customer_cells()
+        except TableMissing:  # nothing published yet: nothing to build
+            pass
+        except Exception as err:  # the views' own reads report it, with the read warning
+            log.warning("building a new data version's tables failed; the views read on demand", exc_info=err)
+        finally:
+            with self._lock:
+                self._prepared[viewer] = build.version
+                del self._preparing[viewer]
+            build.done.set()
+
+    def viewer_countries(self) -> tuple[str, ...] | None:
+        """The countries the current viewer may see (None: all), from the request or, in a background build,
+        the viewer it builds for."""
+        building_for = _BUILDING_FOR.get()
+        return building_for[0] if building_for is not None else self._viewer_countries()
 
     def memory_bytes(self) -> dict[str, int]:
         """The repository's DuckDB memory in use, by part (DuckDB's tags, e.g. IN_MEMORY_TABLE), for /metrics."""

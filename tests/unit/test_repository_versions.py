@@ -6,6 +6,8 @@ answers stay equal to pandas over every published row."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -169,3 +171,54 @@ def test_answers_after_each_publish_equal_pandas_and_only_changed_days_are_read_
             read = {day for day in DAYS for name in names
                     if f"dir={name}/event_date={day.isoformat()}" in daily_sql[-1]}
             assert read == set(rows["event_date"]) - set(carried_daily), names
+
+
+@pytest.fixture
+def held_build(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Customer bitset builds that wait for ``release`` (set at the end of the test), each recording the viewer
+    it built for."""
+    release, viewers = threading.Event(), []
+    real_build = data.build_customer_cells
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        viewers.append(repo_under_test[0].viewer_countries())
+        release.wait(30)
+        return real_build(*args, **kwargs)
+    monkeypatch.setattr(data, "build_customer_cells", held)
+    repo_under_test: list[LakeRepository] = []
+    yield release, viewers, repo_under_test
+    release.set()
+
+
+def test_a_new_version_is_told_once_its_shared_tables_are_built_for_that_viewer(lake: Lake, held_build: Any,
+                                                                                 tmp_path: Path) -> None:
+    release, viewers, repo_under_test = held_build
+    rng = np.random.default_rng(5)
+    lake.publish(lake.write("a", customer_rows(rng, DAYS[:2], [f"c{n}" for n in range(20)], 40)))
+    repo = LakeRepository(lake.root, tmp_path / "models", viewer_countries=lambda: FRANCE)
+    repo_under_test.append(repo)
+    assert repo.ready_version() == ""  # its build is running (held): "no change yet", after a short wait
+    release.set()
+    deadline = time.monotonic() + 30
+    while not (version := repo.ready_version()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert version == repo.data_version() != ""
+    assert viewers == [FRANCE]  # built for the asking viewer, though the build's thread has no request
+
+    def must_not_run() -> Any:
+        raise AssertionError("the views' shared tables should have been built already")
+    assert repo._cached(("customer_cells",), must_not_run) is not None
+    assert repo._cached(("newest_hour",), must_not_run) is not None
+
+
+def test_a_new_version_is_held_back_at_most_the_hold(lake: Lake, held_build: Any, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _, _, repo_under_test = held_build
+    monkeypatch.setattr(data, "PREPARE_HOLD_SECONDS", 0.5)
+    rng = np.random.default_rng(6)
+    lake.publish(lake.write("a", customer_rows(rng, DAYS[:1], ["c1", "c2"], 4)))
+    repo = LakeRepository(lake.root, tmp_path / "models")
+    repo_under_test.append(repo)
+    assert repo.ready_version() == ""
+    time.sleep(0.6)
+    assert repo.ready_version() == repo.data_version() != ""  # the build still runs, but the data is not hidden
