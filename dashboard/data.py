@@ -79,9 +79,10 @@ CUSTOMER_CHUNK_DAYS = 10
 # A version check that finds a new data version starts building the tables every view of it shares (``prepare``)
 # and waits this long for them; if they are not ready by then it answers "no change yet" and the page learns of
 # the version at a later poll, so the views it then asks for do not queue behind the build. A version is held
-# back from a viewer for at most PREPARE_HOLD_SECONDS (publishes faster than builds must not hide new data).
+# back for at most PREPARE_HOLD_SECONDS after the repository first saw it (publishes faster than builds must not
+# keep new data from the pages).
 PREPARE_WAIT_SECONDS = 0.1
-PREPARE_HOLD_SECONDS = 10.0
+PREPARE_HOLD_SECONDS = 3.0
 # The viewer a background build works for (it has no request to ask), as a one-element tuple; None: ask the request.
 _BUILDING_FOR: ContextVar[tuple[tuple[str, ...] | None] | None] = ContextVar("salespulse_building_for", default=None)
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class LakeRepository:
         self._computing = 0  # computations running now, in any thread (every read of a table runs inside one)
         self._prepared: dict[tuple[str, ...] | None, str] = {}  # per visible countries: the version last prepared
         self._preparing: dict[tuple[str, ...] | None, _Preparation] = {}  # per visible countries: the running build
-        self._held_since: dict[tuple[str, ...] | None, float] = {}  # per visible countries: new data held back since
+        self._first_seen: tuple[str, float] = ("", 0.0)  # the newest data version seen and when (time.monotonic())
         self._serial = itertools.count()
 
     # -- versions and small files ------------------------------------------------------------------------
@@ -161,16 +162,17 @@ class LakeRepository:
 
     def ready_version(self) -> str:
         """The data version to tell the viewer's pages about: the current one once the tables all its views share
-        (the daily rollup and the customer bitsets) are built for this viewer, else "" ("no change yet"; at most
-        PREPARE_HOLD_SECONDS in a row). The first request that finds them missing starts their build in the
-        background; each waits for it PREPARE_WAIT_SECONDS at most."""
+        (the daily rollup and the customer bitsets) are built for this viewer, else "" ("no change yet"; for at
+        most PREPARE_HOLD_SECONDS after the version appeared). The first request that finds them missing starts
+        their build in the background; each waits for it PREPARE_WAIT_SECONDS at most."""
         version, viewer = self.data_version(), self.viewer_countries()
         start = None
         with self._lock:
             if self._prepared.get(viewer) == version:
-                self._held_since.pop(viewer, None)
                 return version
-            held = self._held_since.setdefault(viewer, time.monotonic())
+            if self._first_seen[0] != version:
+                self._first_seen = (version, time.monotonic())
+            appeared = self._first_seen[1]
             build = self._preparing.get(viewer)
             if build is None:
                 build = start = self._preparing[viewer] = _Preparation(version, threading.Event())
@@ -178,7 +180,7 @@ class LakeRepository:
             threading.Thread(target=self._prepare, args=(viewer, start), name="salespulse-prepare", daemon=True).start()
         if build.done.wait(PREPARE_WAIT_SECONDS) and build.version == version:
             return version
-        return version if time.monotonic() - held > PREPARE_HOLD_SECONDS else ""
+        return version if time.monotonic() - appeared > PREPARE_HOLD_SECONDS else ""
 
     def _prepare(self, viewer: tuple[str, ...] | None, build: _Preparation) -> None:
         """Builds the current version's shared tables for ``viewer`` (run in a thread of its own)."""
