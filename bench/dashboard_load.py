@@ -174,6 +174,14 @@ def with_values(template: dict[str, Any], values: dict[str, Any], changed: list[
     return body
 
 
+def published_at(version: str) -> float | None:
+    """When a local lake's manifest of ``version`` was written (its version is "inode-size-mtime_ns"), epoch s."""
+    try:
+        return int(version.rsplit("-", 1)[1]) / 1e9
+    except (IndexError, ValueError):
+        return None
+
+
 def page_bodies(dependencies: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The requests an open page of PAGE_QUERY sends, as the renderer builds them; each poll fills in its values."""
     controls = {ids.URL: "?" + PAGE_QUERY, ids.PRESET: "30d", ids.GRAIN: "day", ids.COUNTRY: [], ids.SEGMENT: [],
@@ -190,6 +198,7 @@ class Results:
                                                                       "filter sync": [], "Overview update": []})
     errors: list[str] = field(default_factory=list)
     versions_seen: int = 0
+    publish_to_page: list[float] = field(default_factory=list)  # s from a publish to a page being told of it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, kind: str, seconds: float) -> None:
@@ -247,9 +256,13 @@ class Session:
         new = (reply or {}).get("response", {}).get("data-version", {}).get("data")
         if new is None or new == self.version:
             return
+        told, opened = time.time(), self.version is None  # a page's first version may be old: not a publish
         self.version = new
         with self.results.lock:
             self.results.versions_seen += 1
+            published = published_at(new)
+            if published is not None and not opened:
+                self.results.publish_to_page.append(told - published)
         values = {"data-version": new, "filters-store": self.query}
         synced = self.post("filter sync", with_values(self.bodies["sync"], values, [VERSION_OUTPUT]))
         self.query = (synced or {}).get("response", {}).get("filters-store", {}).get("data", self.query)
@@ -355,6 +368,7 @@ def main() -> None:
                "stats": {kind: stats_ms(values) for kind, values in results.seconds.items() if values},
                "all": stats_ms([s for values in results.seconds.values() for s in values]),
                "errors": len(results.errors), "first_errors": results.errors[:5], "versions": results.versions_seen,
+               "publish_to_page": stats_ms(results.publish_to_page) if results.publish_to_page else None,
                "rss_start": rss_start, "rss_end": rss_end, "rss_by_minute": rss_by_minute,
                "duckdb_by_minute": duckdb_by_minute, "batches": batches,
                "rate": args.rate,
@@ -399,6 +413,9 @@ def body(r: dict[str, Any], load: str) -> str:
     overview = r["stats"].get("Overview update")
     overview_p95 = f"{overview['p95']:,.0f} ms over {overview['n']} updates" if overview else "no update ran"
     errors = "; ".join(r["first_errors"]) or "none"
+    told = r.get("publish_to_page")
+    told = (f"{told['p50'] / 1000:,.1f} / {told['p95'] / 1000:,.1f} / {told['max'] / 1000:,.1f}" if told
+            else "not measured")
     return f"""
 ## Dashboard under load (`bench/dashboard_load.py`, {r['sessions']} sessions x {r['minutes']:g} min)
 {dry}
@@ -427,6 +444,8 @@ Load average during the run: {load}.
 | RSS of the workers in total: start, each minute, end, MB | {rss_minutes} |
 | **RSS trend over the second half** (least squares, one sample a minute) | **{trend}** |
 | DuckDB memory of the worker (from /metrics), each minute, MB | {duckdb} |
+| From a publish to a page's version check bringing it, s, p50 / p95 / max (polls every {r['interval']:g} s; \
+the server holds a version back until its shared tables are built) | {told} |
 """
 
 
