@@ -15,7 +15,8 @@ says what each costs.
 Row-level security: ``viewer_countries`` (a callable, e.g. the logged-in user's countries) says which countries
 the current viewer may see, None for all. Every table is read through ``_visible``, which keeps only those
 countries' rows (a table without a country column reads as empty for a restricted viewer), and every cache key
-starts with the viewer's countries (``_cached``), so one viewer's results never serve another.
+starts with the viewer's countries (``_cached``), so one viewer's results never serve another. A background build
+(``ready_version``) has no request: it reads as the viewer whose version check started it.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ CUSTOMER_GROUPS_SQL = """SELECT country, segment, (row_number() OVER (ORDER BY c
 CUSTOMER_CELLS_SQL = """SELECT (c.event_date - DATE '1970-01-01')::INTEGER AS day, g.grp, i.customer, c.orders
                         FROM {customers} c JOIN {ids} i USING (customer_id) JOIN {groups} g USING (country, segment)"""
 CUSTOMER_CHUNK_DAYS = 10
-# A version check that finds a new data version starts building the tables every view of it shares (``prepare``)
+# A version check that finds a new data version starts building the tables every view of it shares (``_prepare``)
 # and waits this long for them; if they are not ready by then it answers "no change yet" and the page learns of
 # the version at a later poll, so the views it then asks for do not queue behind the build. A version is held
 # back for at most PREPARE_HOLD_SECONDS after the repository first saw it (publishes faster than builds must not
