@@ -84,6 +84,9 @@ CUSTOMER_CHUNK_DAYS = 10
 # keep new data from the pages).
 PREPARE_WAIT_SECONDS = 0.1
 PREPARE_HOLD_SECONDS = 3.0
+# DuckDB keeps a little memory for good (tens of KB) per version's tables created and dropped in one database, which
+# a worker of a live lake does every few seconds; a new database after this many versions frees it.
+DATABASE_VERSIONS = 240
 # The viewer a background build works for (it has no request to ask), as a one-element tuple; None: ask the request.
 _BUILDING_FOR: ContextVar[tuple[tuple[str, ...] | None] | None] = ContextVar("salespulse_building_for", default=None)
 log = logging.getLogger(__name__)
@@ -139,13 +142,9 @@ class LakeRepository:
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_version = ""
         self._lock = threading.Lock()
-        self._db = duckdb.connect()  # holds the per-version tables; every query runs on a cursor of it
-        self.lake.attach(self._db)  # a remote lake's Parquet files are read through its file system
-        # A bounded worker: DuckDB's default limit is 80 % of the machine's RAM. Past the limit it drops cached
-        # remote file blocks, then spills to its own temp folder (created on demand, removed on close).
-        spill = Path(tempfile.gettempdir()) / f"salespulse-duckdb-{os.getpid()}-{id(self)}"
-        self._db.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
-        self._db.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
+        self._memory_mb = int(memory_mb)
+        self._db = self._new_database()  # holds the per-version tables; every query runs on a cursor of it
+        self._db_versions = 0  # data versions whose tables ``_db`` has held (see DATABASE_VERSIONS)
         self._tables: dict[str, list[_Built]] = {}  # per name and visible countries: its tables, newest last
         self._previous_cells: dict[tuple[str, ...] | None, _CellsBuild] = {}  # per visible countries: the last build
         self._building: dict[tuple[Any, ...], threading.Event] = {}  # keys some thread is computing now
@@ -206,9 +205,14 @@ class LakeRepository:
         return building_for[0] if building_for is not None else self._viewer_countries()
 
     def memory_bytes(self) -> dict[str, int]:
-        """The repository's DuckDB memory in use, by part (DuckDB's tags, e.g. IN_MEMORY_TABLE), for /metrics."""
-        rows = self._con().execute("SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0")
-        return {tag.lower(): int(size) for tag, size in rows.fetchall()}
+        """The repository's DuckDB memory in use, by part (DuckDB's tags, e.g. IN_MEMORY_TABLE), for /metrics; empty
+        when the database was renewed during the read (the next scrape reads the new one)."""
+        try:
+            rows = self._con().execute("SELECT tag, memory_usage_bytes FROM duckdb_memory() "
+                                       "WHERE memory_usage_bytes > 0").fetchall()
+        except duckdb.ConnectionException:
+            return {}
+        return {tag.lower(): int(size) for tag, size in rows}
 
     def has_data(self) -> bool:
         return bool(self.data_version())
@@ -256,6 +260,7 @@ class LakeRepository:
             with self._lock:
                 if version != self._cache_version:  # new data: drop everything computed from the old version
                     self._cache, self._cache_version, dropped = {}, version, True
+                    self._renew_database()
                 if key in self._cache:
                     return self._cache[key]
                 running = self._building.get((version, key))
@@ -277,9 +282,34 @@ class LakeRepository:
                 self._computing -= 1
                 unused = self._unused_tables() if not self._computing else []
             done.set()
-            for name in unused:
-                self._con().execute(f"DROP TABLE IF EXISTS {name}")
+            try:
+                for name in unused:
+                    self._con().execute(f"DROP TABLE IF EXISTS {name}")
+            except duckdb.ConnectionException:  # the database was renewed meanwhile, and its tables went with it
+                pass
         return value
+
+    def _new_database(self) -> duckdb.DuckDBPyConnection:
+        db = duckdb.connect()
+        self.lake.attach(db)  # a remote lake's Parquet files are read through its file system
+        # A bounded worker: DuckDB's default limit is 80 % of the machine's RAM. Past the limit it drops cached
+        # remote file blocks, then spills to its own temp folder (created on demand, removed on close).
+        spill = Path(tempfile.gettempdir()) / f"salespulse-duckdb-{os.getpid()}-{id(self)}"
+        db.execute(f"SET memory_limit = '{self._memory_mb}MB'")
+        db.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
+        return db
+
+    def _renew_database(self) -> None:
+        """Under the lock, at a new data version: after DATABASE_VERSIONS versions, and only while no computation
+        runs (nothing reads the old database's tables then), replaces the database by a new, empty one. The next
+        version builds its tables from the lake again instead of copying unchanged days from the previous ones."""
+        self._db_versions += 1
+        if self._db_versions < DATABASE_VERSIONS or self._computing:
+            return
+        self._db.close()  # first: the new database may reuse the spill folder the old one removes on close
+        self._db, self._db_versions = self._new_database(), 0
+        self._tables.clear()
+        self._previous_cells.clear()
 
     def _unused_tables(self) -> list[str]:
         """Takes out of the registry, under the lock and while no computation runs, the per-version tables nothing

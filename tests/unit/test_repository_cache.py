@@ -1,7 +1,7 @@
 """The dashboard repository's per-version cache under concurrent requests: one computation per key and version,
 and per-version tables stay readable for requests that started before a newer version replaced them, then are
 dropped; its DuckDB
-keeps nothing per file read and stays within its memory limit."""
+keeps nothing per file read, is replaced by a new one every few versions, and stays within its memory limit."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dashboard import data
 from dashboard.data import LakeRepository
 from salespulse.lake import MANIFEST
 
@@ -76,6 +78,34 @@ def test_replaced_tables_stay_readable_while_a_computation_runs(repo: LakeReposi
     newest = repo._table("numbers", "SELECT 5 AS n")
     assert set(repo._frame("SELECT table_name FROM duckdb_tables()")["table_name"]) == {newest}
     assert repo._frame(f"SELECT n FROM {newest}")["n"].tolist() == [5]
+
+
+def memory_limit(repo: LakeRepository) -> str:
+    return str(repo._frame("SELECT current_setting('memory_limit') AS m")["m"].iloc[0])
+
+
+def test_the_database_is_renewed_after_some_versions_but_not_while_a_computation_runs(
+        repo: LakeRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data, "DATABASE_VERSIONS", 2)
+    original, limit = repo._db, memory_limit(repo)
+    first = repo._table("numbers", "SELECT 1 AS n")
+
+    def request_of_the_first_version() -> list[int]:
+        for serial in range(1, 5):  # four new versions, each with its table, while this request reads ``first``
+            publish(tmp_path, serial)
+            repo._table("numbers", f"SELECT {serial + 1} AS n")
+        return repo._frame(f"SELECT n FROM {first}")["n"].tolist()
+
+    assert repo._cached(("request",), request_of_the_first_version) == [1]
+    assert repo._db is original  # due since the second version, but a computation ran all along
+    publish(tmp_path, 5)
+    newest = repo._table("numbers", "SELECT 6 AS n")  # the first version seen with nothing running
+    assert repo._db is not original
+    with pytest.raises(duckdb.ConnectionException):
+        original.execute("SELECT 1")  # closed: its memory is given back
+    assert repo._frame("SELECT table_name FROM duckdb_tables()")["table_name"].tolist() == [newest]
+    assert repo._frame(f"SELECT n FROM {newest}")["n"].tolist() == [6]
+    assert memory_limit(repo) == limit  # set up as the first one was
 
 
 def test_a_table_that_failed_to_build_leaves_nothing_behind(repo: LakeRepository) -> None:
