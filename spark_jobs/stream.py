@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -55,6 +55,7 @@ from spark_jobs.transforms.parse import map_to_canonical
 EVENTS = {"sales": "canonical", "inventory": "canonical_inventory"}
 CHECKPOINT_VERSION = "v1"  # bump when the query's shape changes: an old checkpoint cannot be reused (PITFALLS 13)
 COUNTERS = ("rows_in", "rows_silver", "rows_quarantined", "rows_duplicate", "files")
+SUMMED = {"sales": ("sales", "profit", "units_sold"), "inventory": ()}  # silver totals kept in the manifest
 
 
 class StreamSetupError(RuntimeError):
@@ -403,14 +404,13 @@ class StreamJob:
 
             written: dict[str, tuple[str, str]] = {}
             if valid:
-                written.update(self._write_valid(event, cleaned, manifest, run_id, first_landed - lateness))
-                silver = io.read_version(spark, lake, f"silver_{event}", [written[f"silver_{event}"][0]],
-                                         written[f"silver_{event}"][1])
-                measures = ("sales", "profit", "units_sold") if event == "sales" else ()
-                sums = silver.agg(F.count(F.lit(1)).alias("rows"), *[F.sum(c).alias(c) for c in measures]).first()
-                figures.rows_silver = sums["rows"]
-                figures.totals = {c: float(sums[c] or 0.0) for c in measures}
+                silver_written, sums = self._write_valid(event, cleaned, manifest, run_id, first_landed - lateness)
+                written.update(silver_written)
+                figures.rows_silver = int(sums["rows"])
+                figures.totals = {c: float(sums[c] or 0.0) for c in SUMMED[event]}
                 if event == "sales":
+                    silver = io.read_version(spark, lake, "silver_sales", [written["silver_sales"][0]],
+                                             written["silver_sales"][1])
                     written.update(self._write_sales_gold(silver, run_id))
             figures.rows_duplicate = valid - figures.rows_silver
             if figures.rows_quarantined:
@@ -446,7 +446,9 @@ class StreamJob:
             raw.unpersist()
 
     def _write_valid(self, event: str, cleaned: DataFrame, manifest: dict[str, Any], run_id: str,
-                     window_start: datetime) -> dict[str, tuple[str, str]]:
+                     window_start: datetime) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
+        """Writes the batch's new valid events to silver; returns the version written and its row count and sums
+        (``rows`` and SUMMED[event])."""
         columns = [c.name for c in self.profiles[event].schema.columns]
         good = cleaned.where(F.col("reason").isNull()).select(*columns, *SILVER_LINEAGE)
         key = list(event_key(event))
@@ -457,8 +459,12 @@ class StreamJob:
                 F.col("event_time") >= F.lit(window_start)).select(*key)
             good = good.join(seen, key, "left_anti")
         silver = dedupe_events(good, tuple(key)).withColumn("event_date", F.to_date("event_time"))
-        return {f"silver_{event}": io.write_table_version(silver, self.lake, f"silver_{event}", run_id, replace=True,
-                                                          files_per_partition=1)}
+        # The rows and sums written, counted by the write itself: a separate count would be one more Spark job.
+        sums = Observation(f"silver-{run_id}")
+        silver = silver.observe(sums, F.count(F.lit(1)).alias("rows"), *[F.sum(c).alias(c) for c in SUMMED[event]])
+        written = {f"silver_{event}": io.write_table_version(silver, self.lake, f"silver_{event}", run_id,
+                                                             replace=True, files_per_partition=1)}
+        return written, sums.get
 
     def _write_sales_gold(self, silver: DataFrame, run_id: str) -> dict[str, tuple[str, str]]:
         gold = {"gold_sales_hourly": aggregate_sales_hourly(silver),
