@@ -128,23 +128,33 @@ def number_rows(frame: DataFrame, profile: SourceProfile) -> DataFrame:
     """Data records only, with ``_row_number`` (1-based within the file, from the consecutive record ids;
     the header is record 0) and ``_bad_header`` (the file's header does not name the profile's columns in
     order, so its rows cannot be trusted to sit in the right columns)."""
-    if RECORD_ID not in frame.columns:
-        frame = frame.withColumn(RECORD_ID, F.monotonically_increasing_id())
+    return build_row_numbering(profile)(frame)
+
+
+def build_row_numbering(profile: SourceProfile) -> Callable[[DataFrame], DataFrame]:
+    """:func:`number_rows` with its expressions built once (a stream reuses it for every micro-batch)."""
     names_match = [
         F.lower(F.trim(F.regexp_replace(F.col(f"`{n}`"), "^\ufeff", ""))) == n.strip().lower()
         for n in profile.source_columns
     ]
     header_ok = functools.reduce(lambda a, b: a & b, names_match, F.col(CORRUPT_RECORD).isNull())
-    files = frame.groupBy(SOURCE_FILE).agg(
-        F.min(RECORD_ID).alias("_first_id"),
-        (~F.coalesce(F.min_by(header_ok, F.col(RECORD_ID)), F.lit(False))).alias(BAD_HEADER),
-    )
-    return (
-        frame.join(F.broadcast(files), SOURCE_FILE)
-        .withColumn(ROW_NUMBER, F.col(RECORD_ID) - F.col("_first_id"))
-        .where(F.col(ROW_NUMBER) > 0)
-        .drop("_first_id")
-    )
+    per_file = [F.min(RECORD_ID).alias("_first_id"),
+                (~F.coalesce(F.min_by(header_ok, F.col(RECORD_ID)), F.lit(False))).alias(BAD_HEADER)]
+    record_id, row_number = F.monotonically_increasing_id(), F.col(RECORD_ID) - F.col("_first_id")
+    data_rows = F.col(ROW_NUMBER) > 0
+
+    def number(frame: DataFrame) -> DataFrame:
+        if RECORD_ID not in frame.columns:
+            frame = frame.withColumn(RECORD_ID, record_id)
+        files = frame.groupBy(SOURCE_FILE).agg(*per_file)
+        return (
+            frame.join(F.broadcast(files), SOURCE_FILE)
+            .withColumn(ROW_NUMBER, row_number)
+            .where(data_rows)
+            .drop("_first_id")
+        )
+
+    return number
 
 
 def _cell_text(value: object) -> str:

@@ -37,7 +37,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from model.registry import ModelError
 from salespulse.lake import SILVER_LINEAGE, STATUS
-from salespulse.profiles import ProfileError, SourceProfile, customer_id_salt, load_profile
+from salespulse.profiles import ProfileError, SourceProfile, load_profile
 from salespulse.settings import Settings
 from spark_jobs import io
 from spark_jobs.compact import compact_tables
@@ -48,9 +48,9 @@ from spark_jobs.transforms.aggregate import (
     compute_stock,
     reorder_alerts,
 )
-from spark_jobs.transforms.clean import CleaningRules, clean_events
+from spark_jobs.transforms.clean import CleaningRules, build_cleaning
 from spark_jobs.transforms.dedupe import dedupe_events, event_key
-from spark_jobs.transforms.parse import map_to_canonical
+from spark_jobs.transforms.parse import build_canonical_mapping
 
 EVENTS = {"sales": "canonical", "inventory": "canonical_inventory"}
 CHECKPOINT_VERSION = "v1"  # bump when the query's shape changes: an old checkpoint cannot be reused (PITFALLS 13)
@@ -283,11 +283,15 @@ class StreamJob:
         self.spark, self.settings, self.say = spark, settings, say
         self.lake = settings.paths.lake.rstrip("/")
         self.profiles: dict[str, SourceProfile] = {event: load_profile(name) for event, name in EVENTS.items()}
-        for profile in self.profiles.values():
+        lateness = timedelta(hours=settings.stream.allowed_lateness_hours)
+        # Numbering, mapping and cleaning as one function per event, its expressions built once for all batches.
+        self.preparations: dict[str, Callable[[DataFrame], DataFrame]] = {}
+        for event, profile in self.profiles.items():
             try:
-                customer_id_salt(profile, settings.privacy)
+                rules = CleaningRules.build(profile, settings.ingest, None, lateness, settings.privacy)
             except ProfileError as err:  # found now, not in the first batch
                 raise StreamSetupError(str(err)) from None
+            self.preparations[event] = _build_preparation(profile, rules)
         self.batch_lock = threading.Lock()
         self.queries: list[StreamingQuery] = []
         self.query_ids: dict[str, str] = {}
@@ -375,19 +379,17 @@ class StreamJob:
             self.say(figures.line() + running)
 
     def _apply(self, event: str, batch: DataFrame, batch_id: int, manifest: dict[str, Any]) -> BatchFigures:
-        spark, lake, profile = self.spark, self.lake, self.profiles[event]
+        spark, lake = self.spark, self.lake
         run_id = f"stream-{event}-{batch_id:010d}"
         now = datetime.now(timezone.utc)
         lateness = timedelta(hours=self.settings.stream.allowed_lateness_hours)
-        rules = CleaningRules.build(profile, self.settings.ingest, None, lateness, self.settings.privacy)
         # A multiLine CSV read makes one task per file: a batch of many small files would pay the task
         # overhead per file in every stage. Read them once, in as many tasks as there are cores (numbering the
         # rows aggregates the batch, then cleaning scans it again).
         raw = batch.coalesce(self.spark.sparkContext.defaultParallelism).persist(StorageLevel.MEMORY_AND_DISK)
         # The batch's own values (ingest time, run id) are added after the cache, so the cached cleaning plan
         # is the same in every batch.
-        persisted = clean_events(map_to_canonical(io.number_rows(raw, profile), profile), rules).persist(
-            StorageLevel.MEMORY_AND_DISK)
+        persisted = self.preparations[event](raw).persist(StorageLevel.MEMORY_AND_DISK)
         cleaned = persisted.withColumn("ingest_time", F.lit(now)).withColumn("run_id", F.lit(run_id))
         try:
             # One small Spark job for all the batch's counts: each job costs a fixed few hundred milliseconds.
@@ -521,6 +523,12 @@ class StreamJob:
         """Files not processed yet, plus (with archive or delete) the last batch's, which Spark cleans up at the
         next batch."""
         return len(io.list_files(self.spark, f"{self.settings.paths.landing.rstrip('/')}/{event}"))
+
+
+def _build_preparation(profile: SourceProfile, rules: CleaningRules) -> Callable[[DataFrame], DataFrame]:
+    number, to_canonical = io.build_row_numbering(profile), build_canonical_mapping(profile)
+    clean = build_cleaning(rules)
+    return lambda raw: clean(to_canonical(number(raw)))
 
 
 def _reason(err: Exception) -> str:

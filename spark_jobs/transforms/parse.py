@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -16,6 +18,11 @@ def map_to_canonical(raw: DataFrame, profile: SourceProfile) -> DataFrame:
     ``_corrupt_record``. Returns every canonical column of the profile's event as text (null where the
     profile gives no source), ``raw`` (source column -> text), ``source_file``, ``row_number`` and
     ``malformed`` (the reader could not split the line into the header's fields)."""
+    return build_canonical_mapping(profile)(raw)
+
+
+def build_canonical_mapping(profile: SourceProfile) -> Callable[[DataFrame], DataFrame]:
+    """:func:`map_to_canonical` with its expressions built once (a stream reuses it for every micro-batch)."""
     columns: dict[str, Column] = {}
     for column in profile.schema.columns:
         if column.name in profile.constants:
@@ -29,7 +36,7 @@ def map_to_canonical(raw: DataFrame, profile: SourceProfile) -> DataFrame:
     raw_map = F.create_map(*[item for name in profile.source_columns
                              for item in (F.lit(name), F.col(f"`{name}`"))],
                            F.lit(CORRUPT_RECORD), F.col(CORRUPT_RECORD))
-    return raw.select(
+    output = [
         *[expr.cast("string").alias(name) for name, expr in columns.items()],
         raw_map.alias("raw"),
         F.col(SOURCE_FILE).alias("source_file"),
@@ -37,4 +44,5 @@ def map_to_canonical(raw: DataFrame, profile: SourceProfile) -> DataFrame:
         F.col(LANDED_TIME).cast("timestamp").alias("landed_time"),
         F.col(CORRUPT_RECORD).isNotNull().alias("malformed"),
         F.col(BAD_HEADER).alias("bad_header"),
-    )
+    ]
+    return lambda raw: raw.select(*output)
