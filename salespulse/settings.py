@@ -163,6 +163,9 @@ class StreamSettings(_Section):
     compact_every_batches: int = Field(default=60, ge=0, description="0: only `salespulse compact`")
     stock_refresh_seconds: float = Field(default=10.0, ge=0)
     status_history: int = Field(default=500, ge=1, description="batches kept in the status file's history")
+    # Off by default: adaptive execution runs each shuffle stage of a micro-batch as a Spark job of its own,
+    # which costs more in a small batch than its re-planning saves.
+    adaptive_query_execution: bool = False
 
 
 class ModelSettings(_Section):

@@ -554,13 +554,21 @@ def check_paths(spark: SparkSession, settings: Settings) -> None:
         raise StreamSetupError(f"lake {lake} is not writable: {str(err).splitlines()[0]}") from None
 
 
+def build_stream_session(spark: SparkSession, settings: Settings) -> SparkSession:
+    """A SQL session of its own for the stream (same SparkContext), so its SQL settings do not reach other users
+    of ``spark``."""
+    session = spark.newSession()
+    session.conf.set("spark.sql.adaptive.enabled", str(settings.stream.adaptive_query_execution).lower())
+    return session
+
+
 def run_stream(spark: SparkSession, settings: Settings, say: Callable[[str], None], stop: threading.Event,
                available_now: bool = False) -> int:
     """Run until ``stop`` is set (or, with ``available_now``, until every landed file is processed and the
     forecast refresh those files call for is published; a stop abandons a running forecast unpublished).
     Returns the process exit code: 0 after a clean stop, 1 when a query failed."""
     check_paths(spark, settings)
-    job = StreamJob(spark, settings, say)
+    job = StreamJob(build_stream_session(spark, settings), settings, say)
     say(f"stream: watching {settings.paths.landing}/{{sales,inventory}} -> lake {settings.paths.lake} "
         f"(trigger {settings.stream.trigger_seconds:g} s, checkpoints {job.checkpoint('*')})")
     queries = job.start(available_now)

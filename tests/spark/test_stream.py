@@ -22,7 +22,7 @@ from salespulse.kpi_report import kpi_totals
 from salespulse.lake import MANIFEST, STATUS, duckdb_scan, table_dirs
 from salespulse.schema import SALES_EVENT
 from salespulse.settings import Settings, load_settings
-from spark_jobs.stream import run_stream
+from spark_jobs.stream import build_stream_session, run_stream
 from tests.conftest import read_landing, run_simulator, stock_from_events
 from tests.unit.test_simulator import valid_mask
 
@@ -262,3 +262,14 @@ def test_stream_stock_and_reorder_alerts(spark: SparkSession, tmp_path: Path, go
     alerts = lake_table(settings, "gold_reorder_alerts")
     assert alerts[["country", "product"]].values.tolist() == [["USA", "Paseo"]]
     assert alerts["stock_on_hand"].item() == pytest.approx(expected[("USA", "Paseo")])
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_stream_session_sets_adaptive_execution_without_touching_the_callers_session(
+        spark: SparkSession, tmp_path: Path, adaptive: bool) -> None:
+    before = spark.conf.get("spark.sql.adaptive.enabled")
+    session = build_stream_session(spark, stream_settings(tmp_path, adaptive_query_execution=adaptive))
+    assert session.conf.get("spark.sql.adaptive.enabled") == str(adaptive).lower()
+    assert session.sparkContext is spark.sparkContext  # the same Spark application, not a second one
+    assert spark.conf.get("spark.sql.adaptive.enabled") == before
+    assert session.conf.get("spark.sql.session.timeZone") == spark.conf.get("spark.sql.session.timeZone")
