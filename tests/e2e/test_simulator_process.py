@@ -56,7 +56,10 @@ def test_simulator_reader_never_sees_partial_files(tmp_path: Path, stop_signal: 
     assert proc.returncode == 0, stderr
     assert f"{stop_signal.name} received" in stderr
     assert sum(1 for p in seen if p.parent.name == "sales") >= 20
-    assert sum(seen.values()) > 20_000
+    # Big files, so a partial write would show. The live rate follows the hour of day: at the weekly trough
+    # (about 0.2 of the mean rate) 20 files of 0.1 s still hold ~8,000 rows; the old bound of 20,000 failed
+    # around 04:00 UTC.
+    assert sum(seen.values()) > 5_000
     # After the stop: nothing half-written anywhere, and every landed file still parses.
     assert not list((tmp_path / ".staging").iterdir())
     for kind, header in headers.items():
