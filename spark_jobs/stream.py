@@ -459,7 +459,10 @@ class StreamJob:
             # Partition pruning on event_date keeps this to the days of the lateness window.
             seen = existing.where(F.col("event_date") >= F.to_date(F.lit(window_start))).where(
                 F.col("event_time") >= F.lit(window_start)).select(*key)
-            good = good.join(seen, key, "left_anti")
+            # Only the keys the batch also holds are looked up and broadcast: broadcasting all the window's keys
+            # ran the driver out of memory once the window held a few million (a high rate for hours).
+            seen = seen.join(F.broadcast(good.select(*key)), key, "left_semi")
+            good = good.join(F.broadcast(seen), key, "left_anti")
         silver = dedupe_events(good, tuple(key)).withColumn("event_date", F.to_date("event_time"))
         # The rows and sums written, counted by the write itself: a separate count would be one more Spark job.
         sums = Observation(f"silver-{run_id}")
