@@ -82,8 +82,8 @@ class SparkSettings(_Section):
     ui_enabled: bool = False
     driver_memory: str = "2g"
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "ERROR"
-    # FAIR: the stream's forecast refresh runs in its own pool beside the micro-batches instead of queueing
-    # them behind its jobs (spark.scheduler.mode).
+    # FAIR: the micro-batches' tasks go ahead of the forecast, stock and compaction work beside them
+    # (spark.scheduler.mode, pools in conf/fairscheduler.xml) instead of queueing behind their jobs.
     scheduler_mode: Literal["FAIR", "FIFO"] = "FAIR"
     # Rows per Arrow batch into pandas UDFs (spark.sql.execution.arrow.maxRecordsPerBatch): forecast scoring is
     # fastest with few large batches (bench/score_throughput.py); a feature row is about 2 KB.
@@ -161,7 +161,7 @@ class StreamSettings(_Section):
     # dedupe window: an order id is checked against silver events inside it.
     allowed_lateness_hours: float = Field(default=6.0, gt=0, le=24 * 30)
     compact_every_batches: int = Field(default=60, ge=0, description="0: only `salespulse compact`")
-    stock_refresh_seconds: float = Field(default=10.0, ge=0)
+    stock_refresh_seconds: float = Field(default=60.0, ge=0)
     status_history: int = Field(default=500, ge=1, description="batches kept in the status file's history")
     # Off by default: adaptive execution runs each shuffle stage of a micro-batch as a Spark job of its own,
     # which costs more in a small batch than its re-planning saves.

@@ -21,6 +21,7 @@ from salespulse.lake import REASONS, SILVER_LINEAGE
 from salespulse.profiles import SourceProfile
 from salespulse.settings import Settings
 from spark_jobs import io
+from spark_jobs.session import build_source_session
 from spark_jobs.transforms.aggregate import aggregate_customers_daily, aggregate_sales_hourly, compute_stock
 from spark_jobs.transforms.clean import CleaningRules, clean_events
 from spark_jobs.transforms.dedupe import dedupe_events, event_key
@@ -31,6 +32,7 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
                  run_id: str, say: Callable[[str], None]) -> dict[str, Any]:
     lake = settings.paths.lake
     event = profile.event
+    spark = build_source_session(spark)  # one scan partition per input file: rows are numbered as they are read
     files = io.expand_inputs(spark, inputs)
     say(f"backfill {run_id}: {len(files)} {event} file(s) with profile {profile.name!r} into {lake}")
     raw = io.number_rows(io.read_source(spark, files, profile), profile)

@@ -10,7 +10,6 @@ import contextlib
 import copy
 import csv
 import fcntl
-import functools
 import io
 import json
 import os
@@ -18,6 +17,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -75,8 +75,9 @@ def expand_inputs(spark: SparkSession, pattern: str) -> list[str]:
 
 # -- reading sources ----------------------------------------------------------------------------------------
 def read_source(spark: SparkSession, files: list[str], profile: SourceProfile) -> DataFrame:
-    """The profile's source columns as text, plus ``_source_file``, ``_record_id`` (consecutive within a
-    file) and ``_corrupt_record`` (the line, when it did not split into the header's fields)."""
+    """The profile's source columns as text, plus ``_source_file``, ``_landed_time`` and ``_corrupt_record`` (the
+    line, when it did not split into the header's fields); rows read on the driver also carry ``_record_id``
+    (consecutive within a file, 0 for the header). Spark reads must come from ``build_source_session``."""
     if profile.read.engine == "spark":
         return _read_spark_csv(spark, files, profile)
     remote = [f for f in files if not is_local(f)]
@@ -89,18 +90,22 @@ def read_source(spark: SparkSession, files: list[str], profile: SourceProfile) -
 
 
 def _csv_reader(reader: Any, profile: SourceProfile) -> Any:
-    """A batch or streaming CSV reader with the profile's options. The header line is read as a record and
-    checked per file by :func:`number_rows`: Spark's own header check (``enforceSchema=false``) fails the
-    whole job on one bad file, and ``enforceSchema=true`` maps columns by position (PITFALLS 8)."""
-    delimiter = "," if profile.read.delimiter == "auto" else profile.read.delimiter
+    """A batch or streaming CSV reader with the profile's options. The header line is read as a record (number 0)
+    and checked per file on the driver (:func:`bad_header_files`): Spark's own header check
+    (``enforceSchema=false``) fails the whole job on one bad file, and ``enforceSchema=true`` maps columns by
+    position (PITFALLS 8)."""
     return (
         reader.schema(raw_csv_schema(profile.source_columns))
         .option("header", False)
-        .option("multiLine", True)  # quoted newlines; files are then read whole, so record ids are consecutive
+        .option("multiLine", True)  # quoted newlines; files are then read whole, never split
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
-        .option("sep", delimiter)
+        .option("sep", _spark_delimiter(profile))
     )
+
+
+def _spark_delimiter(profile: SourceProfile) -> str:
+    return "," if profile.read.delimiter == "auto" else profile.read.delimiter
 
 
 def _with_source_lineage(frame: DataFrame, profile: SourceProfile) -> DataFrame:
@@ -116,45 +121,134 @@ def _read_spark_csv(spark: SparkSession, files: list[str], profile: SourceProfil
 
 
 def read_stream(spark: SparkSession, folder: str, profile: SourceProfile, options: dict[str, str]) -> DataFrame:
-    """A streaming DataFrame over new files in ``folder``, shaped like :func:`read_source` (record ids and row
-    numbers are added per micro-batch by :func:`number_rows`)."""
+    """A streaming DataFrame over new files in ``folder``, shaped like :func:`read_source` (row numbers are added
+    per micro-batch by :func:`number_rows`; the session must come from ``build_source_session``)."""
     reader = spark.readStream
     for key, value in options.items():
         reader = reader.option(key, value)
     return _with_source_lineage(_csv_reader(reader, profile).csv(folder), profile)
 
 
+# The low 33 bits of monotonically_increasing_id count the rows of one scan partition (the high bits hold the
+# partition's index), so with one file per partition they number the records of that file from 0.
+_ROWS_IN_PARTITION = (1 << 33) - 1
+
+
 def number_rows(frame: DataFrame, profile: SourceProfile) -> DataFrame:
-    """Data records only, with ``_row_number`` (1-based within the file, from the consecutive record ids;
-    the header is record 0) and ``_bad_header`` (the file's header does not name the profile's columns in
-    order, so its rows cannot be trusted to sit in the right columns)."""
-    return build_row_numbering(profile)(frame)
+    """Data records only, with ``_row_number`` (1-based within the file; the header is record 0) and
+    ``_bad_header`` (the file's header does not name the profile's columns in order, so its rows cannot be
+    trusted to sit in the right columns)."""
+    return build_row_numbering(profile)(frame, None)
 
 
-def build_row_numbering(profile: SourceProfile) -> Callable[[DataFrame], DataFrame]:
-    """:func:`number_rows` with its expressions built once (a stream reuses it for every micro-batch)."""
-    names_match = [
-        F.lower(F.trim(F.regexp_replace(F.col(f"`{n}`"), "^\ufeff", ""))) == n.strip().lower()
-        for n in profile.source_columns
-    ]
-    header_ok = functools.reduce(lambda a, b: a & b, names_match, F.col(CORRUPT_RECORD).isNull())
-    per_file = [F.min(RECORD_ID).alias("_first_id"),
-                (~F.coalesce(F.min_by(header_ok, F.col(RECORD_ID)), F.lit(False))).alias(BAD_HEADER)]
-    record_id, row_number = F.monotonically_increasing_id(), F.col(RECORD_ID) - F.col("_first_id")
+def build_row_numbering(profile: SourceProfile) -> Callable[[DataFrame, dict[str, str] | None], DataFrame]:
+    """:func:`number_rows` with its expressions built once (a stream reuses it for every micro-batch). The
+    function returned also takes the frame's :func:`csv_scan_files`, when the caller has them already.
+
+    Rows of Spark's CSV reader are numbered by their index in their scan partition, in the same pass as the
+    read: the session must plan one file per partition (``spark_jobs.session.build_source_session``;
+    :func:`csv_scan_files` checks it). Headers are checked on the driver, before any job
+    (:func:`bad_header_files`). Rows of the driver-side reader carry their ``_record_id``; that reader finds and
+    checks the header itself."""
+    in_partition = F.monotonically_increasing_id().bitwiseAND(F.lit(_ROWS_IN_PARTITION))
     data_rows = F.col(ROW_NUMBER) > 0
 
-    def number(frame: DataFrame) -> DataFrame:
-        if RECORD_ID not in frame.columns:
-            frame = frame.withColumn(RECORD_ID, record_id)
-        files = frame.groupBy(SOURCE_FILE).agg(*per_file)
+    def number(frame: DataFrame, scanned: dict[str, str] | None) -> DataFrame:
+        if RECORD_ID in frame.columns:
+            return frame.withColumn(ROW_NUMBER, F.col(RECORD_ID)).where(data_rows).withColumn(BAD_HEADER, F.lit(False))
+        bad = bad_header_files(frame.sparkSession, csv_scan_files(frame) if scanned is None else scanned, profile)
         return (
-            frame.join(F.broadcast(files), SOURCE_FILE)
-            .withColumn(ROW_NUMBER, row_number)
+            frame.withColumn(ROW_NUMBER, in_partition)
             .where(data_rows)
-            .drop("_first_id")
+            .withColumn(BAD_HEADER, F.col(SOURCE_FILE).isin(bad) if bad else F.lit(False))
         )
 
     return number
+
+
+def csv_scan_files(frame: DataFrame) -> dict[str, str]:
+    """The files ``frame`` reads through Spark's file sources, from the partitions Spark planned (no job runs),
+    each as ``_metadata.file_path`` names it, mapped to a path the file system opens. Also finds them under a
+    streaming micro-batch, which reaches ``foreachBatch`` as an RDD scan. Raises when a scan partition reads
+    more than one file, since :func:`number_rows` counts rows per partition."""
+    files: dict[str, str] = {}
+    hadoop_path = frame.sparkSession.sparkContext._jvm.org.apache.hadoop.fs.Path
+    pending = []
+    leaves = frame._jdf.queryExecution().executedPlan().collectLeaves().iterator()
+    while leaves.hasNext():
+        leaf = leaves.next()
+        name = leaf.getClass().getSimpleName()
+        if name == "FileSourceScanExec":
+            pending.append(leaf.inputRDD())
+        elif name == "RDDScanExec":
+            pending.append(leaf.rdd())
+    while pending:
+        rdd = pending.pop()
+        if rdd.getClass().getSimpleName() != "FileScanRDD":
+            dependencies = rdd.dependencies().iterator()
+            while dependencies.hasNext():
+                pending.append(dependencies.next().rdd())
+            continue
+        for partition in rdd.partitions():
+            planned = partition.files()
+            if len(planned) > 1:
+                raise RuntimeError(
+                    f"a scan partition reads {len(planned)} files ({planned[0].toPath().toString()} and more), "
+                    "but rows are numbered per partition: read through spark_jobs.session.build_source_session")
+            for file in planned:
+                # Re-parsed from its string, as the file path in _metadata is (a local file is "file:/x", whether
+                # it was listed as "file:///x" or not).
+                uri = hadoop_path(file.toPath().toString()).toUri()
+                files[uri.toString()] = uri.getPath() if uri.getScheme() == "file" else file.toPath().toString()
+    return files
+
+
+def header_matches(cells: list[str], profile: SourceProfile) -> bool:
+    """Whether a file's first record names the profile's source columns, in order (trimmed, case-insensitive,
+    a UTF-8 byte order mark ignored)."""
+    names = profile.source_columns
+    return len(cells) == len(names) and all(
+        cell.lstrip("\ufeff").strip().lower() == name.strip().lower() for cell, name in zip(cells, names, strict=True))
+
+
+HEADER_BYTES = 1 << 16  # a header record is read from at most this much of a file's start
+
+
+def first_record(spark: SparkSession, path: str, profile: SourceProfile) -> list[str] | None:
+    """The first non-blank CSV record of a file (its header), parsed as Spark's reader splits it (the profile's
+    delimiter, double quotes); None for a file without one."""
+    if is_local(path):
+        with open(_local(path), "rb") as handle:
+            head = handle.read(HEADER_BYTES)
+    else:
+        fs, hpath = _hadoop(spark, path)
+        stream = fs.open(hpath)
+        try:
+            head = bytes(stream.readNBytes(HEADER_BYTES))
+        finally:
+            stream.close()
+    text = head.decode("utf-8", errors="replace")
+    try:
+        return next((row for row in csv.reader(io.StringIO(text, newline=""), delimiter=_spark_delimiter(profile))
+                     if row), None)
+    except csv.Error:  # not CSV at all (binary noise): nothing the profile's names can match
+        return [text[:200]]
+
+
+def bad_header_files(spark: SparkSession, files: dict[str, str], profile: SourceProfile) -> list[str]:
+    """Of ``files`` (:func:`csv_scan_files`), those whose first record does not name the profile's columns in
+    order; a file without any record has no rows to judge. Remote files are opened in parallel (a round trip
+    each)."""
+    def judge(path: str) -> bool:
+        head = first_record(spark, path, profile)
+        return head is not None and not header_matches(head, profile)
+
+    if all(is_local(path) for path in files.values()):
+        verdicts = [judge(path) for path in files.values()]
+    else:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            verdicts = list(pool.map(judge, files.values()))
+    return sorted(name for name, bad in zip(files, verdicts, strict=True) if bad)
 
 
 def _cell_text(value: object) -> str:

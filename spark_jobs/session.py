@@ -7,7 +7,9 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from salespulse.settings import SparkSettings
+from salespulse.settings import PROJECT_ROOT, SparkSettings
+
+FAIR_POOLS = PROJECT_ROOT / "conf" / "fairscheduler.xml"  # micro-batches ahead of the work beside them
 
 
 def build_session(settings: SparkSettings) -> SparkSession:
@@ -29,9 +31,24 @@ def build_session(settings: SparkSettings) -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.scheduler.mode", settings.scheduler_mode)
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.arrow_batch_rows))
+        # A stream batch plans some 50 distinct generated classes; with Spark's default of 100 cached, a stream
+        # and its background refreshes evicted each other's and compiled them again in every batch.
+        .config("spark.sql.codegen.cache.maxEntries", "2000")
     )
+    if settings.scheduler_mode == "FAIR":
+        builder = builder.config("spark.scheduler.allocation.file", str(FAIR_POOLS))
     for key, value in settings.extra_conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(settings.log_level)
+    return session
+
+
+def build_source_session(spark: SparkSession) -> SparkSession:
+    """A SQL session of its own (same SparkContext) that plans one scan partition per input file, so CSV rows are
+    numbered per file in the same pass as the read (``io.number_rows``). Other users of ``spark`` keep Spark's
+    packing of small files."""
+    session = spark.newSession()
+    # A file costs more than a partition holds: Spark closes the partition after every file.
+    session.conf.set("spark.sql.files.openCostInBytes", str(1 << 62))
     return session

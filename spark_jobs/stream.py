@@ -4,15 +4,19 @@ One Structured Streaming query per event (``<landing>/sales``, ``<landing>/inven
 schema and ``foreachBatch``. Each micro-batch is a static DataFrame, so it goes through exactly the functions
 the backfill uses. Exactly-once under a crash (PITFALLS 16-18):
 
-- batch N writes only to directories named after it (``stream-<event>-<N>``), replacing whatever an
-  interrupted attempt left there, and becomes visible in one manifest swap that also records
-  ``streams.<event>.batch_id = N``;
+- batch N writes only to directories named after it and its checkpoint (``stream-<event>-<query>-<N>``),
+  replacing whatever an interrupted attempt left there, and becomes visible in one manifest swap that also
+  records ``streams.<event>.batch_id = N``;
 - a batch Spark replays after a crash is skipped when the manifest already holds it, rewritten otherwise.
 
 Duplicates: a valid event whose key is already in silver with an event time inside the lateness window
 (``stream.allowed_lateness_hours`` before the earliest landing time of the batch) or earlier in the same batch
 is counted as a duplicate; older events are quarantined as ``late_event`` anyway, so that window is the whole
-dedupe state and it lives in silver itself.
+dedupe state. Its keys are kept in the executors' cache (:class:`spark_jobs.duplicates.DuplicateWindow`).
+
+A batch's time is mostly fixed costs per Spark job and per query plan, so a batch reads its files once (rows
+numbered and cleaned in that pass, then cached), writes gold and quarantine side by side, and keeps per-batch
+values out of generated code; the stock, forecast and compaction work runs beside the batches.
 
 Runnable with plain spark-submit: ``spark-submit spark_jobs/stream.py [--available-now] ...``.
 """
@@ -26,12 +30,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -41,7 +46,9 @@ from salespulse.profiles import ProfileError, SourceProfile, load_profile
 from salespulse.settings import Settings
 from spark_jobs import io
 from spark_jobs.compact import compact_tables
+from spark_jobs.duplicates import DuplicateWindow
 from spark_jobs.forecast import last_complete_hour, model_version, publish_forecasts, run_forecasts
+from spark_jobs.session import build_source_session
 from spark_jobs.transforms.aggregate import (
     aggregate_customers_daily,
     aggregate_sales_hourly,
@@ -275,17 +282,54 @@ class StockRefresher(BackgroundWork):
         io.update_manifest(spark, lake, publish, run_id)
 
 
-class StreamJob:
-    """The two streaming queries and their micro-batch handler. Batches of both queries run one at a time
-    (they share the lake's manifest)."""
+class Compactor(BackgroundWork):
+    """Merges the stream's small directories (``spark_jobs.compact``) beside the batches: an event's tables after
+    every ``stream.compact_every_batches`` of its published batches. Compaction publishes under the manifest
+    lock and replaces exactly the directories it merged, so batches published meanwhile stay listed."""
+
+    name = "compaction"
+    job_group = "salespulse-compact"
 
     def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
-        self.spark, self.settings, self.say = spark, settings, say
+        super().__init__(spark, settings, say)
+        self.due: set[str] = set()
+        self.due_lock = threading.Lock()
+
+    def published(self, event: str, batch_id: int) -> None:
+        every = self.settings.stream.compact_every_batches
+        if every and batch_id > 0 and batch_id % every == 0:
+            with self.due_lock:
+                self.due.add(event)
+            self.request()
+
+    def refresh(self, now: datetime) -> None:
+        with self.due_lock:
+            events, self.due = self.due, set()
+        tables = [table for event in sorted(events) for table in COMPACTED[event]]
+        for line in compact_tables(self.spark, self.settings, tables):
+            self.say(line)
+
+
+COMPACTED = {  # the tables the stream adds directories to, per event
+    "sales": ("silver_sales", "quarantine_sales", "gold_sales_hourly", "gold_customers_daily", "gold_forecasts",
+              "gold_forecast_anomalies"),
+    "inventory": ("silver_inventory", "quarantine_inventory", "gold_reorder_alerts"),
+}
+
+
+class StreamJob:
+    """The two streaming queries and their micro-batch handler. Batches of both queries run one at a time
+    (they share the lake's manifest). The queries and batches run in a session of their own
+    (:func:`build_stream_session`); what reads the lake's Parquet (the duplicate window, the work beside the
+    batches) uses ``spark``'s, which packs small files into few tasks."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
+        self.spark, self.settings, self.say = build_stream_session(spark, settings), settings, say
         self.lake = settings.paths.lake.rstrip("/")
         self.profiles: dict[str, SourceProfile] = {event: load_profile(name) for event, name in EVENTS.items()}
         lateness = timedelta(hours=settings.stream.allowed_lateness_hours)
         # Numbering, mapping and cleaning as one function per event, its expressions built once for all batches.
-        self.preparations: dict[str, Callable[[DataFrame], DataFrame]] = {}
+        self.preparations: dict[str, Callable[[DataFrame, dict[str, str]], DataFrame]] = {}
         for event, profile in self.profiles.items():
             try:
                 rules = CleaningRules.build(profile, settings.ingest, None, lateness, settings.privacy)
@@ -293,11 +337,14 @@ class StreamJob:
                 raise StreamSetupError(str(err)) from None
             self.preparations[event] = _build_preparation(profile, rules)
         self.batch_lock = threading.Lock()
+        self.writers = ThreadPoolExecutor(max_workers=3, thread_name_prefix="salespulse-write")
+        self.duplicates = {event: DuplicateWindow(spark, self.lake, event) for event in EVENTS}
         self.queries: list[StreamingQuery] = []
         self.query_ids: dict[str, str] = {}
         self.recent: dict[str, BatchFigures] = {}
         self.forecasts = ForecastRefresher(spark, settings, say)
         self.stock = StockRefresher(spark, settings, say)
+        self.compactor = Compactor(spark, settings, say)
         self.history: deque[dict[str, Any]] | None = None  # the status file's batch history, read at first write
         self.in_history: dict[str, BatchFigures] = {}
 
@@ -307,6 +354,7 @@ class StreamJob:
         stream = self.settings.stream
         self.forecasts.start()
         self.stock.start()
+        self.compactor.start()
         self.stock.request()  # a refresh a kill cut off before its swap is made up for at start
         for event in EVENTS:
             options = {"maxFilesPerTrigger": str(stream.max_files_per_trigger), "latestFirst": "false"}
@@ -380,19 +428,20 @@ class StreamJob:
 
     def _apply(self, event: str, batch: DataFrame, batch_id: int, manifest: dict[str, Any]) -> BatchFigures:
         spark, lake = self.spark, self.lake
-        run_id = f"stream-{event}-{batch_id:010d}"
+        run_id = self.run_id(event, batch_id)
         now = datetime.now(timezone.utc)
         lateness = timedelta(hours=self.settings.stream.allowed_lateness_hours)
-        # A multiLine CSV read makes one task per file: a batch of many small files would pay the task
-        # overhead per file in every stage. Read them once, in as many tasks as there are cores (numbering the
-        # rows aggregates the batch, then cleaning scans it again).
-        raw = batch.coalesce(self.spark.sparkContext.defaultParallelism).persist(StorageLevel.MEMORY_AND_DISK)
+        # Rows are numbered and cleaned in the pass that reads them (one file per scan partition), then the files'
+        # partitions are packed into one task per core: each later stage runs a few tasks, not one per file.
+        scanned = io.csv_scan_files(batch)
+        persisted = self.preparations[event](batch, scanned).coalesce(
+            self.spark.sparkContext.defaultParallelism).persist(StorageLevel.MEMORY_AND_DISK)
         # The batch's own values (ingest time, run id) are added after the cache, so the cached cleaning plan
         # is the same in every batch.
-        persisted = self.preparations[event](raw).persist(StorageLevel.MEMORY_AND_DISK)
-        cleaned = persisted.withColumn("ingest_time", F.lit(now)).withColumn("run_id", F.lit(run_id))
+        cleaned = persisted.withColumn("ingest_time", _batch_time(now)).withColumn("run_id", F.lit(run_id))
+        silver: DataFrame | None = None
         try:
-            # One small Spark job for all the batch's counts: each job costs a fixed few hundred milliseconds.
+            # One small Spark job for all the batch's counts: each job costs a fixed share of a second.
             stats = persisted.groupBy("reason").agg(
                 F.count(F.lit(1)).alias("rows"), F.min("landed_time").alias("first_landed"),
                 F.collect_set("source_file").alias("files")).collect()
@@ -401,25 +450,38 @@ class StreamJob:
             valid = sum(r["rows"] for r in stats if r["reason"] is None)
             figures.rows_in = valid + sum(figures.by_reason.values())
             figures.rows_quarantined = sum(figures.by_reason.values())
-            figures.files = len({f for r in stats for f in r["files"]})
+            read = {f for r in stats for f in r["files"]}
+            figures.files = len(read)
+            if not read <= scanned.keys():  # headers were checked for the files found in the plan, not these
+                raise RuntimeError(f"stream {event} batch {batch_id}: rows from files the batch's plan does not "
+                                   f"name: {sorted(read - scanned.keys())[:3]}; their headers were not checked")
             first_landed = min((r["first_landed"] for r in stats if r["first_landed"] is not None), default=None)
 
             written: dict[str, tuple[str, str]] = {}
-            if valid:
-                silver_written, sums = self._write_valid(event, cleaned, manifest, run_id, first_landed - lateness)
-                written.update(silver_written)
-                figures.rows_silver = int(sums["rows"])
-                figures.totals = {c: float(sums[c] or 0.0) for c in SUMMED[event]}
-                if event == "sales":
-                    silver = io.read_version(spark, lake, "silver_sales", [written["silver_sales"][0]],
-                                             written["silver_sales"][1])
-                    written.update(self._write_sales_gold(silver, run_id))
-            figures.rows_duplicate = valid - figures.rows_silver
+            # The quarantine write runs beside silver and gold: the writes are small and each job costs mostly
+            # fixed planning and scheduling time, which overlaps.
+            quarantine = None
             if figures.rows_quarantined:
                 bad = cleaned.where(F.col("reason").isNotNull()).select(
                     "reason", "raw", "source_file", "row_number", "ingest_time", "run_id")
-                written[f"quarantine_{event}"] = io.write_table_version(
-                    bad, lake, f"quarantine_{event}", run_id, replace=True, files_per_partition=1)
+                quarantine = self.writers.submit(io.write_table_version, bad, lake, f"quarantine_{event}", run_id,
+                                                 replace=True, files_per_partition=1)
+            if valid:
+                silver = self._new_silver(event, cleaned, manifest, first_landed - lateness)
+                silver_written, sums = self._write_silver(event, silver, run_id)
+                written.update(silver_written)
+                figures.rows_silver = int(sums["rows"])
+                figures.totals = {c: float(sums[c] or 0.0) for c in SUMMED[event]}
+                window = self.writers.submit(self.duplicates[event].add, silver_written[f"silver_{event}"])
+                if event == "sales" and figures.rows_silver:
+                    written.update(self._write_sales_gold(silver, run_id))
+                try:
+                    window.result()
+                except Exception as err:  # the window is read from silver again at the next batch instead
+                    self.say(f"stream {event}: duplicate window read again at the next batch: {_reason(err)}")
+            figures.rows_duplicate = valid - figures.rows_silver
+            if quarantine is not None:
+                written[f"quarantine_{event}"] = quarantine.result()
 
             def publish(current: dict[str, Any]) -> None:
                 for table, version in written.items():
@@ -441,52 +503,48 @@ class StreamJob:
                 # PySpark returns timestamps as naive local times; astimezone reads them as such.
                 landed = first_landed.astimezone(timezone.utc)
                 figures.freshness_seconds = (datetime.now(timezone.utc) - landed).total_seconds()
-            self._maybe_compact(event, batch_id)
+            self.compactor.published(event, batch_id)
             return figures
         finally:
+            if silver is not None:
+                silver.unpersist()
             persisted.unpersist()
-            raw.unpersist()
 
-    def _write_valid(self, event: str, cleaned: DataFrame, manifest: dict[str, Any], run_id: str,
-                     window_start: datetime) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
-        """Writes the batch's new valid events to silver; returns the version written and its row count and sums
-        (``rows`` and SUMMED[event])."""
+    def run_id(self, event: str, batch_id: int) -> str:
+        """The name of batch ``batch_id``'s directories. It holds the checkpoint's query id: a new checkpoint starts
+        its batch ids at 0 again, and must not overwrite directories an earlier one published."""
+        return f"stream-{event}-{self.query_id(event)[:8]}-{batch_id:010d}"
+
+    def _new_silver(self, event: str, cleaned: DataFrame, manifest: dict[str, Any],
+                    window_start: datetime) -> DataFrame:
+        """The batch's valid events that are not in silver yet (looked up in the duplicate window), deduplicated
+        within the batch, cached: silver, gold and the window are extended from it."""
         columns = [c.name for c in self.profiles[event].schema.columns]
         good = cleaned.where(F.col("reason").isNull()).select(*columns, *SILVER_LINEAGE)
-        key = list(event_key(event))
-        existing = io.read_table(self.spark, self.lake, f"silver_{event}", manifest)
-        if existing is not None:
-            # Partition pruning on event_date keeps this to the days of the lateness window.
-            seen = existing.where(F.col("event_date") >= F.to_date(F.lit(window_start))).where(
-                F.col("event_time") >= F.lit(window_start)).select(*key)
-            # Only the keys the batch also holds are looked up and broadcast: broadcasting all the window's keys
-            # ran the driver out of memory once the window held a few million (a high rate for hours).
-            seen = seen.join(F.broadcast(good.select(*key)), key, "left_semi")
-            good = good.join(F.broadcast(seen), key, "left_anti")
-        silver = dedupe_events(good, tuple(key)).withColumn("event_date", F.to_date("event_time"))
+        good = self.duplicates[event].new_rows(good, manifest, window_start)
+        silver = dedupe_events(good, event_key(event)).withColumn("event_date", F.to_date("event_time"))
+        return silver.persist(StorageLevel.MEMORY_AND_DISK)
+
+    def _write_silver(self, event: str, silver: DataFrame, run_id: str
+                      ) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
+        """Writes the batch's new silver rows; returns the version written and its row count and sums (``rows`` and
+        SUMMED[event])."""
         # The rows and sums written, counted by the write itself: a separate count would be one more Spark job.
         sums = Observation(f"silver-{run_id}")
-        silver = silver.observe(sums, F.count(F.lit(1)).alias("rows"), *[F.sum(c).alias(c) for c in SUMMED[event]])
-        written = {f"silver_{event}": io.write_table_version(silver, self.lake, f"silver_{event}", run_id,
+        observed = silver.observe(sums, F.count(F.lit(1)).alias("rows"), *[F.sum(c).alias(c) for c in SUMMED[event]])
+        written = {f"silver_{event}": io.write_table_version(observed, self.lake, f"silver_{event}", run_id,
                                                              replace=True, files_per_partition=1)}
         return written, sums.get
 
     def _write_sales_gold(self, silver: DataFrame, run_id: str) -> dict[str, tuple[str, str]]:
-        gold = {"gold_sales_hourly": aggregate_sales_hourly(silver),
-                "gold_customers_daily": aggregate_customers_daily(silver)}
-        return {table: io.write_table_version(frame, self.lake, table, run_id, replace=True, files_per_partition=1)
-                for table, frame in gold.items()}
+        def write(table: str, aggregate: Callable[[DataFrame], DataFrame]) -> tuple[str, str]:
+            return io.write_table_version(aggregate(silver), self.lake, table, run_id, replace=True,
+                                          files_per_partition=1)
 
-    def _maybe_compact(self, event: str, batch_id: int) -> None:
-        every = self.settings.stream.compact_every_batches
-        if every and batch_id > 0 and batch_id % every == 0:
-            tables = [f"silver_{event}", f"quarantine_{event}"]
-            if event == "sales":
-                tables += ["gold_sales_hourly", "gold_customers_daily", "gold_forecasts", "gold_forecast_anomalies"]
-            else:
-                tables += ["gold_reorder_alerts"]
-            for line in compact_tables(self.spark, self.settings, tables):
-                self.say(line)
+        # Each in its own thread, plan included: building a query costs the driver as much as running it here.
+        writes = {table: self.writers.submit(write, table, aggregate) for table, aggregate in
+                  (("gold_sales_hourly", aggregate_sales_hourly), ("gold_customers_daily", aggregate_customers_daily))}
+        return {table: future.result() for table, future in writes.items()}
 
     def _write_status(self) -> dict[str, Any]:
         manifest = io.read_manifest(self.spark, self.lake)
@@ -528,10 +586,18 @@ class StreamJob:
         return len(io.list_files(self.spark, f"{self.settings.paths.landing.rstrip('/')}/{event}"))
 
 
-def _build_preparation(profile: SourceProfile, rules: CleaningRules) -> Callable[[DataFrame], DataFrame]:
+def _build_preparation(profile: SourceProfile, rules: CleaningRules
+                       ) -> Callable[[DataFrame, dict[str, str]], DataFrame]:
     number, to_canonical = io.build_row_numbering(profile), build_canonical_mapping(profile)
     clean = build_cleaning(rules)
-    return lambda raw: clean(to_canonical(number(raw)))
+    return lambda raw, scanned: clean(to_canonical(number(raw, scanned)))
+
+
+def _batch_time(now: datetime) -> Column:
+    """``now`` as a timestamp column whose value stays out of generated code. Spark writes timestamp literals into
+    the Java it generates, so a new one in every batch compiled (and JIT-compiled) the write stages again each
+    time; a string literal is passed by reference, and tying it to a column keeps it from being folded back."""
+    return F.to_timestamp(F.concat(F.lit(now.isoformat()), F.substring(F.col("source_file"), 1, 0)))
 
 
 def _reason(err: Exception) -> str:
@@ -559,9 +625,15 @@ def check_paths(spark: SparkSession, settings: Settings) -> None:
 
 def build_stream_session(spark: SparkSession, settings: Settings) -> SparkSession:
     """A SQL session of its own for the stream (same SparkContext), so its SQL settings do not reach other users
-    of ``spark``."""
-    session = spark.newSession()
+    of ``spark``: one scan partition per landed file (rows are numbered as they are read), and settings for many
+    small micro-batches."""
+    session = build_source_session(spark)
     session.conf.set("spark.sql.adaptive.enabled", str(settings.stream.adaptive_query_execution).lower())
+    # A batch caches its rows once and reads them a few times: compressing the cache costs more than it saves.
+    session.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
+    # Silver's directories of the lateness window are listed on the driver: beyond 32 paths Spark would run a
+    # listing job of its own in every batch.
+    session.conf.set("spark.sql.sources.parallelPartitionDiscovery.threshold", "100000")
     return session
 
 
@@ -571,7 +643,7 @@ def run_stream(spark: SparkSession, settings: Settings, say: Callable[[str], Non
     forecast refresh those files call for is published; a stop abandons a running forecast unpublished).
     Returns the process exit code: 0 after a clean stop, 1 when a query failed."""
     check_paths(spark, settings)
-    job = StreamJob(build_stream_session(spark, settings), settings, say)
+    job = StreamJob(spark, settings, say)
     say(f"stream: watching {settings.paths.landing}/{{sales,inventory}} -> lake {settings.paths.lake} "
         f"(trigger {settings.stream.trigger_seconds:g} s, checkpoints {job.checkpoint('*')})")
     queries = job.start(available_now)
@@ -585,6 +657,10 @@ def run_stream(spark: SparkSession, settings: Settings, say: Callable[[str], Non
         job.forecasts.finish(stop)  # a catch-up run ends with the forecasts its data calls for
     else:
         job.forecasts.abandon()
+    if available_now and not stop.is_set():
+        job.compactor.finish(stop)  # a catch-up run leaves its tables compacted
+    else:
+        job.compactor.abandon()  # resumed after the restart; what it wrote unpublished is removed as orphans
     job.stock.finish()  # short: the stock snapshot reflects every published batch, also after a stop
     failed = [q for q in queries if q.exception() is not None]
     for query in failed:

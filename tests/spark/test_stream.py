@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from salespulse.cli import main
 from salespulse.kpi_report import kpi_totals
@@ -273,3 +274,82 @@ def test_stream_session_sets_adaptive_execution_without_touching_the_callers_ses
     assert session.sparkContext is spark.sparkContext  # the same Spark application, not a second one
     assert spark.conf.get("spark.sql.adaptive.enabled") == before
     assert session.conf.get("spark.sql.session.timeZone") == spark.conf.get("spark.sql.session.timeZone")
+
+
+def test_stream_new_checkpoint_keeps_what_an_earlier_checkpoint_published(
+        spark: SparkSession, tmp_path: Path, good_rows: pd.DataFrame) -> None:
+    """Batch ids start at 0 again with a new checkpoint; its batches must not overwrite the directories of the
+    first checkpoint's batches with the same ids."""
+    landed = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    sales = tmp_path / "landing" / "sales"
+    first, second = _at(good_rows.iloc[0:5], landed), _at(good_rows.iloc[5:9], landed)
+    _write(sales / "1.csv", _rows(first), landed)
+    settings = stream_settings(tmp_path, processed_files="delete")
+    drain(spark, settings)
+    _write(sales / "2.csv", _rows(second), landed)
+    drain(spark, settings.model_copy(update={"paths": settings.paths.model_copy(
+        update={"checkpoints": str(tmp_path / "checkpoints-2")})}))
+
+    silver = lake_table(settings, "silver_sales")
+    assert sorted(silver["order_id"]) == sorted([*first["order_id"], *second["order_id"]])
+    assert cents(silver["sales"]) == cents(pd.concat([first, second])["sales"])
+
+
+def test_duplicate_window_holds_published_batches_and_other_writers_keys(spark: SparkSession, tmp_path: Path,
+                                                                        good_rows: pd.DataFrame) -> None:
+    from spark_jobs import io
+    from spark_jobs.duplicates import MERGE_EVERY, DuplicateWindow
+
+    lake = str(tmp_path / "lake")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    ids = [f"order-{n}" for n in range(MERGE_EVERY + 6)]
+
+    def silver_rows(order_ids: list[str], minutes_ago: int = 5) -> Any:
+        rows = good_rows.iloc[:len(order_ids)].assign(order_id=order_ids)
+        frame = spark.createDataFrame(rows[COLUMNS].astype(str)).selectExpr(
+            "order_id", f"timestamp'{(now - timedelta(minutes=minutes_ago)):%Y-%m-%d %H:%M:%S}' AS event_time")
+        return frame.withColumn("event_date", frame["event_time"].cast("date"))
+
+    def publish(name: str, order_ids: list[str], minutes_ago: int = 5) -> tuple[str, str]:
+        written = io.write_table_version(silver_rows(order_ids, minutes_ago), lake, "silver_sales", name)
+        io.update_manifest(spark, lake, lambda m: io.set_dirs(m, "silver_sales", written, []), name)
+        return written
+
+    def unseen(window: DuplicateWindow, order_ids: list[str]) -> set[str]:
+        batch = spark.createDataFrame([(i,) for i in order_ids], "order_id string")
+        kept = window.new_rows(batch, io.read_manifest(spark, lake), now - timedelta(hours=6))
+        return {row["order_id"] for row in kept.collect()}
+
+    publish("version-history", ids[:2])
+    publish("version-too-old", ids[2:3], minutes_ago=7 * 60)  # outside the window: not a duplicate
+    window = DuplicateWindow(spark, lake, "sales")
+    assert unseen(window, ids[:4]) == set(ids[2:4])
+    # Batches published by the stream join the window, also once their segments are merged.
+    for n, order_id in enumerate(ids[3:3 + MERGE_EVERY + 1]):
+        window.add(publish(f"stream-sales-q-{n:010d}", [order_id]))
+    assert unseen(window, ids) == {ids[2], *ids[4 + MERGE_EVERY:]}
+    # Another writer's directory makes the window read silver again.
+    publish("version-backfill", ids[-1:])
+    assert unseen(window, ids) == {ids[2], *ids[4 + MERGE_EVERY:-1]}
+    window.close()
+
+
+def test_rows_are_numbered_per_file_in_the_read_only_with_one_file_per_partition(
+        spark: SparkSession, tmp_path: Path, good_rows: pd.DataFrame) -> None:
+    from salespulse.profiles import load_profile
+    from spark_jobs import io
+    from spark_jobs.session import build_source_session
+
+    sizes = {"a.csv": 3, "b.csv": 7, "c.csv": 1}
+    start = 0
+    for name, size in sizes.items():
+        (tmp_path / name).write_text(_rows(good_rows.iloc[start:start + size]))
+        start += size
+    profile, files = load_profile("canonical"), [str(tmp_path / name) for name in sizes]
+    numbered = io.number_rows(io.read_source(build_source_session(spark), files, profile), profile)
+    got = {row["file"].rsplit("/", 1)[-1]: sorted(row["numbers"]) for row in numbered.groupBy(
+        numbered["_source_file"].alias("file")).agg(F.collect_list("_row_number").alias("numbers")).collect()}
+    assert got == {name: list(range(1, size + 1)) for name, size in sizes.items()}
+    # Spark's default packs small files into one partition: numbering refuses rather than number across files.
+    with pytest.raises(RuntimeError, match="build_source_session"):
+        io.number_rows(io.read_source(spark, files, profile), profile)
