@@ -161,6 +161,9 @@ class StreamSettings(_Section):
     # dedupe window: an order id is checked against silver events inside it.
     allowed_lateness_hours: float = Field(default=6.0, gt=0, le=24 * 30)
     compact_every_batches: int = Field(default=60, ge=0, description="0: only `salespulse compact`")
+    # Spark's file source never trims its list of processed files: a query moves to a new, empty checkpoint after
+    # this many batches (0: never). Needs processed_files archive or delete (with keep, landing is read again).
+    checkpoint_rotate_batches: int = Field(default=20_000, ge=0)
     stock_refresh_seconds: float = Field(default=60.0, ge=0)
     status_history: int = Field(default=500, ge=1, description="batches kept in the status file's history")
     # Off by default: adaptive execution runs each shuffle stage of a micro-batch as a Spark job of its own,

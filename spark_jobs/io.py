@@ -501,6 +501,17 @@ def delete_path(spark: SparkSession, path: str) -> None:
         fs.delete(hpath, True)
 
 
+def move_into(spark: SparkSession, path: str, folder: str) -> None:
+    """Move a file under ``folder`` keeping its whole path below it, as Spark's ``cleanSource=archive`` does
+    (``/landing/sales/a.csv`` -> ``FOLDER/landing/sales/a.csv``); a file already gone is left alone."""
+    fs, source = _hadoop(spark, path)
+    if not fs.exists(source):
+        return
+    target = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(f"{folder.rstrip('/')}{source.toUri().getPath()}")
+    fs.mkdirs(target.getParent())
+    fs.rename(source, target)
+
+
 def read_text(spark: SparkSession, path: str) -> str:
     if is_local(path):
         return _local(path).read_text(encoding="utf-8")

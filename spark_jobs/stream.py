@@ -339,8 +339,13 @@ class StreamJob:
         self.batch_lock = threading.Lock()
         self.writers = ThreadPoolExecutor(max_workers=3, thread_name_prefix="salespulse-write")
         self.duplicates = {event: DuplicateWindow(spark, self.lake, event) for event in EVENTS}
-        self.queries: list[StreamingQuery] = []
+        self.queries: dict[str, StreamingQuery] = {}
         self.query_ids: dict[str, str] = {}
+        self.available_now = False
+        self.generations = {event: self._latest_generation(event) for event in EVENTS}
+        self.last_files: dict[str, list[str]] = {}  # the files of the event's last published batch
+        self.rotation_due: set[str] = set()
+        self.rotated: set[str] = set()  # events whose next batch starts a checkpoint this job rotated to
         self.recent: dict[str, BatchFigures] = {}
         self.forecasts = ForecastRefresher(spark, settings, say)
         self.stock = StockRefresher(spark, settings, say)
@@ -349,48 +354,95 @@ class StreamJob:
         self.in_history: dict[str, BatchFigures] = {}
 
     # -- queries ---------------------------------------------------------------------------------------------
-    def start(self, available_now: bool = False) -> list[StreamingQuery]:
-        landing = self.settings.paths.landing.rstrip("/")
-        stream = self.settings.stream
+    def start(self, available_now: bool = False) -> dict[str, StreamingQuery]:
+        self.available_now = available_now
         self.forecasts.start()
         self.stock.start()
         self.compactor.start()
         self.stock.request()  # a refresh a kill cut off before its swap is made up for at start
         for event in EVENTS:
-            options = {"maxFilesPerTrigger": str(stream.max_files_per_trigger), "latestFirst": "false"}
-            if stream.processed_files == "archive":
-                options |= {"cleanSource": "archive", "sourceArchiveDir": f"{self.settings.paths.archive}/{event}"}
-            elif stream.processed_files == "delete":
-                options |= {"cleanSource": "delete"}
-            frame = io.read_stream(self.spark, f"{landing}/{event}", self.profiles[event], options)
-            writer = (
-                frame.writeStream.queryName(f"salespulse-{event}")
-                .option("checkpointLocation", self.checkpoint(event))
-                .foreachBatch(lambda batch, batch_id, event=event: self.process(event, batch, batch_id))
-            )
-            every = {"processingTime": f"{stream.trigger_seconds} seconds"}
-            self.queries.append(writer.trigger(**({"availableNow": True} if available_now else every)).start())
+            for name, _ in io.list_dirs(self.spark, self._checkpoints()):  # left by a crash inside a rotation
+                if name.startswith(f"{event}.") and f"{self._checkpoints()}/{name}" != self.checkpoint(event):
+                    io.delete_path(self.spark, f"{self._checkpoints()}/{name}")
+            self._start_query(event)
         return self.queries
 
+    def _start_query(self, event: str) -> None:
+        stream = self.settings.stream
+        options = {"maxFilesPerTrigger": str(stream.max_files_per_trigger), "latestFirst": "false"}
+        if stream.processed_files == "archive":
+            options |= {"cleanSource": "archive", "sourceArchiveDir": self._archive(event)}
+        elif stream.processed_files == "delete":
+            options |= {"cleanSource": "delete"}
+        landing = self.settings.paths.landing.rstrip("/")
+        frame = io.read_stream(self.spark, f"{landing}/{event}", self.profiles[event], options)
+        writer = (
+            frame.writeStream.queryName(f"salespulse-{event}")
+            .option("checkpointLocation", self.checkpoint(event))
+            .foreachBatch(lambda batch, batch_id: self.process(event, batch, batch_id))
+        )
+        every = {"processingTime": f"{stream.trigger_seconds} seconds"}
+        self.queries[event] = writer.trigger(**({"availableNow": True} if self.available_now else every)).start()
+
     def checkpoint(self, event: str) -> str:
-        return f"{self.settings.paths.checkpoints.rstrip('/')}/stream-{CHECKPOINT_VERSION}/{event}"
+        """The event's checkpoint: ``stream-v1/<event>``, then ``stream-v1/<event>.<n>`` after each rotation."""
+        generation = self.generations.get(event, 0) if event in EVENTS else 0
+        return f"{self._checkpoints()}/{event}" + (f".{generation}" if generation else "")
+
+    def _checkpoints(self) -> str:
+        return f"{self.settings.paths.checkpoints.rstrip('/')}/stream-{CHECKPOINT_VERSION}"
+
+    def _archive(self, event: str) -> str:
+        return f"{self.settings.paths.archive.rstrip('/')}/{event}"
+
+    def _latest_generation(self, event: str) -> int:
+        found = [name.removeprefix(f"{event}.") for name, _ in io.list_dirs(self.spark, self._checkpoints())
+                 if name == event or name.startswith(f"{event}.")]
+        return max((int(g) for g in found if g.isdigit()), default=0)
+
+    def rotate(self, event: str) -> None:
+        """Continue the event's query in a new checkpoint. Spark's file source remembers every file it has
+        processed and rewrites that whole list every ten batches, so a long-running checkpoint grows without
+        bound; a new one starts empty. The last batch's files, which Spark would move out of the landing folder
+        only when it plans the next batch, are moved (or deleted) first, so the new checkpoint does not read
+        them again. A crash at any step leaves the newest checkpoint, which resumes as usual."""
+        self.rotation_due.discard(event)
+        old = self.checkpoint(event)
+        self._stop_queries([self.queries[event]])
+        if self.queries[event].exception() is not None:
+            return
+        for path in self.last_files.pop(event, []):
+            if self.settings.stream.processed_files == "archive":
+                io.move_into(self.spark, path, self._archive(event))
+            else:
+                io.delete_path(self.spark, path)
+        self.generations[event] += 1
+        self.query_ids.pop(event, None)
+        self.rotated.add(event)
+        self._start_query(event)
+        io.delete_path(self.spark, old)
+        self.say(f"stream {event}: checkpoint {old} reached {self.settings.stream.checkpoint_rotate_batches:,} "
+                 f"batches; continuing in {self.checkpoint(event)}, whose batch ids start at 0")
 
     def stop(self, timeout_seconds: float = 60) -> None:
         """Wait until no query is inside a trigger (planning or running a batch), then stop them all: the
         running batch is finished and published, and none is cut off halfway. With a backlog, triggers follow
         each other without a gap; after ``timeout_seconds`` the queries are stopped anyway, and a batch cut off
         then is not published and is replayed at the next start."""
+        self._stop_queries(list(self.queries.values()), timeout_seconds)
+
+    def _stop_queries(self, queries: list[StreamingQuery], timeout_seconds: float = 60) -> None:
         deadline = time.monotonic() + timeout_seconds
         while True:
             with self.batch_lock:
-                if not any(q.isActive and q.status["isTriggerActive"] for q in self.queries):
+                if not any(q.isActive and q.status["isTriggerActive"] for q in queries):
                     break
             if time.monotonic() > deadline:
                 self.say(f"stream: still busy after {timeout_seconds:g} s; stopping now (an unfinished batch is "
                          "replayed at the next start)")
                 break
             time.sleep(0.05)
-        for query in self.queries:
+        for query in queries:
             query.stop()
 
     def query_id(self, event: str) -> str:
@@ -408,9 +460,10 @@ class StreamJob:
             if state.get("query_id") == self.query_id(event) and batch_id <= state["batch_id"]:
                 self.say(f"stream {event} batch {batch_id}: already published before a restart; not applied again")
                 return
-            if state.get("query_id") not in (None, self.query_id(event)):
+            if state.get("query_id") not in (None, self.query_id(event)) and event not in self.rotated:
                 self.say(f"stream {event}: a new checkpoint ({self.checkpoint(event)}); batch ids start again "
                          f"and every file still in the landing folder is read again (docs/operations.md)")
+            self.rotated.discard(event)
             figures = self._apply(event, batch, batch_id, manifest)
             figures.seconds = time.monotonic() - started
             if event == "sales":
@@ -499,6 +552,10 @@ class StreamJob:
                              batch_time=datetime.now(timezone.utc).isoformat())
 
             io.update_manifest(spark, lake, publish, run_id)
+            self.last_files[event] = sorted(scanned.values())
+            rotate_after = self.settings.stream.checkpoint_rotate_batches
+            if rotate_after and batch_id + 1 >= rotate_after and self.settings.stream.processed_files != "keep":
+                self.rotation_due.add(event)
             if first_landed is not None:
                 # PySpark returns timestamps as naive local times; astimezone reads them as such.
                 landed = first_landed.astimezone(timezone.utc)
@@ -646,23 +703,25 @@ def run_stream(spark: SparkSession, settings: Settings, say: Callable[[str], Non
     job = StreamJob(spark, settings, say)
     say(f"stream: watching {settings.paths.landing}/{{sales,inventory}} -> lake {settings.paths.lake} "
         f"(trigger {settings.stream.trigger_seconds:g} s, checkpoints {job.checkpoint('*')})")
-    queries = job.start(available_now)
-    while (not stop.is_set() and any(q.isActive for q in queries)
-           and not any(q.exception() is not None for q in queries)):
+    job.start(available_now)
+    queries = job.queries
+    while not stop.is_set() and not any(q.exception() is not None for q in queries.values()):
+        for event in sorted(job.rotation_due):
+            job.rotate(event)
+        if not any(q.isActive for q in queries.values()) and not job.rotation_due:
+            break
         time.sleep(0.2)
-    if any(q.isActive for q in queries):
+    if any(q.isActive for q in queries.values()):
         say("stream: stopping after the running batch")
         job.stop()
     if available_now and not stop.is_set():
         job.forecasts.finish(stop)  # a catch-up run ends with the forecasts its data calls for
+        job.compactor.finish(stop)  # and with its tables compacted
     else:
         job.forecasts.abandon()
-    if available_now and not stop.is_set():
-        job.compactor.finish(stop)  # a catch-up run leaves its tables compacted
-    else:
         job.compactor.abandon()  # resumed after the restart; what it wrote unpublished is removed as orphans
     job.stock.finish()  # short: the stock snapshot reflects every published batch, also after a stop
-    failed = [q for q in queries if q.exception() is not None]
+    failed = [q for q in queries.values() if q.exception() is not None]
     for query in failed:
         say(f"stream: query {query.name} failed: {str(query.exception()).splitlines()[0]}")
     return 1 if failed else 0

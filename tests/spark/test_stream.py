@@ -353,3 +353,29 @@ def test_rows_are_numbered_per_file_in_the_read_only_with_one_file_per_partition
     # Spark's default packs small files into one partition: numbering refuses rather than number across files.
     with pytest.raises(RuntimeError, match="build_source_session"):
         io.number_rows(io.read_source(spark, files, profile), profile)
+
+
+def test_stream_moves_to_a_new_checkpoint_and_reads_nothing_twice(spark: SparkSession, tmp_path: Path,
+                                                                  good_rows: pd.DataFrame) -> None:
+    landed = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    sales = tmp_path / "landing" / "sales"
+    files = [_at(good_rows.iloc[3 * n:3 * n + 3], landed - timedelta(minutes=1)) for n in range(5)]
+    files[3] = pd.concat([files[3], files[1].iloc[:1]])  # an order a batch of the first checkpoint stored
+    files[4] = pd.concat([files[4], files[4].iloc[:1].assign(units_sold="-3")])  # one row to quarantine
+    for n, frame in enumerate(files):
+        _write(sales / f"{n}.csv", _rows(frame), landed + timedelta(seconds=n))
+    settings = stream_settings(tmp_path, processed_files="archive", max_files_per_trigger=1,
+                               checkpoint_rotate_batches=2)
+    lines = drain(spark, settings)
+
+    assert sum("continuing in" in line for line in lines if line.startswith("stream sales")) >= 2, lines
+    state = stream_state(settings)
+    assert state["rows_in"] == sum(len(frame) for frame in files)  # no file read twice
+    assert (state["rows_silver"], state["rows_duplicate"], state["rows_quarantined"]) == (15, 1, 1)
+    silver = lake_table(settings, "silver_sales")
+    assert sorted(silver["order_id"]) == sorted(good_rows["order_id"].iloc[:15])
+    assert len(lake_table(settings, "quarantine_sales")) == 1
+    checkpoints = sorted(p.name for p in (tmp_path / "checkpoints" / "stream-v1").iterdir() if "sales" in p.name)
+    assert len(checkpoints) == 1 and checkpoints[0] != "sales", checkpoints  # only the newest is kept
+    assert not list(sales.glob("*.csv"))
+    assert sorted(p.name for p in (tmp_path / "archive" / "sales").rglob("*.csv")) == [f"{n}.csv" for n in range(5)]
