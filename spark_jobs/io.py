@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,8 @@ def number_rows(frame: DataFrame, profile: SourceProfile) -> DataFrame:
     return build_row_numbering(profile)(frame, None)
 
 
-def build_row_numbering(profile: SourceProfile) -> Callable[[DataFrame, dict[str, str] | None], DataFrame]:
+def build_row_numbering(profile: SourceProfile
+                        ) -> Callable[[DataFrame, dict[str, ScannedFile] | None], DataFrame]:
     """:func:`number_rows` with its expressions built once (a stream reuses it for every micro-batch). The
     function returned also takes the frame's :func:`csv_scan_files`, when the caller has them already.
 
@@ -153,7 +155,7 @@ def build_row_numbering(profile: SourceProfile) -> Callable[[DataFrame, dict[str
     in_partition = F.monotonically_increasing_id().bitwiseAND(F.lit(_ROWS_IN_PARTITION))
     data_rows = F.col(ROW_NUMBER) > 0
 
-    def number(frame: DataFrame, scanned: dict[str, str] | None) -> DataFrame:
+    def number(frame: DataFrame, scanned: dict[str, ScannedFile] | None) -> DataFrame:
         if RECORD_ID in frame.columns:
             return frame.withColumn(ROW_NUMBER, F.col(RECORD_ID)).where(data_rows).withColumn(BAD_HEADER, F.lit(False))
         bad = bad_header_files(frame.sparkSession, csv_scan_files(frame) if scanned is None else scanned, profile)
@@ -166,12 +168,18 @@ def build_row_numbering(profile: SourceProfile) -> Callable[[DataFrame, dict[str
     return number
 
 
-def csv_scan_files(frame: DataFrame) -> dict[str, str]:
+@dataclass(frozen=True)
+class ScannedFile:
+    path: str  # as the file system opens it
+    modified: datetime  # UTC: the file's landing time
+
+
+def csv_scan_files(frame: DataFrame) -> dict[str, ScannedFile]:
     """The files ``frame`` reads through Spark's file sources, from the partitions Spark planned (no job runs),
-    each as ``_metadata.file_path`` names it, mapped to a path the file system opens. Also finds them under a
-    streaming micro-batch, which reaches ``foreachBatch`` as an RDD scan. Raises when a scan partition reads
-    more than one file, since :func:`number_rows` counts rows per partition."""
-    files: dict[str, str] = {}
+    each under the name ``_metadata.file_path`` gives it. Also finds them under a streaming micro-batch, which
+    reaches ``foreachBatch`` as an RDD scan. Raises when a scan partition reads more than one file, since
+    :func:`number_rows` counts rows per partition. Files without any bytes are never read, so never listed."""
+    files: dict[str, ScannedFile] = {}
     hadoop_path = frame.sparkSession.sparkContext._jvm.org.apache.hadoop.fs.Path
     pending = []
     leaves = frame._jdf.queryExecution().executedPlan().collectLeaves().iterator()
@@ -199,7 +207,9 @@ def csv_scan_files(frame: DataFrame) -> dict[str, str]:
                 # Re-parsed from its string, as the file path in _metadata is (a local file is "file:/x", whether
                 # it was listed as "file:///x" or not).
                 uri = hadoop_path(file.toPath().toString()).toUri()
-                files[uri.toString()] = uri.getPath() if uri.getScheme() == "file" else file.toPath().toString()
+                files[uri.toString()] = ScannedFile(
+                    uri.getPath() if uri.getScheme() == "file" else file.toPath().toString(),
+                    datetime.fromtimestamp(file.modificationTime() / 1000, timezone.utc))
     return files
 
 
@@ -235,7 +245,7 @@ def first_record(spark: SparkSession, path: str, profile: SourceProfile) -> list
         return [text[:200]]
 
 
-def bad_header_files(spark: SparkSession, files: dict[str, str], profile: SourceProfile) -> list[str]:
+def bad_header_files(spark: SparkSession, files: dict[str, ScannedFile], profile: SourceProfile) -> list[str]:
     """Of ``files`` (:func:`csv_scan_files`), those whose first record does not name the profile's columns in
     order; a file without any record has no rows to judge. Remote files are opened in parallel (a round trip
     each)."""
@@ -243,11 +253,12 @@ def bad_header_files(spark: SparkSession, files: dict[str, str], profile: Source
         head = first_record(spark, path, profile)
         return head is not None and not header_matches(head, profile)
 
-    if all(is_local(path) for path in files.values()):
-        verdicts = [judge(path) for path in files.values()]
+    paths = [file.path for file in files.values()]
+    if all(is_local(path) for path in paths):
+        verdicts = [judge(path) for path in paths]
     else:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            verdicts = list(pool.map(judge, files.values()))
+            verdicts = list(pool.map(judge, paths))
     return sorted(name for name, bad in zip(files, verdicts, strict=True) if bad)
 
 

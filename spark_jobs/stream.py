@@ -55,7 +55,7 @@ from spark_jobs.transforms.aggregate import (
     compute_stock,
     reorder_alerts,
 )
-from spark_jobs.transforms.clean import CleaningRules, build_cleaning
+from spark_jobs.transforms.clean import REASON_ORDER, CleaningRules, build_cleaning
 from spark_jobs.transforms.dedupe import dedupe_events, event_key
 from spark_jobs.transforms.parse import build_canonical_mapping
 
@@ -329,7 +329,7 @@ class StreamJob:
         self.profiles: dict[str, SourceProfile] = {event: load_profile(name) for event, name in EVENTS.items()}
         lateness = timedelta(hours=settings.stream.allowed_lateness_hours)
         # Numbering, mapping and cleaning as one function per event, its expressions built once for all batches.
-        self.preparations: dict[str, Callable[[DataFrame, dict[str, str]], DataFrame]] = {}
+        self.preparations: dict[str, Callable[[DataFrame, dict[str, io.ScannedFile]], DataFrame]] = {}
         for event, profile in self.profiles.items():
             try:
                 rules = CleaningRules.build(profile, settings.ingest, None, lateness, settings.privacy)
@@ -494,47 +494,49 @@ class StreamJob:
         cleaned = persisted.withColumn("ingest_time", _batch_time(now)).withColumn("run_id", F.lit(run_id))
         silver: DataFrame | None = None
         try:
-            # One small Spark job for all the batch's counts: each job costs a fixed share of a second.
-            stats = persisted.groupBy("reason").agg(
-                F.count(F.lit(1)).alias("rows"), F.min("landed_time").alias("first_landed"),
-                F.collect_set("source_file").alias("files")).collect()
+            # The batch's counts are observed by its quarantine write (in the write's only stage, so a retried
+            # task is not counted twice), which runs beside silver and gold: the writes are small and each job
+            # costs mostly fixed planning and scheduling time, which overlaps.
+            counts = Observation(f"batch-{run_id}")
+            observed = cleaned.observe(
+                counts, F.count(F.lit(1)).alias("rows"), F.count_if(F.col("reason").isNull()).alias("valid"),
+                *[F.count_if(F.col("reason") == reason).alias(reason) for reason in REASON_ORDER],
+                F.collect_set("source_file").alias("files"))
+            bad = observed.where(F.col("reason").isNotNull()).select(
+                "reason", "raw", "source_file", "row_number", "ingest_time", "run_id")
+            quarantine = self.writers.submit(io.write_table_version, bad, lake, f"quarantine_{event}", run_id,
+                                             replace=True, files_per_partition=1)
+            # The landing times of the files the plan reads, so no job is needed for the oldest.
+            first_landed = min((f.modified for f in scanned.values()), default=None)
             figures = BatchFigures(event, batch_id)
-            figures.by_reason = {r["reason"]: r["rows"] for r in stats if r["reason"] is not None}
-            valid = sum(r["rows"] for r in stats if r["reason"] is None)
-            figures.rows_in = valid + sum(figures.by_reason.values())
+            written: dict[str, tuple[str, str]] = {}
+            if first_landed is not None:
+                silver = self._new_silver(event, cleaned, manifest, first_landed - lateness)
+                silver_written, sums = self._write_silver(event, silver, run_id)
+                figures.rows_silver = int(sums["rows"])
+                figures.totals = {c: float(sums[c] or 0.0) for c in SUMMED[event]}
+                if figures.rows_silver:
+                    written.update(silver_written)
+                    window = self.writers.submit(self.duplicates[event].add, silver_written[f"silver_{event}"])
+                    if event == "sales":
+                        written.update(self._write_sales_gold(silver, run_id))
+                    try:
+                        window.result()
+                    except Exception as err:  # the window is read from silver again at the next batch instead
+                        self.say(f"stream {event}: duplicate window read again at the next batch: {_reason(err)}")
+            quarantined = quarantine.result()
+            observed_counts = counts.get
+            figures.by_reason = {r: observed_counts[r] for r in REASON_ORDER if observed_counts[r]}
+            figures.rows_in = observed_counts["rows"]
             figures.rows_quarantined = sum(figures.by_reason.values())
-            read = {f for r in stats for f in r["files"]}
+            figures.rows_duplicate = observed_counts["valid"] - figures.rows_silver
+            if figures.rows_quarantined:
+                written[f"quarantine_{event}"] = quarantined
+            read = set(observed_counts["files"])
             figures.files = len(read)
             if not read <= scanned.keys():  # headers were checked for the files found in the plan, not these
                 raise RuntimeError(f"stream {event} batch {batch_id}: rows from files the batch's plan does not "
                                    f"name: {sorted(read - scanned.keys())[:3]}; their headers were not checked")
-            first_landed = min((r["first_landed"] for r in stats if r["first_landed"] is not None), default=None)
-
-            written: dict[str, tuple[str, str]] = {}
-            # The quarantine write runs beside silver and gold: the writes are small and each job costs mostly
-            # fixed planning and scheduling time, which overlaps.
-            quarantine = None
-            if figures.rows_quarantined:
-                bad = cleaned.where(F.col("reason").isNotNull()).select(
-                    "reason", "raw", "source_file", "row_number", "ingest_time", "run_id")
-                quarantine = self.writers.submit(io.write_table_version, bad, lake, f"quarantine_{event}", run_id,
-                                                 replace=True, files_per_partition=1)
-            if valid:
-                silver = self._new_silver(event, cleaned, manifest, first_landed - lateness)
-                silver_written, sums = self._write_silver(event, silver, run_id)
-                written.update(silver_written)
-                figures.rows_silver = int(sums["rows"])
-                figures.totals = {c: float(sums[c] or 0.0) for c in SUMMED[event]}
-                window = self.writers.submit(self.duplicates[event].add, silver_written[f"silver_{event}"])
-                if event == "sales" and figures.rows_silver:
-                    written.update(self._write_sales_gold(silver, run_id))
-                try:
-                    window.result()
-                except Exception as err:  # the window is read from silver again at the next batch instead
-                    self.say(f"stream {event}: duplicate window read again at the next batch: {_reason(err)}")
-            figures.rows_duplicate = valid - figures.rows_silver
-            if quarantine is not None:
-                written[f"quarantine_{event}"] = quarantine.result()
 
             def publish(current: dict[str, Any]) -> None:
                 for table, version in written.items():
@@ -552,14 +554,12 @@ class StreamJob:
                              batch_time=datetime.now(timezone.utc).isoformat())
 
             io.update_manifest(spark, lake, publish, run_id)
-            self.last_files[event] = sorted(scanned.values())
+            self.last_files[event] = sorted(file.path for file in scanned.values())
             rotate_after = self.settings.stream.checkpoint_rotate_batches
             if rotate_after and batch_id + 1 >= rotate_after and self.settings.stream.processed_files != "keep":
                 self.rotation_due.add(event)
             if first_landed is not None:
-                # PySpark returns timestamps as naive local times; astimezone reads them as such.
-                landed = first_landed.astimezone(timezone.utc)
-                figures.freshness_seconds = (datetime.now(timezone.utc) - landed).total_seconds()
+                figures.freshness_seconds = (datetime.now(timezone.utc) - first_landed).total_seconds()
             self.compactor.published(event, batch_id)
             return figures
         finally:
@@ -644,7 +644,7 @@ class StreamJob:
 
 
 def _build_preparation(profile: SourceProfile, rules: CleaningRules
-                       ) -> Callable[[DataFrame, dict[str, str]], DataFrame]:
+                       ) -> Callable[[DataFrame, dict[str, io.ScannedFile]], DataFrame]:
     number, to_canonical = io.build_row_numbering(profile), build_canonical_mapping(profile)
     clean = build_cleaning(rules)
     return lambda raw, scanned: clean(to_canonical(number(raw, scanned)))
