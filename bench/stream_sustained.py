@@ -69,7 +69,9 @@ class Level:
 
 
 def tree_rss_mib(pid: int) -> float:
-    """Resident memory of a process and its descendants (the Python driver and Spark's JVM)."""
+    """Resident memory of a process and its descendants (the Python driver and Spark's JVM). A child the JVM
+    has forked to run a command (Hadoop's chmod, for one) shows the JVM's whole resident memory until it
+    execs: counting it counted the JVM twice, so a descendant still running the JVM's own binary is left out."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -77,10 +79,19 @@ def tree_rss_mib(pid: int) -> float:
             children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
         except (OSError, ValueError, IndexError):
             continue
+
+    def binary(process: int) -> str:
+        try:
+            return os.readlink(f"/proc/{process}/exe")
+        except OSError:
+            return ""
+
     total, todo = 0.0, [pid]
     while todo:
         current = todo.pop()
-        todo += children.get(current, [])
+        parent = binary(current)
+        todo += [child for child in children.get(current, [])
+                 if not (parent.endswith("/java") and binary(child) == parent)]
         try:
             found = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{current}/status").read_text())
         except OSError:
