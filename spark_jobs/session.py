@@ -34,6 +34,9 @@ def build_session(settings: SparkSettings) -> SparkSession:
         # A stream batch plans some 50 distinct generated classes; with Spark's default of 100 cached, a stream
         # and its background refreshes evicted each other's and compiled them again in every batch.
         .config("spark.sql.codegen.cache.maxEntries", "2000")
+        # Generated classes are cached by their source; with the stage id in the class name, the same stage
+        # numbered differently (a plan with one more union input before it) compiled and JIT-compiled anew.
+        .config("spark.sql.codegen.useIdInClassName", "false")
     )
     if settings.scheduler_mode == "FAIR":
         builder = builder.config("spark.scheduler.allocation.file", str(FAIR_POOLS))

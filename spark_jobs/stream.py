@@ -318,10 +318,10 @@ COMPACTED = {  # the tables the stream adds directories to, per event
 
 
 class StreamJob:
-    """The two streaming queries and their micro-batch handler. Batches of both queries run one at a time
-    (they share the lake's manifest). The queries and batches run in a session of their own
-    (:func:`build_stream_session`); what reads the lake's Parquet (the duplicate window, the work beside the
-    batches) uses ``spark``'s, which packs small files into few tasks."""
+    """The two streaming queries and their micro-batch handler. The two queries' batches run side by side: each
+    publishes under the manifest's lock, and the status file is written by one at a time. The queries and
+    batches run in a session of their own (:func:`build_stream_session`); what reads the lake's Parquet (the
+    duplicate window, the work beside the batches) uses ``spark``'s, which packs small files into few tasks."""
 
     def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
         self.spark, self.settings, self.say = build_stream_session(spark, settings), settings, say
@@ -336,8 +336,8 @@ class StreamJob:
             except ProfileError as err:  # found now, not in the first batch
                 raise StreamSetupError(str(err)) from None
             self.preparations[event] = _build_preparation(profile, rules)
-        self.batch_lock = threading.Lock()
-        self.writers = ThreadPoolExecutor(max_workers=3, thread_name_prefix="salespulse-write")
+        self.status_lock = threading.Lock()
+        self.writers = ThreadPoolExecutor(max_workers=6, thread_name_prefix="salespulse-write")
         self.duplicates = {event: DuplicateWindow(spark, self.lake, event) for event in EVENTS}
         self.queries: dict[str, StreamingQuery] = {}
         self.query_ids: dict[str, str] = {}
@@ -434,9 +434,8 @@ class StreamJob:
     def _stop_queries(self, queries: list[StreamingQuery], timeout_seconds: float = 60) -> None:
         deadline = time.monotonic() + timeout_seconds
         while True:
-            with self.batch_lock:
-                if not any(q.isActive and q.status["isTriggerActive"] for q in queries):
-                    break
+            if not any(q.isActive and q.status["isTriggerActive"] for q in queries):
+                break
             if time.monotonic() > deadline:
                 self.say(f"stream: still busy after {timeout_seconds:g} s; stopping now (an unfinished batch is "
                          "replayed at the next start)")
@@ -453,31 +452,31 @@ class StreamJob:
 
     # -- one micro-batch ---------------------------------------------------------------------------------------
     def process(self, event: str, batch: DataFrame, batch_id: int) -> None:
-        with self.batch_lock:
-            started = time.monotonic()
-            manifest = io.read_manifest(self.spark, self.lake)
-            state = manifest.get("streams", {}).get(event, {})
-            if state.get("query_id") == self.query_id(event) and batch_id <= state["batch_id"]:
-                self.say(f"stream {event} batch {batch_id}: already published before a restart; not applied again")
-                return
-            if state.get("query_id") not in (None, self.query_id(event)) and event not in self.rotated:
-                self.say(f"stream {event}: a new checkpoint ({self.checkpoint(event)}); batch ids start again "
-                         f"and every file still in the landing folder is read again (docs/operations.md)")
-            self.rotated.discard(event)
-            figures = self._apply(event, batch, batch_id, manifest)
-            figures.seconds = time.monotonic() - started
-            if event == "sales":
-                self.forecasts.request()
-            if figures.rows_silver:
-                self.stock.request()
+        started = time.monotonic()
+        manifest = io.read_manifest(self.spark, self.lake)
+        state = manifest.get("streams", {}).get(event, {})
+        if state.get("query_id") == self.query_id(event) and batch_id <= state["batch_id"]:
+            self.say(f"stream {event} batch {batch_id}: already published before a restart; not applied again")
+            return
+        if state.get("query_id") not in (None, self.query_id(event)) and event not in self.rotated:
+            self.say(f"stream {event}: a new checkpoint ({self.checkpoint(event)}); batch ids start again "
+                     f"and every file still in the landing folder is read again (docs/operations.md)")
+        self.rotated.discard(event)
+        figures = self._apply(event, batch, batch_id, manifest)
+        figures.seconds = time.monotonic() - started
+        if event == "sales":
+            self.forecasts.request()
+        if figures.rows_silver:
+            self.stock.request()
+        with self.status_lock:
             self.recent[event] = figures
             published = self._write_status()
-            state = published.get("streams", {}).get(event, {})
-            totals = state.get("silver_totals", {})
-            running = f"; stream total {state.get('rows_silver', 0):,} events"
-            if "sales" in totals:
-                running += f", sales {totals['sales']:,.2f}, profit {totals['profit']:,.2f}"
-            self.say(figures.line() + running)
+        state = published.get("streams", {}).get(event, {})
+        totals = state.get("silver_totals", {})
+        running = f"; stream total {state.get('rows_silver', 0):,} events"
+        if "sales" in totals:
+            running += f", sales {totals['sales']:,.2f}, profit {totals['profit']:,.2f}"
+        self.say(figures.line() + running)
 
     def _apply(self, event: str, batch: DataFrame, batch_id: int, manifest: dict[str, Any]) -> BatchFigures:
         spark, lake = self.spark, self.lake

@@ -276,6 +276,42 @@ def test_stream_session_sets_adaptive_execution_without_touching_the_callers_ses
     assert session.conf.get("spark.sql.session.timeZone") == spark.conf.get("spark.sql.session.timeZone")
 
 
+def test_plans_with_one_more_window_segment_compile_only_what_changed(spark: SparkSession, tmp_path: Path) -> None:
+    """Each batch looks duplicates up in one more cached window segment, which shifts the numbers of the stages
+    after it. Generated classes are cached by their source: with the stage number in the class name, every such
+    stage compiled (and was JIT-compiled) again in every batch."""
+    def compiles_per_added_segment(session: SparkSession, folder: Path) -> list[int]:
+        compilations = session.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics \
+            .METRIC_COMPILATION_TIME()
+        keys = session.range(60).select(F.concat(F.lit("o"), F.col("id").cast("string")).alias("order_id"),
+                                        (F.col("id") % 5).alias("country"))
+        keys.write.parquet(str(folder / "good"))
+        good = session.read.parquet(str(folder / "good"))
+        segments, added = [], []
+        for n in range(4):
+            keys.where(F.col("order_id").endswith(str(n))).write.parquet(str(folder / f"segment{n}"))
+            segments.append(session.read.parquet(str(folder / f"segment{n}")).select("order_id").cache())
+            segments[-1].count()
+            window = segments[0]
+            for segment in segments[1:]:
+                window = window.unionByName(segment)
+            seen = window.join(F.broadcast(good.select("order_id")), "order_id", "left_semi")
+            before = compilations.getCount()
+            good.join(F.broadcast(seen), "order_id", "left_anti").groupBy("country").count().collect()
+            added.append(compilations.getCount() - before)
+        for segment in segments:
+            segment.unpersist()
+        return added[1:]  # the first lookup compiles everything
+
+    assert spark.conf.get("spark.sql.codegen.useIdInClassName") == "false"
+    numbered = spark.newSession()
+    numbered.conf.set("spark.sql.codegen.useIdInClassName", "true")
+    # Ours first: a second run of the same plans under the same class names would find them all compiled.
+    ours = compiles_per_added_segment(spark, tmp_path / "ours")
+    spark_default = compiles_per_added_segment(numbered, tmp_path / "numbered")
+    assert all(a < b for a, b in zip(ours, spark_default, strict=True)), (ours, spark_default)
+
+
 def test_stream_new_checkpoint_keeps_what_an_earlier_checkpoint_published(
         spark: SparkSession, tmp_path: Path, good_rows: pd.DataFrame) -> None:
     """Batch ids start at 0 again with a new checkpoint; its batches must not overwrite the directories of the
