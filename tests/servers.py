@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
@@ -29,10 +30,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(app) -> Iterator[str]:
-    """``app`` on a real threaded HTTP server on a free loopback port; yields its base URL."""
+def serve(app: Any) -> Iterator[str]:
+    """``app`` (a Dash app, or its Flask server) on a real threaded HTTP server on a free loopback port; yields
+    its base URL."""
     port = free_port()
-    server = make_server("127.0.0.1", port, app.server, threaded=True)
+    server = make_server("127.0.0.1", port, getattr(app, "server", app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}/"
