@@ -66,8 +66,8 @@ def safe_next(target: str | None) -> str:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not SAME_SITE_PATH.match(parts.path):
         return "/"
-    # A browser removes dot segments ("." and "..", also spelled %2e) before it requests the path, so
-    # "/.//evil.example" would leave as "//evil.example", another host.
+    # Browsers remove dot segments ("." and "..", also spelled %2e): "/.//evil.example" becomes the path
+    # "//evil.example", which reads as another host wherever it is used as a link again.
     if any(DOT_SEGMENT.match(segment) for segment in parts.path.split("/")):
         return "/"
     return target
