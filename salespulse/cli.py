@@ -325,12 +325,24 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | Non
     """Print KPI totals read from gold (DuckDB, committed tables only): sales, profit, margin, orders,
     average transaction value, units, items per hour, active, new, returning and repeat customers. The
     filters are the dashboard's: its KPI cards show the same numbers for the same filters."""
-    from salespulse.kpi_report import SalesFilter, format_kpi_table, kpi_totals
+    from salespulse.kpi_report import (
+        SalesFilter,
+        UnknownFilterValue,
+        canonical_filter_values,
+        format_kpi_table,
+        kpi_totals,
+    )
     from salespulse.storage import open_storage
 
     settings = _settings(ctx, {"paths.lake": lake})
-    where = SalesFilter.for_dates(start, end, countries=_split(country), segments=_split(segment),
-                                  products=_split(product), bands=_split(band))
+    chosen = {"country": country, "segment": segment, "product": product, "discount_band": band}
+    try:
+        values = {column: canonical_filter_values(column, _split(given), settings.ingest.country_aliases)
+                  for column, given in chosen.items()}
+    except UnknownFilterValue as err:
+        _fail(str(err), 2)
+    where = SalesFilter.for_dates(start, end, countries=values["country"], segments=values["segment"],
+                                  products=values["product"], bands=values["discount_band"])
     try:
         table = kpi_totals(open_storage(settings.paths.lake, settings.hdfs), by, where)
     except FileNotFoundError as err:

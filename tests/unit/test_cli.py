@@ -40,3 +40,25 @@ def test_cli_simulate_rejects_bad_flags(tmp_path) -> None:
     down = runner.invoke(main, ["simulate", "--out", "hdfs://127.0.0.1:8020/landing", "--seconds", "1"],
                          env={"SALESPULSE_HDFS__WEBHDFS_URL": f"http://127.0.0.1:{port}"})
     assert down.exit_code == 1 and "cannot land files in hdfs://127.0.0.1:8020/landing" in down.output
+
+
+def test_cli_kpis_unknown_filter_value_is_one_line_exit_2(tmp_path) -> None:
+    runner = CliRunner()
+    for flag, value, known in (("--country", "Brazil", "USA, Canada, France, Germany, Mexico"),
+                               ("--segment", "Goverment", "Government, Midmarket"),
+                               ("--product", "Bike", "Carretera, Montana"), ("--band", "Huge", "None, Low")):
+        result = runner.invoke(main, ["kpis", "--lake", str(tmp_path / "no-lake"), flag, value])
+        assert result.exit_code == 2, (flag, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and repr(value) in lines[0] and known in lines[0], lines
+
+
+def test_kpi_filter_values_follow_case_and_country_aliases() -> None:
+    from salespulse.kpi_report import canonical_filter_values
+    from salespulse.settings import IngestSettings
+
+    aliases = IngestSettings().country_aliases
+    assert canonical_filter_values("country", ("United States of America", " france ", "usa"), aliases) == (
+        "USA", "France")
+    assert canonical_filter_values("segment", ("small business",), aliases) == ("Small Business",)
+    assert canonical_filter_values("discount_band", ("none",), aliases) == ("None",)
