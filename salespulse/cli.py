@@ -51,8 +51,14 @@ def main(ctx: click.Context, config: Path | None) -> None:
 @main.command("config")
 @click.pass_context
 def show_config(ctx: click.Context) -> None:
-    """Print the effective settings (file, environment and defaults merged) as YAML."""
-    click.echo(yaml.safe_dump(_settings(ctx).model_dump(mode="json"), sort_keys=False, allow_unicode=True), nl=False)
+    """Print the effective settings (file, environment and defaults merged) as YAML, after comment lines saying
+    which settings file and which environment variables they came from."""
+    from salespulse.settings import describe_sources
+
+    settings = _settings(ctx)
+    for line in describe_sources(ctx.obj["config"]):
+        click.echo(f"# {line}")
+    click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False, allow_unicode=True), nl=False)
 
 
 def _parse_end(_: click.Context, __: click.Parameter, value: str | None) -> int | None:

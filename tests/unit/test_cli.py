@@ -62,3 +62,20 @@ def test_kpi_filter_values_follow_case_and_country_aliases() -> None:
         "USA", "France")
     assert canonical_filter_values("segment", ("small business",), aliases) == ("Small Business",)
     assert canonical_filter_values("discount_band", ("none",), aliases) == ("None",)
+
+
+def test_cli_config_names_the_file_and_environment_variables_used(monkeypatch, tmp_path) -> None:
+    config = tmp_path / "mine.yaml"
+    config.write_text("simulator:\n  rate: 7.0\n", encoding="utf-8")
+    monkeypatch.setenv("SALESPULSE_SIMULATOR__SEED", "99")
+    monkeypatch.setenv("SALESPULSE_PRIVACY__CUSTOMER_ID_SALT", "a-secret-salt-value")
+    monkeypatch.setenv("SALESPULSE_SIMULATR__SEED", "1")
+    result = CliRunner().invoke(main, ["--config", str(config), "config"])
+    assert result.exit_code == 0, result.output
+    header = [line for line in result.output.splitlines() if line.startswith("#")]
+    assert header[0] == f"# settings file: {config} (--config)"
+    assert "SALESPULSE_SIMULATOR__SEED -> simulator.seed" in header[1]
+    assert "SALESPULSE_PRIVACY__CUSTOMER_ID_SALT -> privacy.customer_id_salt" in header[1]
+    assert "SALESPULSE_SIMULATR__SEED" in header[2] and "no such setting" in header[2]
+    assert "a-secret-salt-value" not in result.output
+    assert "rate: 7.0" in result.output and "seed: 99" in result.output
