@@ -24,10 +24,13 @@ CONFIG_HELP = (
 
 def _settings(ctx: click.Context, overrides: dict[str, Any] | None = None) -> Settings:
     try:
-        return load_settings(ctx.obj["config"], overrides)
+        settings = load_settings(ctx.obj["config"], overrides)
     except SettingsError as err:
         click.echo(f"salespulse: {err}", err=True)
         ctx.exit(2)
+    if ctx.obj["verbose"]:  # Spark's own output on the terminal instead of spark.log_file
+        settings = settings.model_copy(update={"spark": settings.spark.model_copy(update={"log_file": None})})
+    return settings
 
 
 def _say(message: str) -> None:
@@ -36,8 +39,10 @@ def _say(message: str) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), help=CONFIG_HELP)
+@click.option("--verbose", is_flag=True,
+              help="Show Spark's own output (log4j lines, banners) on the terminal instead of spark.log_file.")
 @click.pass_context
-def main(ctx: click.Context, config: Path | None) -> None:
+def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     """SalesPulse: real-time sales KPIs for executives.
 
     \b
@@ -46,6 +51,7 @@ def main(ctx: click.Context, config: Path | None) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
+    ctx.obj["verbose"] = verbose
 
 
 @main.command("config")
@@ -458,8 +464,9 @@ def sql(ctx: click.Context, query: str, lake: str | None, as_json: bool, limit: 
     quarantine_inventory."""
     import json
 
-    from pyspark.errors import AnalysisException, ParseException
+    from pyspark.errors.exceptions.captured import CapturedException
 
+    from salespulse.console import describe_sql_error, format_rows
     from spark_jobs.io import read_manifest, read_table
     from spark_jobs.session import build_session
 
@@ -475,9 +482,13 @@ def sql(ctx: click.Context, query: str, lake: str | None, as_json: bool, limit: 
         if as_json:
             click.echo(json.dumps([row.asDict(recursive=True) for row in result.collect()], default=str))
         else:
-            result.show(limit, truncate=False)
-    except (AnalysisException, ParseException) as err:
-        _fail(f"SQL error: {str(err).splitlines()[0]}")
+            rows = result.limit(limit + 1).collect()
+            for line in format_rows(result.columns, [tuple(row) for row in rows[:limit]]):
+                _say(line)
+            if len(rows) > limit:
+                _say(f"(the first {limit} rows; --limit shows more)")
+    except CapturedException as err:
+        _fail(f"SQL error: {describe_sql_error(err)}")
 
 
 @main.group()

@@ -82,6 +82,9 @@ class SparkSettings(_Section):
     ui_enabled: bool = False
     driver_memory: str = "2g"
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "ERROR"
+    # Where the Spark JVM's own output goes (log4j lines, banners, JVM warnings) when a command starts it: a local
+    # file, appended to, so a command's terminal shows only its own lines. None: the terminal (`--verbose`).
+    log_file: str | None = "data/logs/spark.log"
     # FAIR: the micro-batches' tasks go ahead of the forecast, stock and compaction work beside them
     # (spark.scheduler.mode, pools in conf/fairscheduler.xml) instead of queueing behind their jobs.
     scheduler_mode: Literal["FAIR", "FIFO"] = "FAIR"
