@@ -305,6 +305,21 @@ def _sniff_delimiter(text: str, profile: SourceProfile) -> str:
     return ","
 
 
+HEADER_SEARCH_LINES = 50  # a header mismatch shows the closest of a file's first lines
+
+
+def _header_mismatch(path: Path, problem: str, profile: SourceProfile, line_number: int, cells: list[str]) -> str:
+    """Both sides of a header that does not fit: what the profile expects, the file's line that came closest (as
+    it reads), and the expected names it lacks (matched trimmed, case-insensitively, a byte order mark ignored)."""
+    have = {c.strip().lstrip("\ufeff").strip().lower() for c in cells}
+    missing = [name for name in profile.source_columns if name.strip().lower() not in have]
+    shown = ", ".join(cell.strip() for cell in cells)
+    return (f"{path}: {problem} (matched trimmed and case-insensitively)\n"
+            f"  expected: {', '.join(profile.source_columns)}\n"
+            f"  line {line_number}: {shown[:500]}{' …' if len(shown) > 500 else ''}\n"
+            f"  missing: {', '.join(missing)}")
+
+
 def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
     """Read a CSV/TSV/Excel export on the driver: BOM, preamble lines, padded or re-cased headers, CRLF and
     delimiters handled; every value stays text. Blank lines are not records."""
@@ -314,15 +329,20 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
     records: dict[str, list[str | None]] = {n: [] for n in profile.source_columns}
     corrupt: list[str | None] = []
     header_line = profile.read.header
+    closest: tuple[int, int, list[str]] | None = None  # (names matched, line number, cells): for the error
     for line_number, row in enumerate(_rows(path, profile), start=1):
         if header is None:
             cells = [c.strip().lstrip("\ufeff").strip().lower() for c in row]
             found = (line_number == header_line) if header_line != "auto" else set(wanted) <= set(cells)
             if found:
-                missing = sorted(set(wanted) - set(cells))
-                if missing:
-                    raise SourceError(f"{path}: header on line {line_number} lacks column(s) {missing}")
+                if set(wanted) - set(cells):
+                    raise SourceError(_header_mismatch(
+                        path, f"the header on line {line_number} (read.header) lacks columns profile "
+                        f"{profile.name!r} expects", profile, line_number, row))
                 header, index = cells, {wanted[c]: cells.index(c) for c in wanted}
+            elif (line_number <= HEADER_SEARCH_LINES and any(cells)
+                  and (closest is None or len(set(wanted) & set(cells)) > closest[0])):
+                closest = (len(set(wanted) & set(cells)), line_number, row)
             continue
         if not any(cell.strip() for cell in row):
             continue
@@ -331,10 +351,11 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
             records[name].append(row[position] if fits or position < len(row) else None)
         corrupt.append(None if fits else ",".join(row))
     if header is None:
-        raise SourceError(
-            f"{path}: no header line holds all of {sorted(profile.source_columns)} "
-            f"(profile {profile.name!r}; headers are matched trimmed and case-insensitively)"
-        )
+        if closest is None:
+            raise SourceError(f"{path}: no header line: the file holds no record (profile {profile.name!r} expects "
+                              f"{', '.join(profile.source_columns)})")
+        raise SourceError(_header_mismatch(path, f"no line holds all the columns profile {profile.name!r} expects",
+                                           profile, closest[1], closest[2]))
     # Record 0 is the header, as the Spark reader sees it; it was matched by name above.
     n = len(corrupt) + 1
     columns = {name: pa.array([name, *values], pa.string()) for name, values in records.items()}
