@@ -492,6 +492,41 @@ def sql(ctx: click.Context, query: str, lake: str | None, as_json: bool, limit: 
 
 
 @main.group()
+def profile() -> None:
+    """Source profiles: how an export's columns map onto SalesPulse's (docs/profiles.md)."""
+
+
+@profile.command("suggest")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--event", type=click.Choice(["sales", "inventory"]), default="sales", show_default=True)
+@click.option("--sheet", default="0", show_default=True, help=".xlsx sheet name or 0-based index.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the profile here (default: stdout).")
+@click.pass_context
+def suggest_profile(ctx: click.Context, file: Path, event: str, sheet: str, out: Path | None) -> None:
+    """Read an export (CSV, TSV, .xlsx) and write a starting profile: the header line found, columns mapped by
+    their names, the date format that reads every row (day/month ambiguity called out), and each category
+    column's values with those SalesPulse does not know. Edit what it marks CHECK, then load it with
+    `salespulse backfill --profile FILE`."""
+    from salespulse.exports import SourceError
+    from salespulse.profile_suggest import render_profile
+    from salespulse.profile_suggest import suggest_profile as suggest
+
+    settings = _settings(ctx)
+    try:
+        suggestion = suggest(file, event, int(sheet) if sheet.isdigit() else sheet)
+    except (SourceError, UnicodeDecodeError) as err:
+        _fail(f"{file}: {err}", 2)
+    text = render_profile(suggestion, settings.ingest.country_aliases)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        _say(f"profile: wrote {out} ({len(suggestion.profile['columns'])} columns mapped, header on line "
+             f"{suggestion.header_line}, {suggestion.rows:,} rows); check the lines marked CHECK")
+
+
+@main.group()
 def users() -> None:
     """Dashboard users: who may log in and which countries each may see (auth.users_file)."""
 

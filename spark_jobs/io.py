@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -29,6 +29,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from salespulse.exports import SourceError, delimiter_naming, export_rows
 from salespulse.lake import MANIFEST, TABLES
 from salespulse.profiles import SourceProfile
 from spark_jobs.schemas import CORRUPT_RECORD, raw_csv_schema
@@ -37,10 +38,6 @@ from spark_jobs.transforms.parse import BAD_HEADER, LANDED_TIME, ROW_NUMBER, SOU
 SOURCE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx")
 RECORD_ID = "_record_id"
 DIR_PREFIX = "dir="  # table directories are named as a partition level: one Spark read covers many of them
-
-
-class SourceError(ValueError):
-    """An input that cannot be read as the profile says, with a message naming the file."""
 
 
 # -- paths -------------------------------------------------------------------------------------------------
@@ -262,47 +259,8 @@ def bad_header_files(spark: SparkSession, files: dict[str, ScannedFile], profile
     return sorted(name for name, bad in zip(files, verdicts, strict=True) if bad)
 
 
-def _cell_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _rows(path: Path, profile: SourceProfile) -> Iterator[list[str]]:
-    if path.suffix.lower() == ".xlsx":
-        from openpyxl import load_workbook
-
-        workbook = load_workbook(path, read_only=True, data_only=True)
-        sheet = profile.read.sheet
-        try:
-            worksheet = workbook.worksheets[sheet] if isinstance(sheet, int) else workbook[sheet]
-        except (IndexError, KeyError):
-            raise SourceError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(workbook.sheetnames)})") from None
-        for row in worksheet.iter_rows(values_only=True):
-            yield [_cell_text(v) for v in row]
-        workbook.close()
-        return
-    text = path.read_text(encoding=profile.read.encoding, errors="strict")
-    delimiter = profile.read.delimiter
-    if delimiter == "auto":
-        delimiter = _sniff_delimiter(text, profile)
-    yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-
-
-def _sniff_delimiter(text: str, profile: SourceProfile) -> str:
-    wanted = {n.strip().lower() for n in profile.source_columns}
-    for line in text.splitlines()[:50]:
-        for candidate in (",", "\t", ";", "|"):
-            cells = {c.strip().strip('"').strip().lower() for c in line.split(candidate)}
-            if wanted <= cells:
-                return candidate
-    return ","
+    return export_rows(path, profile.read, lambda text: delimiter_naming(text, profile.source_columns))
 
 
 HEADER_SEARCH_LINES = 50  # a header mismatch shows the closest of a file's first lines
