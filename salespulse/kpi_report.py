@@ -16,6 +16,7 @@ import pandas as pd
 
 from salespulse.kpis import KPI_BY_KEY, compute_kpis, format_kpi
 from salespulse.lake import duckdb_scan
+from salespulse.schema import CATEGORY_VALUES
 from salespulse.storage import Storage, as_storage
 
 GROUPINGS = {"country": "country", "segment": "segment", "product": "product",
@@ -80,6 +81,26 @@ class SalesFilter:
                 clauses.append(f"list_contains(?, {alias}{column})")
                 params.append(list(chosen[column]))
         return " AND ".join(clauses), params
+
+
+class UnknownFilterValue(ValueError):
+    """A filter value that names no country, segment, product or band: it would match nothing."""
+
+
+def canonical_filter_values(column: str, values: tuple[str, ...],
+                            country_aliases: dict[str, str]) -> tuple[str, ...]:
+    """``values`` as the lake spells them: matched case-insensitively after trimming, countries also through the
+    ingest aliases (so `--country "United States of America"` counts what was loaded as USA). A value that names
+    nothing raises UnknownFilterValue listing the known ones, rather than printing an empty table."""
+    known = {value.lower(): value for value in CATEGORY_VALUES[column]}
+    if column == "country":
+        known |= {alias.strip().lower(): country for alias, country in country_aliases.items()}
+    unknown = [value for value in values if value.strip().lower() not in known]
+    if unknown:
+        raise UnknownFilterValue(f"unknown {column} {', '.join(repr(v) for v in unknown)}; known: "
+                                 f"{', '.join(CATEGORY_VALUES[column])}"
+                                 + (" (or an alias in ingest.country_aliases)" if column == "country" else ""))
+    return tuple(dict.fromkeys(known[value.strip().lower()] for value in values))
 
 
 def _scan(lake: Storage, table: str) -> str | None:
