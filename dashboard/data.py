@@ -59,7 +59,8 @@ DAILY_SQL = f"""SELECT event_date, country, segment, product, discount_band, min
                        {", ".join(f"sum({m}) AS {m}" for m in MEASURES[1:])}
                 FROM {{rows}} GROUP BY ALL"""
 # gold_customers_daily with dense integer keys, for the customer bitsets: customers numbered 0.. (with their
-# first order ever, over every row whatever the filter, as customer_totals counts "new"), country-segment pairs
+# first order in the viewer's countries, over every row they may see whatever the filter, as customer_totals
+# counts "new"), country-segment pairs
 # numbered 0.., and per UTC day (as days since 1970-01-01), pair and customer its rows' orders. Customers are
 # numbered in order of their first day in the lake: a new version's numbers differ from the previous version's only
 # from the first day whose customers changed on, so earlier days' bitsets carry over (see _customer_cells).

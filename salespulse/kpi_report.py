@@ -132,7 +132,8 @@ def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str |
     return totals.rename(columns={"grp": by or "scope"}).drop(columns=["hours"])
 
 
-# per customer: the first order ever (what "new" is measured against) and the first day with a row
+# per customer: the first order in the countries of {customers}'s rows (what "new" is measured against; gold keeps
+# it per country, so a viewer of some countries learns nothing of orders elsewhere) and the first day with a row
 FIRSTS_SQL = """SELECT customer_id, min(first_order_date) AS first_ever, min(event_date) AS first_seen
                 FROM {customers} GROUP BY 1"""
 
@@ -140,9 +141,10 @@ FIRSTS_SQL = """SELECT customer_id, min(first_order_date) AS first_ever, min(eve
 def customer_totals(con: duckdb.DuckDBPyConnection, customers: str, by: str | None,
                     where: SalesFilter, firsts: str | None = None) -> pd.DataFrame:
     """Active, new and repeat customers and their orders per group, exact from gold_customers_daily: partial
-    rows are summed per customer, and "first order ever" is the customer's MIN(first_order_date) over all
-    rows, whatever the filter. ``firsts`` may name a relation already holding that (``FIRSTS_SQL`` over the
-    same rows; the dashboard keeps one per data version instead of re-reading every row per query)."""
+    rows are summed per customer, and a customer's first order is her MIN(first_order_date) over all rows of
+    ``customers`` (every country, or the viewer's countries when it holds only theirs), whatever the filter.
+    ``firsts`` may name a relation already holding that (``FIRSTS_SQL`` over the same rows; the dashboard keeps
+    one per data version instead of re-reading every row per query)."""
     group = CUSTOMER_GROUPINGS[by] if by else "'all'"
     condition, params = where.customers_where()
     first_day = where.start.date() if where.start else None

@@ -50,7 +50,8 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("active_customers", "Active customers", "count",
         "count of distinct customer_id with an order in the period"),
     Kpi("new_customers", "New customers", "count",
-        "active customers whose first order ever falls in the period"),
+        "active customers whose first order in the viewer's countries falls in the period (first order ever "
+        "for a viewer of every country)"),
     Kpi("returning_customers", "Returning customers", "count",
         "active customers - new customers", lambda t: t["active_customers"] - t["new_customers"]),
     Kpi("repeat_customer_rate", "Repeat-customer rate", "percent",
