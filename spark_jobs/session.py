@@ -48,10 +48,12 @@ def build_session(settings: SparkSettings) -> SparkSession:
         builder = builder.config("spark.scheduler.allocation.file", str(FAIR_POOLS))
     for key, value in settings.extra_conf.items():
         builder = builder.config(key, value)
-    with _jvm_output_to(settings.log_file if SparkContext._gateway is None else None):
+    # Under spark-submit the JVM and its logging exist already (Spark's own log4j setup applies).
+    log_file = settings.log_file if "PYSPARK_GATEWAY_PORT" not in os.environ else None
+    with _jvm_output_to(log_file if SparkContext._gateway is None else None):
         session = builder.getOrCreate()
-    if settings.log_file is not None:
-        _query_error_logs_to(settings.log_file)
+    if log_file is not None:
+        _query_error_logs_to(log_file)
     session.sparkContext.setLogLevel(settings.log_level)
     return session
 
