@@ -94,10 +94,17 @@ def _csv_reader(reader: Any, profile: SourceProfile) -> Any:
     """A batch or streaming CSV reader with the profile's options. The header line is read as a record (number 0)
     and checked per file on the driver (:func:`bad_header_files`): Spark's own header check
     (``enforceSchema=false``) fails the whole job on one bad file, and ``enforceSchema=true`` maps columns by
-    position (PITFALLS 8)."""
+    position.
+
+    Quoting is RFC 4180, as Python's ``csv`` module writes it: a quote inside a quoted field is doubled, and a
+    backslash is plain data. Spark's default escape character, a backslash, instead keeps such a field with all
+    its quotes and splits ``"=HYPERLINK(""x"",""y"")"`` at its comma. Within quotes the parser turns the file's
+    own line ending into LF: a CR LF inside a field of a CR LF file is read as LF."""
     return (
         reader.schema(raw_csv_schema(profile.source_columns))
         .option("header", False)
+        .option("quote", '"')
+        .option("escape", '"')
         .option("multiLine", True)  # quoted newlines; files are then read whole, never split
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
@@ -288,7 +295,9 @@ def _rows(path: Path, profile: SourceProfile) -> Iterator[list[str]]:
             yield [_cell_text(v) for v in row]
         workbook.close()
         return
-    text = path.read_text(encoding=profile.read.encoding, errors="strict")
+    # Decoded without newline translation, which would turn a CR LF inside a quoted field into LF: the csv
+    # module ends records at CR LF or LF itself.
+    text = path.read_bytes().decode(profile.read.encoding, errors="strict")
     delimiter = profile.read.delimiter
     if delimiter == "auto":
         delimiter = _sniff_delimiter(text, profile)
