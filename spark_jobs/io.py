@@ -281,27 +281,31 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-def _rows(path: Path, profile: SourceProfile) -> Iterator[list[str]]:
+def _rows(path: Path, profile: SourceProfile) -> tuple[str, Iterator[list[str]]]:
+    """The delimiter of a text file ("," for a workbook) and the file's records, as lists of cell texts."""
     if path.suffix.lower() == ".xlsx":
-        from openpyxl import load_workbook
-
-        workbook = load_workbook(path, read_only=True, data_only=True)
-        sheet = profile.read.sheet
-        try:
-            worksheet = workbook.worksheets[sheet] if isinstance(sheet, int) else workbook[sheet]
-        except (IndexError, KeyError):
-            raise SourceError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(workbook.sheetnames)})") from None
-        for row in worksheet.iter_rows(values_only=True):
-            yield [_cell_text(v) for v in row]
-        workbook.close()
-        return
+        return ",", _sheet_rows(path, profile)
     # Decoded without newline translation, which would turn a CR LF inside a quoted field into LF: the csv
     # module ends records at CR LF or LF itself.
     text = path.read_bytes().decode(profile.read.encoding, errors="strict")
     delimiter = profile.read.delimiter
     if delimiter == "auto":
         delimiter = _sniff_delimiter(text, profile)
-    yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    return delimiter, csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+
+
+def _sheet_rows(path: Path, profile: SourceProfile) -> Iterator[list[str]]:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    sheet = profile.read.sheet
+    try:
+        worksheet = workbook.worksheets[sheet] if isinstance(sheet, int) else workbook[sheet]
+    except (IndexError, KeyError):
+        raise SourceError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(workbook.sheetnames)})") from None
+    for row in worksheet.iter_rows(values_only=True):
+        yield [_cell_text(v) for v in row]
+    workbook.close()
 
 
 def _sniff_delimiter(text: str, profile: SourceProfile) -> str:
@@ -314,6 +318,14 @@ def _sniff_delimiter(text: str, profile: SourceProfile) -> str:
     return ","
 
 
+def _record_text(row: list[str], delimiter: str) -> str:
+    """A record as Python's csv writes it (quoted where needed, no line end): for a file written that way, the
+    record's own text, as Spark's reader keeps it for a record that does not fit the header."""
+    text = io.StringIO()
+    csv.writer(text, delimiter=delimiter, lineterminator="").writerow(row)
+    return text.getvalue()
+
+
 def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
     """Read a CSV/TSV/Excel export on the driver: BOM, preamble lines, padded or re-cased headers, CRLF and
     delimiters handled; every value stays text. Blank lines are not records."""
@@ -323,7 +335,8 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
     records: dict[str, list[str | None]] = {n: [] for n in profile.source_columns}
     corrupt: list[str | None] = []
     header_line = profile.read.header
-    for line_number, row in enumerate(_rows(path, profile), start=1):
+    delimiter, rows = _rows(path, profile)
+    for line_number, row in enumerate(rows, start=1):
         if header is None:
             cells = [c.strip().lstrip("\ufeff").strip().lower() for c in row]
             found = (line_number == header_line) if header_line != "auto" else set(wanted) <= set(cells)
@@ -338,7 +351,7 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
         fits = len(row) == len(header)
         for name, position in index.items():
             records[name].append(row[position] if fits or position < len(row) else None)
-        corrupt.append(None if fits else ",".join(row))
+        corrupt.append(None if fits else _record_text(row, delimiter))
     if header is None:
         raise SourceError(
             f"{path}: no header line holds all of {sorted(profile.source_columns)} "

@@ -17,6 +17,7 @@ from salespulse.ingest import parse_csv_records
 from salespulse.profiles import SourceProfile, load_profile
 from salespulse.schema import SALES_EVENT
 from spark_jobs.backfill import run_backfill
+from spark_jobs.schemas import CORRUPT_RECORD
 from tests.spark.test_backfill import lake_settings, table
 from tests.spark.test_stream import drain, lake_table, stream_settings
 
@@ -36,6 +37,7 @@ TRICKY = [
     '""',
     "café ☕",
 ]
+EXTRA_FIELD = 'one "field" too many, C:\\'  # a record the header does not fit: kept whole in quarantine
 # Python's csv writes CR LF after each record by default; exports written on Unix end records in LF. Spark reads
 # a CR LF inside a quoted field as written only where it is not the file's own line ending (docs/data-model.md),
 # so only the LF file holds one.
@@ -62,35 +64,46 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
         rows = [_sale(f"{tag} {i}: {value}", when, "Paseo", value) for i, value in enumerate(values)]
         rows += [_sale(f"{tag} q{i}", when, value, "C1") for i, value in enumerate(values)]
         with open(folder / name, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, COLUMNS, lineterminator=line_ending)
-            writer.writeheader()
-            writer.writerows(rows)
+            writer = csv.writer(handle, lineterminator=line_ending)
+            writer.writerow(COLUMNS)
+            writer.writerows([list(row.values()) for row in rows])
+            writer.writerow([*_sale(f"{tag} extra", when, "Paseo", "C2").values(), EXTRA_FIELD])
     return folder
 
 
 def python_records(folder: Path) -> pd.DataFrame:
-    """Every data record of the folder's files as Python's csv module reads them, with file and record number."""
+    """Every data record of the folder's files as Python's csv module reads them, with file, record number and,
+    for a record with more fields than the header, the record as Python's csv writes it."""
     frames = []
     for path in sorted(folder.glob("*.csv")):
         with open(path, encoding="utf-8", newline="") as handle:
-            records = list(csv.DictReader(handle))
-        frames.append(pd.DataFrame(records).assign(file=path.name, row_number=range(1, len(records) + 1)))
+            header, *records = list(csv.reader(handle))
+        frame = pd.DataFrame([dict(zip(header, record, strict=False)) for record in records])
+        written = [_written(record) if len(record) != len(header) else None for record in records]
+        frames.append(frame.assign(file=path.name, row_number=range(1, len(records) + 1), corrupt=written))
     return pd.concat(frames, ignore_index=True)
+
+
+def _written(record: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(record)
+    return out.getvalue()
 
 
 def assert_read_as_python_does(silver: pd.DataFrame, quarantine: pd.DataFrame, folder: Path) -> None:
     expected = python_records(folder)
-    valid = expected[expected["product"] == "Paseo"]
+    valid = expected[(expected["product"] == "Paseo") & expected["corrupt"].isna()]
     assert len(valid) == 2 * len(TRICKY) + 1
     assert dict(zip(silver["order_id"], silver["customer_id"], strict=True)) == dict(
         zip(valid["order_id"], valid["customer_id"], strict=True))
 
-    rejected = expected[expected["product"] != "Paseo"]
-    assert quarantine["reason"].tolist() == ["unknown_category"] * len(rejected)
-    got = {(path.rsplit("/", 1)[-1], number): {k: v for k, v in dict(raw).items() if k in COLUMNS}
-           for path, number, raw in zip(quarantine["source_file"], quarantine["row_number"], quarantine["raw"],
-                                        strict=True)}
-    want = {(row["file"], row["row_number"]): {c: row[c] for c in COLUMNS} for _, row in rejected.iterrows()}
+    rejected = expected[(expected["product"] != "Paseo") | expected["corrupt"].notna()]
+    got = {(path.rsplit("/", 1)[-1], number): (reason, dict(raw))
+           for path, number, reason, raw in zip(quarantine["source_file"], quarantine["row_number"],
+                                                quarantine["reason"], quarantine["raw"], strict=True)}
+    want = {(row["file"], row["row_number"]): (
+        "unknown_category" if pd.isna(row["corrupt"]) else "malformed_row",
+        {**{c: row[c] for c in COLUMNS}, CORRUPT_RECORD: row["corrupt"]}) for _, row in rejected.iterrows()}
     assert got == want
 
 
