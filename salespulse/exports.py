@@ -31,25 +31,30 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
-def export_rows(path: Path, read: ReadOptions, choose_delimiter: Callable[[str], str]) -> Iterator[list[str]]:
-    """The records of an export: an .xlsx sheet's rows, or a text file split as RFC 4180 CSV with ``read.delimiter``
-    (``choose_delimiter(text)`` picks it when that is ``auto``)."""
+def export_rows(path: Path, read: ReadOptions,
+                choose_delimiter: Callable[[str], str]) -> tuple[str, Iterator[list[str]]]:
+    """The delimiter ("," for a workbook) and the records of an export: an .xlsx sheet's rows, or a text file split
+    as RFC 4180 CSV with ``read.delimiter`` (``choose_delimiter(text)`` picks it when that is ``auto``)."""
     if path.suffix.lower() == ".xlsx":
-        from openpyxl import load_workbook
-
-        workbook = load_workbook(path, read_only=True, data_only=True)
-        sheet = read.sheet
-        try:
-            worksheet = workbook.worksheets[sheet] if isinstance(sheet, int) else workbook[sheet]
-        except (IndexError, KeyError):
-            raise SourceError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(workbook.sheetnames)})") from None
-        for row in worksheet.iter_rows(values_only=True):
-            yield [cell_text(v) for v in row]
-        workbook.close()
-        return
-    text = path.read_text(encoding=read.encoding, errors="strict")
+        return ",", _sheet_rows(path, read.sheet)
+    # Decoded without newline translation, which would turn a CR LF inside a quoted field into LF: the csv
+    # module ends records at CR LF or LF itself.
+    text = path.read_bytes().decode(read.encoding, errors="strict")
     delimiter = choose_delimiter(text) if read.delimiter == "auto" else read.delimiter
-    yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    return delimiter, csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+
+
+def _sheet_rows(path: Path, sheet: str | int) -> Iterator[list[str]]:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        worksheet = workbook.worksheets[sheet] if isinstance(sheet, int) else workbook[sheet]
+    except (IndexError, KeyError):
+        raise SourceError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(workbook.sheetnames)})") from None
+    for row in worksheet.iter_rows(values_only=True):
+        yield [cell_text(v) for v in row]
+    workbook.close()
 
 
 def delimiter_naming(text: str, names: Iterable[str]) -> str:

@@ -163,7 +163,7 @@ def _date_formats(values: list[str]) -> tuple[list[str], list[str]]:
 
 def suggest_profile(path: Path, event: str = "sales", sheet: str | int = 0) -> Suggestion:
     """Read ``path`` and suggest a profile for it (as a dict ready for YAML)."""
-    rows = list(export_rows(path, ReadOptions(sheet=sheet), _delimiter_by_field_count))
+    rows = list(export_rows(path, ReadOptions(sheet=sheet), _delimiter_by_field_count)[1])
     header_index = _find_header(rows)
     headers = [c.strip().lstrip("\ufeff").strip() for c in rows[header_index]]
     data = [row for row in rows[header_index + 1:] if any(c.strip() for c in row)]

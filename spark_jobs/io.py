@@ -91,10 +91,17 @@ def _csv_reader(reader: Any, profile: SourceProfile) -> Any:
     """A batch or streaming CSV reader with the profile's options. The header line is read as a record (number 0)
     and checked per file on the driver (:func:`bad_header_files`): Spark's own header check
     (``enforceSchema=false``) fails the whole job on one bad file, and ``enforceSchema=true`` maps columns by
-    position (PITFALLS 8)."""
+    position.
+
+    Quoting is RFC 4180, as Python's ``csv`` module writes it: a quote inside a quoted field is doubled, and a
+    backslash is plain data. Spark's default escape character, a backslash, instead keeps such a field with all
+    its quotes and splits ``"=HYPERLINK(""x"",""y"")"`` at its comma. Within quotes the parser turns the file's
+    own line ending into LF: a CR LF inside a field of a CR LF file is read as LF."""
     return (
         reader.schema(raw_csv_schema(profile.source_columns))
         .option("header", False)
+        .option("quote", '"')
+        .option("escape", '"')
         .option("multiLine", True)  # quoted newlines; files are then read whole, never split
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
@@ -259,7 +266,8 @@ def bad_header_files(spark: SparkSession, files: dict[str, ScannedFile], profile
     return sorted(name for name, bad in zip(files, verdicts, strict=True) if bad)
 
 
-def _rows(path: Path, profile: SourceProfile) -> Iterator[list[str]]:
+def _rows(path: Path, profile: SourceProfile) -> tuple[str, Iterator[list[str]]]:
+    """The delimiter of a text file ("," for a workbook) and the file's records, as lists of cell texts."""
     return export_rows(path, profile.read, lambda text: delimiter_naming(text, profile.source_columns))
 
 
@@ -278,6 +286,14 @@ def _header_mismatch(path: Path, problem: str, profile: SourceProfile, line_numb
             f"  missing: {', '.join(missing)}")
 
 
+def _record_text(row: list[str], delimiter: str) -> str:
+    """A record as Python's csv writes it (quoted where needed, no line end): for a file written that way, the
+    record's own text, as Spark's reader keeps it for a record that does not fit the header."""
+    text = io.StringIO()
+    csv.writer(text, delimiter=delimiter, lineterminator="").writerow(row)
+    return text.getvalue()
+
+
 def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
     """Read a CSV/TSV/Excel export on the driver: BOM, preamble lines, padded or re-cased headers, CRLF and
     delimiters handled; every value stays text. Blank lines are not records."""
@@ -288,7 +304,8 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
     corrupt: list[str | None] = []
     header_line = profile.read.header
     closest: tuple[int, int, list[str]] | None = None  # (names matched, line number, cells): for the error
-    for line_number, row in enumerate(_rows(path, profile), start=1):
+    delimiter, rows = _rows(path, profile)
+    for line_number, row in enumerate(rows, start=1):
         if header is None:
             cells = [c.strip().lstrip("\ufeff").strip().lower() for c in row]
             found = (line_number == header_line) if header_line != "auto" else set(wanted) <= set(cells)
@@ -307,7 +324,7 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
         fits = len(row) == len(header)
         for name, position in index.items():
             records[name].append(row[position] if fits or position < len(row) else None)
-        corrupt.append(None if fits else ",".join(row))
+        corrupt.append(None if fits else _record_text(row, delimiter))
     if header is None:
         if closest is None:
             raise SourceError(f"{path}: no header line: the file holds no record (profile {profile.name!r} expects "
