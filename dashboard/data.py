@@ -202,6 +202,7 @@ class LakeRepository:
         try:
             self.newest_hour()  # builds the daily rollup
             self._customer_cells()
+            self.unreadable_files()  # lists every table (and reads new files' footers) before the views ask
         except TableMissing:  # nothing published yet: nothing to build
             pass
         except Exception as err:  # the views' own reads report it, with the read warning
