@@ -374,8 +374,8 @@ class LakeRepository:
         newly = {f: error for f, error in checked.items() if error and readable.get(f, True)}
         newly |= {f: "listed by the manifest but gone" for f in gone if readable.get(f, True)}
         if newly:
-            log.warning("parts of the lake the manifest lists cannot be read; the figures leave them out",
-                        extra={"fields": {"table": table, "unreadable": newly}})
+            log.warning("%s: parts the manifest lists cannot be read; the figures leave them out: %s", table,
+                        "; ".join(f"{part} ({error})" for part, error in newly.items()))
         readable |= {f: error is None for f, error in checked.items()} | dict.fromkeys(gone, False)
         with self._lock:
             self._readable[table] = {f: readable[f] for f in (*present, *gone)}
