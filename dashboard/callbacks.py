@@ -3,8 +3,9 @@
 The ``*_outputs`` and ``*_view`` functions are the callback bodies, plain functions of their inputs (the
 repository and the current time are passed in) so tests call them directly; ``register`` wires them to the
 app. The page polls the cheap data version every ``refresh_seconds``; the tab callbacks listen to that version
-and to the filters, so unchanged data triggers nothing (PITFALLS 28). A failed read keeps what is on screen
-and shows a warning instead (``no_update``).
+and to the filters, so unchanged data triggers nothing. A failed read keeps what is on screen and shows a short
+warning with the request id instead (``no_update``; the error itself, with its paths and SQL, goes to the log); a
+read that had to leave out files the lake lists but cannot read says so.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import ALL, Dash, Input, Output, State, callback_context, dcc, no_update
+from dash import ALL, Dash, Input, Output, State, callback_context, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import figures, ids
@@ -35,13 +36,16 @@ from dashboard.layout import (
     render_page,
     render_tab,
 )
+from dashboard.monitoring import current_request_id
 from salespulse.kpi_report import SalesFilter
 from salespulse.settings import DashboardSettings
 from salespulse.users import User
 
 log = logging.getLogger("salespulse.errors")
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so as a formula
+# A spreadsheet runs a cell starting so as a formula; some also read the full-width forms of = + - @ as those
+# signs, and a leading line break hides the formula behind an empty-looking first line.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 ADMINS_ONLY = ("Pipeline figures and rejected rows count every country: they are shown to administrators only. "
                "The charts below cover your countries.")
 OVERVIEW_QUERY_THREADS = 4  # the Overview's independent queries (cards now and before, breakdowns, months, trend)
@@ -268,6 +272,18 @@ def render_pipeline_cards(status: dict[str, Any] | None, streams: dict[str, Any]
                              for label, value in cards])
 
 
+def export_outputs(repo: LakeRepository, query: str | None) -> tuple[Any, Any]:
+    """The CSV download of the filtered view and the note beside the export button: empty, or that the file
+    leaves out unreadable files, or (no download) that reading failed, with the request id."""
+    try:
+        frame, name = export_frame(repo, query)
+        left_out = unreadable_count(repo)
+    except Exception as err:  # the user gets a message in the page, not a failed request
+        return no_update, read_failure(err, "Could not read the data to export.")
+    note = partial_notice(left_out, "The exported file leaves it out.") if left_out else []
+    return dcc.send_data_frame(frame.to_csv, name, index=False), note
+
+
 def export_frame(repo: LakeRepository, query: str | None) -> tuple[pd.DataFrame, str]:
     """The filtered view as a CSV-ready frame (numbers numeric, times UTC ISO) and its file name."""
     view, where, _ = _where(repo, query)
@@ -334,7 +350,8 @@ FILTER_OUTPUTS = [
     Output(ids.COUNTRY, "value"), Output(ids.SEGMENT, "value"), Output(ids.PRODUCT, "value"),
     Output(ids.BAND, "value"), Output(ids.GRAIN, "value"), Output(ids.URL, "search"),
     Output(ids.FILTERS, "data"), Output(ids.PERIOD_LABEL, "children")]
-# Each tab callback's last output: its read warning, non-empty exactly when the read failed (``guarded``).
+# Each tab callback's last output: its read warning, non-empty when the read failed or left out unreadable files
+# (``guarded``).
 READ_WARNINGS = {name: Output(ids.warning(name), "children") for name in TAB_OUTPUTS}
 # The callbacks whose response is a pure function of the request body, the data version and the viewer's countries,
 # each named by an output only it writes; dashboard/response_cache.py serves them from its cache. Not here: the
@@ -343,15 +360,37 @@ READ_WARNINGS = {name: Output(ids.warning(name), "children") for name in TAB_OUT
 CACHEABLE_OUTPUTS = (Output(ids.FILTERS, "data"), *(w for name, w in READ_WARNINGS.items() if name != "quality"))
 
 
-def guarded(outputs: Callable[..., tuple[Any, ...]], size: int, *args: Any) -> tuple[Any, ...]:
-    """Run a tab's outputs; on a failed or partial read keep the last good content and say so."""
+def guarded(outputs: Callable[..., tuple[Any, ...]], size: int, repo: LakeRepository, *args: Any) -> tuple[Any, ...]:
+    """Run a tab's outputs; on a failed read keep the last good content and say so, and say when the figures
+    leave out files that cannot be read."""
     try:
-        return (*outputs(*args), [])
+        values = outputs(repo, *args)
+        left_out = unreadable_count(repo)
     except Exception as err:  # any read failure: the page must not go blank
-        log.warning("a tab's read failed; the page keeps its last good data", exc_info=err)
-        warning = dbc.Alert(f"Could not read the latest data ({type(err).__name__}: {str(err)[:200]}); showing "
-                            "the last good data. Retrying at the next refresh.", color="warning", className="py-2")
+        warning = read_failure(err, "Could not read the latest data; showing the last good data. Retrying at the "
+                                    "next refresh.")
         return (*([no_update] * size), warning)
+    return (*values, partial_notice(left_out, "The figures leave it out, so totals may be too low.") if left_out
+            else [])
+
+
+def read_failure(err: Exception, message: str) -> dbc.Alert:
+    """What a user sees of a failed read: ``message`` and the request id. The error (paths, SQL) goes to the
+    log under that id, not to the browser."""
+    request_id = current_request_id()
+    log.warning("a read for the page failed", exc_info=err, extra={"fields": {"request_id": request_id}})
+    return dbc.Alert([f"{message} If it keeps happening, send the operators this request id: ",
+                      html.Code(request_id, className="request-id")], color="warning", className="py-2")
+
+
+def unreadable_count(repo: LakeRepository) -> int:
+    """How many files (or vanished directories) the lake lists under the current data version but cannot read."""
+    return sum(len(parts) for parts in repo.unreadable_files().values())
+
+
+def partial_notice(count: int, consequence: str) -> dbc.Alert:
+    return dbc.Alert(f"Part of the data could not be read ({count} file{'s' if count != 1 else ''}). {consequence} "
+                     "The operators' log names the files.", color="warning", className="py-2 partial-data")
 
 
 def tab_content(repo: LakeRepository, tab: str, query: str | None, settings: DashboardSettings) -> Any:
@@ -443,8 +482,7 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
         app.callback(*targets, READ_WARNINGS[name], Input(ids.DATA_VERSION, "data"), Input(ids.FILTERS, "data"),
                      prevent_initial_call=True)(tab_callback(outputs, len(targets)))
 
-    @app.callback(Output(ids.EXPORT_DOWNLOAD, "data"), Input(ids.EXPORT_BUTTON, "n_clicks"),
-                  State(ids.FILTERS, "data"), prevent_initial_call=True)
-    def export_csv(_: int, applied: str | None) -> dict[str, Any]:
-        frame, name = export_frame(repo, applied)
-        return dcc.send_data_frame(frame.to_csv, name, index=False)
+    @app.callback(Output(ids.EXPORT_DOWNLOAD, "data"), Output(ids.EXPORT_NOTE, "children"),
+                  Input(ids.EXPORT_BUTTON, "n_clicks"), State(ids.FILTERS, "data"), prevent_initial_call=True)
+    def export_csv(_: int, applied: str | None) -> tuple[Any, Any]:
+        return export_outputs(repo, applied)

@@ -44,7 +44,7 @@ from dashboard.customer_sets import CustomerCells, build_customer_cells, count_c
 from dashboard.heap import release_freed_memory
 from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, data_coverage, kpi_totals_over
 from salespulse.kpis import Coverage, compute_kpis
-from salespulse.lake import MANIFEST, STATUS, TABLES, file_day, in_days, parquet_scan, table_files
+from salespulse.lake import MANIFEST, STATUS, TABLES, file_day, in_days, parquet_scan, table_dir_files
 from salespulse.schema import COUNTRIES
 from salespulse.settings import DashboardSettings
 from salespulse.storage import Storage, as_storage
@@ -104,6 +104,16 @@ class ModelInfo:
     metrics: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """A table's committed files under one data version: those the reads use, and those the manifest lists that
+    cannot be read (a missing directory, a file gone from its directory, a file without a readable Parquet footer),
+    which the figures leave out and the page, /readyz and /metrics report."""
+
+    readable: tuple[str, ...]
+    unreadable: tuple[str, ...]
+
+
 @dataclass(eq=False)
 class _Built:
     """A per-version table of the repository's DuckDB."""
@@ -153,6 +163,10 @@ class LakeRepository:
         self._prepared: dict[tuple[str, ...] | None, str] = {}  # per visible countries: the version last prepared
         self._preparing: dict[tuple[str, ...] | None, _Preparation] = {}  # per visible countries: the running build
         self._first_seen: tuple[str, float] = ("", 0.0)  # the newest data version seen and when (time.monotonic())
+        # A published directory never changes (writers add new ones), so the files it held when first listed are the
+        # files it must hold, and a file found readable stays so. Per table, for what its manifest lists now.
+        self._dir_files: dict[str, dict[str, tuple[str, ...]]] = {}  # per table and directory: its files first seen
+        self._readable: dict[str, dict[str, bool]] = {}  # per table and listed file: whether it can be read
         self._serial = itertools.count()
 
     # -- versions and small files ------------------------------------------------------------------------
@@ -189,6 +203,7 @@ class LakeRepository:
         try:
             self.newest_hour()  # builds the daily rollup
             self._customer_cells()
+            self.unreadable_files()  # lists every table (and reads new files' footers) before the views ask
         except TableMissing:  # nothing published yet: nothing to build
             pass
         except Exception as err:  # the views' own reads report it, with the read warning
@@ -327,14 +342,68 @@ class LakeRepository:
         return unused
 
     def _files(self, table: str) -> tuple[str, ...]:
-        """The table's committed files; listing them costs a manifest read and a directory walk, so once per data
-        version. Raises TableMissing for a table never published."""
-        def listing() -> tuple[str, ...]:
+        """The table's committed files that can be read (``_listing``)."""
+        return self._listing(table).readable
+
+    def _listing(self, table: str) -> _Listing:
+        """The table's committed files, readable or not; listing them costs a manifest read and a directory walk
+        (and a footer read per file not seen before), so once per data version. Raises TableMissing for a table
+        never published."""
+        def listing() -> _Listing:
             try:
-                return tuple(table_files(self.lake, table))
+                by_dir = table_dir_files(self.lake, table)
             except FileNotFoundError:
                 raise TableMissing(table) from None
+            return self._check_files(table, by_dir)
         return self._cached(("files", table), listing)
+
+    def _check_files(self, table: str, by_dir: dict[str, list[str] | None]) -> _Listing:
+        """Splits the manifest's directories of ``table`` (their files as listed now; None: the directory is gone)
+        into files the reads can use and parts that cannot be read. A missing part must not silently lower the
+        totals: it is reported (``unreadable_files``) and logged with its path and cause when first found. Files
+        found unreadable are tried again at each data version (a remote read may fail only for a while)."""
+        with self._lock:
+            first_seen = self._dir_files.get(table, {})
+            expected = {d: first_seen.get(d, tuple(files or ())) for d, files in by_dir.items()}
+            self._dir_files[table] = expected
+            readable = dict(self._readable.get(table, {}))
+        present = sorted(f for files in by_dir.values() for f in files or ())
+        found = set(present)
+        gone = [self.lake.url(d) for d, files in by_dir.items() if files is None and not expected[d]]
+        gone += [f for d in by_dir for f in expected[d] if f not in found]
+        checked = {f: self._footer_error(f) for f in present if not readable.get(f, False)}
+        newly = {f: error for f, error in checked.items() if error and readable.get(f, True)}
+        newly |= {f: "listed by the manifest but gone" for f in gone if readable.get(f, True)}
+        if newly:
+            log.warning("%s: parts the manifest lists cannot be read; the figures leave them out: %s", table,
+                        "; ".join(f"{part} ({error})" for part, error in newly.items()))
+        readable |= {f: error is None for f, error in checked.items()} | dict.fromkeys(gone, False)
+        with self._lock:
+            self._readable[table] = {f: readable[f] for f in (*present, *gone)}
+        return _Listing(tuple(f for f in present if readable[f]),
+                        tuple(sorted(gone + [f for f in present if not readable[f]])))
+
+    def _footer_error(self, file: str) -> str | None:
+        """Why DuckDB cannot read ``file``'s Parquet footer (a truncated, foreign or vanished file), None when it
+        can."""
+        try:
+            self._con().execute("SELECT 1 FROM parquet_file_metadata(?)", [file]).fetchall()
+        except duckdb.OutOfMemoryException:  # the worker's trouble, not the file's
+            raise
+        except duckdb.Error as err:
+            return str(err)
+        return None
+
+    def unreadable_files(self) -> dict[str, tuple[str, ...]]:
+        """Per published table, the parts the manifest lists under the current data version that cannot be read
+        (files, or a directory when it is gone before it was ever listed); the figures leave them out."""
+        unreadable = {}
+        for table in TABLES:
+            try:
+                unreadable[table] = self._listing(table).unreadable
+            except TableMissing:
+                continue
+        return unreadable
 
     def _files_by_day(self, table: str) -> dict[date | None, tuple[str, ...]]:
         """The table's committed files per ``event_date`` partition, oldest day first."""

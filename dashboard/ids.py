@@ -24,6 +24,7 @@ TABS = "tabs"
 TAB_CONTENT = "tab-content"
 EXPORT_BUTTON = "export-button"
 EXPORT_DOWNLOAD = "export-download"
+EXPORT_NOTE = "export-note"  # beside the export button: why a download did not come or is partial
 
 # Overview
 KPI_CARDS = "overview-kpis"

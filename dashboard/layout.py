@@ -101,6 +101,7 @@ def render_filters(settings: DashboardSettings, countries: tuple[str, ...]) -> d
         dcc.Dropdown(id=ids.GRAIN, options=list(GRAINS), clearable=False, className="mb-3"),
         dbc.Button("Reset filters", id=ids.RESET, color="secondary", outline=True, size="sm", className="me-2"),
         dbc.Button("Export CSV", id=ids.EXPORT_BUTTON, color="primary", size="sm"),
+        html.Div(id=ids.EXPORT_NOTE, className="small mt-2"),
         html.Div("Dates are UTC days. Click a country, segment or product in a chart to filter on it.",
                  className="small text-muted mt-2"),
     ]), className="shadow-sm")

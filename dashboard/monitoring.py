@@ -2,12 +2,14 @@
 
 ``register_monitoring(server, settings, repo, served)`` adds to the dashboard's Flask server:
 
-- ``/healthz``: 200 while the process serves requests; ``/readyz``: 200 when the lake is readable and the
-  stream's status file shows a batch within ``monitoring.ready_max_lag_seconds``, else 503 with a reason.
+- ``/healthz``: 200 while the process serves requests; ``/readyz``: 200 when the lake is readable (every file
+  the manifest lists too) and the stream's status file shows a batch within ``monitoring.ready_max_lag_seconds``,
+  else 503 with a reason.
   Both are public and say nothing about data, paths or versions.
 - ``/metrics`` (Prometheus text): bearer ``monitoring.metrics_token``, or loopback clients only when unset.
   Request and Dash-callback latency histograms, errors, rows taken by the ingest API, and the stream's
-  figures read from the manifest and ``_status/stream.json`` at scrape time. With ``PROMETHEUS_MULTIPROC_DIR``
+  figures read from the manifest and ``_status/stream.json`` at scrape time, and the files the manifest lists
+  that cannot be read. With ``PROMETHEUS_MULTIPROC_DIR``
   set (gunicorn with several workers), the workers' metrics are summed over that folder. Memory is per process:
   the resident memory (``process_*``) and DuckDB memory by part of the worker that answers the scrape.
 - One JSON log line per request (``salespulse.access``; no bodies, no query strings) carrying the request
@@ -32,7 +34,7 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -102,7 +104,8 @@ def metrics_for(server: Flask) -> Metrics:
 
 
 class LakeCollector(Collector):
-    """Gauges read at scrape time from the manifest's stream counters and the stream's status file."""
+    """Gauges read at scrape time from the manifest's stream counters, the stream's status file and the files the
+    manifest lists that cannot be read."""
 
     def __init__(self, repo: LakeRepository, clock: Any = time.time):
         self.repo, self.clock = repo, clock
@@ -139,6 +142,13 @@ class LakeCollector(Collector):
             age.add_metric([], max(0.0, self.clock() - updated.timestamp()))
         yield from (lag, duration, pending, age)
 
+        unreadable = GaugeMetricFamily("salespulse_lake_unreadable_files", "Parts (files, or a vanished directory) "
+                                       "the manifest lists that cannot be read; the dashboard's figures leave them "
+                                       "out", labels=["table"])
+        for table, parts in sorted(self.repo.unreadable_files().items()):
+            unreadable.add_metric([table], float(len(parts)))
+        yield unreadable
+
 
 class MemoryCollector(Collector):
     """The answering worker's DuckDB memory by part (per-version tables, cached file blocks, ...), read at scrape
@@ -171,8 +181,11 @@ def readiness(repo: LakeRepository, max_lag_seconds: float, now: float) -> str |
             return "lake not readable: no published manifest"
         repo.manifest_streams()
         status = repo.stream_status()
+        unreadable = sum(len(parts) for parts in repo.unreadable_files().values())
     except OSError:
         return "lake not readable: permission or I/O error"
+    if unreadable:
+        return "lake partly unreadable: files the manifest lists cannot be read (count by table in /metrics)"
     if status is None:
         return "no stream status yet: the stream has not completed a batch"
     updated = _parse_time(status.get("updated_at"))
@@ -229,6 +242,13 @@ def _user() -> str | None:
         return g.api_client
     user = viewer()  # by name: the session id carries a password fingerprint, so it is not logged
     return user.name if user is not None else None
+
+
+def current_request_id() -> str:
+    """The id of the request being served, which its log lines carry and a user quotes to the operators; a new
+    one outside a request (or before the request hook ran)."""
+    request_id = getattr(g, "request_id", None) if has_request_context() else None
+    return request_id or uuid.uuid4().hex
 
 
 def wants_json() -> bool:

@@ -161,11 +161,19 @@ def table_dirs(lake: Storage | str | Path, table: str) -> list[str]:
 def table_files(lake: Storage | str | Path, table: str) -> list[str]:
     """The table's committed Parquet files, sorted, as the lake's storage names them. Raises FileNotFoundError
     when the table was never published."""
+    return sorted(f for files in table_dir_files(lake, table).values() for f in files or ())
+
+
+def table_dir_files(lake: Storage | str | Path, table: str) -> dict[str, list[str] | None]:
+    """Per committed directory of the table (relative to the lake), its Parquet files, sorted, as the lake's
+    storage names them; None for a directory the manifest lists but the storage no longer holds (an empty write
+    still leaves its directory). Raises FileNotFoundError when the table was never published."""
     storage = as_storage(lake)
     rels = _published_dirs(storage, table)
     if not rels:
         raise FileNotFoundError(f"the lake at {storage.uri} has no published {table} yet")
-    return sorted(f for rel in rels for f in storage.find(rel, ".parquet", published=True))
+    listing = {rel: storage.find(rel, ".parquet", published=True) for rel in rels}
+    return {rel: files if files or storage.exists(rel) else None for rel, files in listing.items()}
 
 
 def parquet_scan(files: list[str] | tuple[str, ...]) -> str | None:

@@ -19,6 +19,7 @@ from dashboard.response_cache import CACHE_HEADER
 from salespulse.settings import Settings
 from tests.accounts import write_accounts
 from tests.dashboard.test_security import OTHERS, callback_body, client_for, texts
+from tests.dashboard.test_unreadable_files import corrupt_pages
 from tests.lakes import SampleLake, publish_frame, sample_forecasts
 
 pytestmark = pytest.mark.spark
@@ -97,8 +98,8 @@ def test_a_publish_changes_the_response(lake_copy: SampleLake, spark, tmp_path: 
 
 
 def test_a_failed_read_is_not_cached(lake_copy: SampleLake, tmp_path: Path) -> None:
-    for part in (lake_copy.lake / "gold").rglob("*.parquet"):  # every gold file unreadable: each read fails
-        part.write_bytes(b"not parquet")
+    for part in (lake_copy.lake / "gold").rglob("*.parquet"):  # every gold file's data garbled: each read fails
+        corrupt_pages(part)
     boss = client_for(server_for(lake_copy.settings, tmp_path), "boss")
     body = tab_body(boss, "overview")
     for _ in range(2):
