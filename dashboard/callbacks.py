@@ -36,6 +36,8 @@ from dashboard.layout import (
     render_tab,
 )
 from salespulse.kpi_report import SalesFilter
+from salespulse.kpis import round_money
+from salespulse.schema import MONEY_COLUMNS
 from salespulse.settings import DashboardSettings
 from salespulse.users import User
 
@@ -273,6 +275,8 @@ def export_frame(repo: LakeRepository, query: str | None) -> tuple[pd.DataFrame,
     view, where, _ = _where(repo, query)
     grain, _ = effective_grain(where, view.grain)
     frame = repo.export_rows(where, grain)
+    # the cents every other view shows, written as numbers (assign: the repository's cached frame stays as is)
+    frame = frame.assign(**{c: frame[c].map(round_money) for c in frame.columns if c in MONEY_COLUMNS})
     frame["period"] = pd.to_datetime(frame["period"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     frame = spreadsheet_safe(frame.rename(columns={"period": f"{grain}_start_utc"}))
     first = where.start.date().isoformat() if where.start else "all"

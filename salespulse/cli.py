@@ -325,7 +325,7 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | Non
     """Print KPI totals read from gold (DuckDB, committed tables only): sales, profit, margin, orders,
     average transaction value, units, items per hour, active, new, returning and repeat customers. The
     filters are the dashboard's: its KPI cards show the same numbers for the same filters."""
-    from salespulse.kpi_report import SalesFilter, format_kpi_table, kpi_totals
+    from salespulse.kpi_report import SalesFilter, format_kpi_table, kpi_json, kpi_totals
     from salespulse.storage import open_storage
 
     settings = _settings(ctx, {"paths.lake": lake})
@@ -336,7 +336,7 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | Non
     except FileNotFoundError as err:
         _fail(str(err))
     if as_json:
-        click.echo(table.to_json(orient="records"))
+        click.echo(kpi_json(table))
     else:
         click.echo(format_kpi_table(table).to_string(index=False))
 
