@@ -135,6 +135,8 @@ def overview_outputs(repo: LakeRepository, query: str | None, settings: Dashboar
         top = finest.result().nlargest(settings.top_n, "sales")
         months, trend = months.result(), trend.result()
     top = top.assign(margin=top["profit"] / top["sales"].where(top["sales"] != 0))
+    # money already in cents by the display rule: the table's own $ format then shows exactly those cents
+    top = top.assign(**{c: top[c].map(round_money).astype(float) for c in ("sales", "profit")})
     zone = settings.time_zone
     return (cards,
             figures.share_figure(segments, "segment", "Sales by segment", revision, hole=0.5),

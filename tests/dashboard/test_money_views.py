@@ -26,19 +26,11 @@ from spark_jobs.backfill import run_backfill
 from tests.accounts import PASSWORD
 from tests.dashboard.browser import log_in, serve_as_demo, wait_for
 from tests.dashboard.test_browser import kpi
+from tests.spark.test_backfill import WORKBOOK, original_workbook
 from tests.spark.test_notebook import NOTEBOOK, ROOT, printed_text, row
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-WORKBOOK = ROOT / "tests" / "fixtures" / "exports" / "financial_sample_original.xlsx"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
-USA = "United States of America"  # the workbook's name; the lake's is USA (ingest alias)
-
-
-def exact(cell: object) -> Decimal:
-    """A workbook amount as the exact value it stands for: amounts are units (1 decimal) times prices and
-    discount rates (2 decimals), so 3 decimals hold them; the cell holds the nearest binary float of Excel's
-    arithmetic (e.g. 1234.5649999999998), which rounding to 3 places undoes."""
-    return Decimal(repr(float(cell))).quantize(Decimal("0.001"))
 
 
 def cents_text(value: Decimal) -> str:
@@ -49,12 +41,7 @@ def cents_text(value: Decimal) -> str:
 
 @pytest.fixture(scope="module")
 def workbook() -> pd.DataFrame:
-    frame = pd.read_excel(WORKBOOK, keep_default_na=False)
-    frame.columns = frame.columns.str.strip()
-    for column in ("Sales", "Profit"):
-        frame[column] = frame[column].map(exact)
-    frame["Country"] = frame["Country"].str.strip().replace({USA: "USA"})
-    return frame
+    return original_workbook()
 
 
 @pytest.fixture(scope="module")
