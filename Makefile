@@ -11,7 +11,7 @@ DEMO_HISTORY_RATE ?= 0.1
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: demo test bench lint setup java browser clean-data help
+.PHONY: demo test bench lint notebook setup java browser clean-data help
 .DEFAULT_GOAL := help
 
 help:
@@ -19,6 +19,7 @@ help:
 	@echo "make test   set up, then run the whole test suite"
 	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
 	@echo "make lint   ruff over the code"
+	@echo "make notebook LAKE=data/lake   run notebooks/explore.ipynb headless against a lake (executed copy in data/notebooks/)"
 	@echo "make clean-data  delete everything under data/ but its README"
 
 setup: $(STAMP) java
@@ -119,6 +120,10 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+LAKE ?= data/lake
+notebook: setup
+	$(BIN)/python notebooks/run.py --lake $(LAKE)
 
 clean-data:
 	find data -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

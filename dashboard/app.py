@@ -35,7 +35,8 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
                update_title=None)
     # First, so its request ids and timings cover the login guard's 401s too. Its own reader sees every country:
     # probes and /metrics are system-wide and guarded by their own token, not by a dashboard session.
-    register_monitoring(app.server, settings, LakeRepository(lake, settings.paths.models), repo)
+    register_monitoring(app.server, settings, LakeRepository(lake, settings.paths.models), repo,
+                        app.callback_map.keys())
     install_auth(app.server, settings.auth, settings.dashboard.production)
 
     def layout() -> html.Div:  # a function: rebuilt per page load (PITFALLS 30), for the logged-in user

@@ -1,7 +1,7 @@
 """Login, sessions and the one guard in front of everything the Flask server serves.
 
 ``install_auth`` adds to the Dash app's Flask server: Flask-Login sessions (signed cookie, HttpOnly,
-SameSite=Lax, Secure in production), ``/login`` (form, rate-limited failures) and ``/logout``, and a
+SameSite=Lax, Secure in production), ``/login`` (form, rate-limited failures) and ``POST /logout``, and a
 ``before_request`` guard that lets through only logged-in users and the paths of ``OPEN_PATHS``.
 ``viewer_countries`` tells the lake repository which countries the current request's user may see.
 See docs/security.md.
@@ -10,6 +10,7 @@ See docs/security.md.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
@@ -20,6 +21,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.datastructures import MIMEAccept
+from werkzeug.exceptions import MethodNotAllowed
 
 from salespulse.settings import AuthSettings
 from salespulse.users import User, UserStore, check_login
@@ -29,6 +31,8 @@ from salespulse.users import User, UserStore, check_login
 # path under it; any other entry is one exact path.
 OPEN_PATHS = ("/login", "/healthz", "/readyz", "/metrics", "/api/")
 LOGIN_FAILED = "Unknown user name or wrong password."
+SAME_SITE_PATH = re.compile(r"^/(?![/\\])")  # one slash, then anything but another slash or a backslash
+DOT_SEGMENT = re.compile(r"^(\.|%2e){1,2}$", re.IGNORECASE)
 
 
 class AuthSetupError(RuntimeError):
@@ -56,11 +60,15 @@ def is_open_path(path: str) -> bool:
 
 def safe_next(target: str | None) -> str:
     """Where to go after logging in: a same-site path only (``/?range=7d``), else ``/``; never another host
-    (``//evil.example``, ``https://...``, ``/\\evil``)."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return "/"
+    (``//evil.example``, ``https://...``, ``/\\evil``, ``/.//evil.example``)."""
+    if not target or any(ord(ch) < 32 or ch in "\\\x7f" for ch in target):
+        return "/"  # browsers drop control characters and read a backslash as a slash
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or any(ord(ch) < 32 for ch in target):
+    if parts.scheme or parts.netloc or not SAME_SITE_PATH.match(parts.path):
+        return "/"
+    # Browsers remove dot segments ("." and "..", also spelled %2e): "/.//evil.example" becomes the path
+    # "//evil.example", which reads as another host wherever it is used as a link again.
+    if any(DOT_SEGMENT.match(segment) for segment in parts.path.split("/")):
         return "/"
     return target
 
@@ -149,11 +157,15 @@ def install_auth(server: Flask, settings: AuthSettings, production: bool) -> Use
         return redirect(target)
 
     def logout() -> ResponseReturnValue:
+        if request.method != "POST":
+            raise MethodNotAllowed(["POST"], "log out with a POST (the header's Log out button)")
         logout_user()
         session.clear()
         return redirect("/login")
 
     server.add_url_rule("/login", "login", login, methods=["GET", "POST"])
+    # Logging out takes a POST: another site's link or redirect is a top-level GET, which carries the SameSite=Lax
+    # session cookie; its POSTs do not. GET is routed here only to answer 405 instead of Dash's catch-all page.
     server.add_url_rule("/logout", "logout", logout, methods=["GET", "POST"])
     return store
 

@@ -6,7 +6,8 @@ Per cell (UTC day x country-segment pair) the set of customers active in it is k
 customer), beside the set of customers with two or more orders in it and the cell's order count. A period's
 active customers are the OR of its cells' sets (exact; per-day counts cannot be summed, a customer active on
 two days would count twice); a repeat customer is one in two of the chosen cells or in one cell's two-order
-set; a new customer is an active one whose first order ever falls on or after the period's first day.
+set; a new customer is an active one whose first order in the viewer's countries falls on or after the period's
+first day.
 Memory: cells x customers / 8 bytes, twice (90 days x 25 pairs x 100,000 customers: 56 MB).
 
 Pure numpy: ``dashboard/data.py`` reads the rows and builds one ``CustomerCells`` per data version.
@@ -31,7 +32,7 @@ class CustomerCells:
     active: np.ndarray  # uint8 (days, groups, bytes): bit c of a cell = customer c ordered in it
     repeat: np.ndarray  # uint8 (days, groups, bytes): customer c placed two or more orders in the cell
     orders: np.ndarray  # int64 (days, groups): orders in the cell
-    first_ever: np.ndarray  # int32 (customers,): epoch day of each customer's first order ever
+    first_ever: np.ndarray  # int32 (customers,): epoch day of each customer's first order in the viewer's countries
 
 
 def build_customer_cells(first_day: int, days: int, chunks: Iterable[tuple[np.ndarray, ...]], first_ever: np.ndarray,

@@ -42,8 +42,8 @@ import pandas as pd
 from dashboard.customer_sets import COLUMNS as CUSTOMER_COLUMNS
 from dashboard.customer_sets import CustomerCells, build_customer_cells, count_customers
 from dashboard.heap import release_freed_memory
-from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, kpi_totals_over
-from salespulse.kpis import compute_kpis
+from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, data_coverage, kpi_totals_over
+from salespulse.kpis import Coverage, compute_kpis
 from salespulse.lake import MANIFEST, STATUS, TABLES, file_day, in_days, parquet_scan, table_files
 from salespulse.schema import COUNTRIES
 from salespulse.settings import DashboardSettings
@@ -59,7 +59,8 @@ DAILY_SQL = f"""SELECT event_date, country, segment, product, discount_band, min
                        {", ".join(f"sum({m}) AS {m}" for m in MEASURES[1:])}
                 FROM {{rows}} GROUP BY ALL"""
 # gold_customers_daily with dense integer keys, for the customer bitsets: customers numbered 0.. (with their
-# first order ever, over every row whatever the filter, as customer_totals counts "new"), country-segment pairs
+# first order in the viewer's countries, over every row they may see whatever the filter, as customer_totals
+# counts "new"), country-segment pairs
 # numbered 0.., and per UTC day (as days since 1970-01-01), pair and customer its rows' orders. Customers are
 # numbered in order of their first day in the lake: a new version's numbers differ from the previous version's only
 # from the first day whose customers changed on, so earlier days' bitsets carry over (see _customer_cells).
@@ -430,15 +431,13 @@ class LakeRepository:
 
     def _sales_daily(self) -> str | None:
         """gold_sales_hourly rolled up per UTC day, as a relation with gold's columns: each day's sums at its
-        first hour with sales, plus a row of zeros at its last hour, so sums, ``min(hour)``/``max(hour)`` (items
-        per hour) and any filter or grouping on whole days, weeks or months give what gold gives."""
+        first hour with sales, so sums and any filter or grouping on whole days, weeks or months give what gold
+        gives."""
         daily = self._daily_table()
         if daily is None:
             return None
         keys = "event_date, country, segment, product, discount_band"
-        zeros = ", ".join(["0"] + ["0.0"] * (len(MEASURES) - 1))
-        return f"""(SELECT first_hour AS hour, {keys}, {", ".join(MEASURES)} FROM {daily}
-                    UNION ALL SELECT last_hour, {keys}, {zeros} FROM {daily} WHERE last_hour > first_hour)"""
+        return f"(SELECT first_hour AS hour, {keys}, {', '.join(MEASURES)} FROM {daily})"
 
     def _customer_cells(self) -> CustomerCells | None:
         """gold_customers_daily as customer bitsets per UTC day and country-segment pair (see
@@ -526,13 +525,21 @@ class LakeRepository:
 
     # -- sales -------------------------------------------------------------------------------------------
     def newest_hour(self) -> pd.Timestamp | None:
-        """Start of the newest hour with sales (UTC, naive), the anchor of the date presets. From the daily
-        rollup, which the page's KPIs need anyway: scanning gold for it cost a read of every file per version."""
-        def compute() -> pd.Timestamp | None:
+        """Start of the newest hour with sales (UTC, naive), the anchor of the date presets."""
+        coverage = self._coverage()
+        return None if coverage is None else pd.Timestamp(coverage.last_hour)
+
+    def _coverage(self) -> Coverage | None:
+        """The viewer's first and last hour with sales and the lake's publish time (items per hour's hours). From
+        the daily rollup, which the page's KPIs need anyway: scanning gold for it cost a read of every file per
+        version."""
+        def compute() -> Coverage | None:
             daily = self._daily_table()
-            newest = self._frame(f"SELECT max(last_hour) AS h FROM {daily}")["h"].iloc[0] if daily else None
-            return None if newest is None or pd.isna(newest) else pd.Timestamp(newest)
-        return self._cached(("newest_hour",), compute)
+            if daily is None:
+                return None
+            first, last = self._con().execute(f"SELECT min(first_hour), max(last_hour) FROM {daily}").fetchone()
+            return data_coverage(first, last, self.published_at())
+        return self._cached(("coverage",), compute)
 
     def kpis(self, where: SalesFilter) -> dict[str, Any]:
         """The KPI row `salespulse kpis` prints for the same filter (same function), as a dict."""
@@ -541,7 +548,7 @@ class LakeRepository:
             if sales is None:
                 return {}
             customers = self._customer_rows(where, None) if where.per_customer else None
-            rows = kpi_totals_over(self._con(), sales, None, None, where, customers)
+            rows = kpi_totals_over(self._con(), sales, None, None, where, customers, coverage=self._coverage())
             if rows.empty or not rows["orders"].iloc[0]:
                 return {}
             row = rows.iloc[0].to_dict()

@@ -8,7 +8,7 @@ FILTERS = "filters-store"  # dcc.Store: the applied filters as a URL query strin
 HEADER_FRESHNESS = "header-freshness"
 HEADER_MODEL = "header-model"
 ACCOUNT = "header-account"
-LOGOUT = "logout-link"
+LOGOUT = "logout-form"
 
 PRESET = "filter-preset"
 DATES = "filter-dates"

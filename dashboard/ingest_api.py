@@ -14,12 +14,11 @@ import hmac
 import logging
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import IO, Any
 
 from flask import Flask, g, jsonify, request
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from dashboard.monitoring import metrics_for
 from salespulse.ingest import EventValidator, MalformedBody, parse_csv_records, parse_json_records
@@ -30,6 +29,7 @@ from salespulse.storage import open_storage
 
 API_PREFIX = "/api/v1"
 CONTENT_TYPES = ("application/json", "text/csv")
+BODY_CHUNK_BYTES = 64 * 1024
 log = logging.getLogger("salespulse.api")
 
 
@@ -49,6 +49,21 @@ def _token_index(tokens: list[bytes]) -> int | None:
         if hmac.compare_digest(candidate, token):
             found = index
     return found
+
+
+def read_body(stream: IO[bytes], limit: int) -> bytes | None:
+    """The whole body, or None as soon as it holds more than ``limit`` bytes. Read here in bounded chunks to its
+    end: a chunked body announces no length, so only reading it tells its size, and the limit must not depend
+    on how the client framed the body (nor may a body be cut at the limit and parsed)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(min(BODY_CHUNK_BYTES, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    return None
 
 
 def landing_file_name(event: str, now: datetime) -> str:
@@ -90,13 +105,12 @@ def register_ingest_api(server: Flask, settings: Settings) -> None:
         if content_type not in CONTENT_TYPES:
             return _error(415, f"Content-Type must be application/json (an array of objects) or text/csv; "
                                f"got {content_type or 'none'}")
+        too_large = f"body larger than {api.max_body_bytes} bytes (api.max_body_bytes); nothing was landed"
         if request.content_length is not None and request.content_length > api.max_body_bytes:
-            return _error(413, f"body larger than {api.max_body_bytes} bytes (api.max_body_bytes)")
-        request.max_content_length = api.max_body_bytes  # also bounds bodies sent without a length
-        try:
-            body = request.get_data(cache=False)
-        except RequestEntityTooLarge:
-            return _error(413, f"body larger than {api.max_body_bytes} bytes (api.max_body_bytes)")
+            return _error(413, too_large)
+        body = read_body(request.stream, api.max_body_bytes)
+        if body is None:
+            return _error(413, too_large)
         validator = validators[event]
         try:
             if content_type == "application/json":

@@ -66,12 +66,14 @@ def render_header(settings: DashboardSettings, user: User | None) -> dbc.Navbar:
 
 
 def render_account(user: User | None) -> list[Any]:
-    """Who is logged in, what they may see, and the logout link (a plain link: /logout is a server route)."""
+    """Who is logged in, what they may see, and the logout button: a plain form posting to the server's /logout
+    (POST only, so no other site can log the user out with a link or an image)."""
     if user is None:
         return []
     scope = "all countries" if user.admin else ", ".join(user.countries)
     return [html.Span(f"{user.name} · {scope}", id=ids.ACCOUNT, className="text-white ms-3 small"),
-            html.A("Log out", href="/logout", id=ids.LOGOUT, className="btn btn-outline-light btn-sm ms-2")]
+            html.Form(html.Button("Log out", type="submit", className="btn btn-outline-light btn-sm"),
+                      id=ids.LOGOUT, action="/logout", method="post", className="ms-2 mb-0")]
 
 
 def _multi(component_id: str, name: str, label: str, options: tuple[str, ...] | None = None) -> html.Div:

@@ -26,7 +26,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
@@ -56,6 +56,11 @@ ACCESS_LOG = "salespulse.access"
 EXTENSION = "salespulse.metrics"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STREAM_COUNTERS = ("rows_in", "rows_silver", "rows_quarantined", "rows_duplicate", "files")
+# Label values come from these fixed sets, never from the request: every distinct value is a series kept (and
+# printed at each scrape) for the life of the process.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
+OTHER_CALLBACK = "<other>"
 
 log = logging.getLogger("salespulse.errors")
 access_log = logging.getLogger(ACCESS_LOG)
@@ -79,7 +84,8 @@ class Metrics:
             request_seconds=Histogram("salespulse_http_request_duration_seconds", "HTTP request latency by route",
                                       ["route", "method"], buckets=LATENCY_BUCKETS, registry=registry),
             callback_seconds=Histogram("salespulse_dash_callback_duration_seconds",
-                                       "Dash callback latency by the callback's output id", ["output"],
+                                       "Dash callback latency of signed-in users by the registered callback's "
+                                       "output id (<other> for any other)", ["output"],
                                        buckets=LATENCY_BUCKETS, registry=registry),
             errors=Counter("salespulse_http_errors_total", "Responses with a 5xx status (unhandled errors included)",
                            ["route"], registry=registry),
@@ -207,6 +213,16 @@ def _route() -> str:
     return request.url_rule.rule if request.url_rule is not None else "<unmatched>"
 
 
+def _method() -> str:
+    return request.method if request.method in HTTP_METHODS else OTHER_METHOD  # Werkzeug takes any token
+
+
+def _callback_label(callback_ids: Collection[str]) -> str:
+    body = request.get_json(silent=True, cache=True)  # Dash has parsed it already: no second read
+    output = body.get("output") if isinstance(body, dict) else None
+    return output if isinstance(output, str) and output in callback_ids else OTHER_CALLBACK
+
+
 def _user() -> str | None:
     """The signed-in user (Flask-Login, when the app uses it) or the ingest API's token label; never a secret."""
     if getattr(g, "api_client", None):
@@ -241,9 +257,11 @@ def _is_loopback(address: str | None) -> bool:
         return False
 
 
-def register_monitoring(server: Flask, settings: Settings, repo: LakeRepository, served: LakeRepository) -> None:
+def register_monitoring(server: Flask, settings: Settings, repo: LakeRepository, served: LakeRepository,
+                        callback_ids: Collection[str]) -> None:
     """Health and readiness probes, /metrics, request ids and JSON request logs, error pages. ``repo`` reads the
-    stream's figures (every country); ``served`` is the repository the dashboard's callbacks query."""
+    stream's figures (every country); ``served`` is the repository the dashboard's callbacks query;
+    ``callback_ids`` (a live view: callbacks may be registered later) the Dash callbacks timed by their id."""
     config = settings.monitoring
     metrics = metrics_for(server)
     per_process = (LakeCollector(repo), MemoryCollector(served))
@@ -266,13 +284,13 @@ def register_monitoring(server: Flask, settings: Settings, repo: LakeRepository,
         response.headers[REQUEST_ID_HEADER] = request_id
         seconds = time.perf_counter() - getattr(g, "request_started", time.perf_counter())
         route = _route()
-        metrics.request_seconds.labels(route, request.method).observe(seconds)
+        metrics.request_seconds.labels(route, _method()).observe(seconds)
         if response.status_code >= 500:
             metrics.errors.labels(route).inc()
-        if request.path.endswith(DASH_UPDATE) and request.method == "POST":
-            body = request.get_json(silent=True, cache=True)  # Dash has parsed it already: no second read
-            output = body.get("output") if isinstance(body, dict) else None
-            metrics.callback_seconds.labels(str(output or "<unknown>")).observe(seconds)
+        # Only a signed-in user's callbacks: an anonymous request is refused before Dash reads its body, and
+        # reading it here would let anyone make the worker parse megabytes per request.
+        if request.path.endswith(DASH_UPDATE) and request.method == "POST" and viewer() is not None:
+            metrics.callback_seconds.labels(_callback_label(callback_ids)).observe(seconds)
         if config.log_requests:
             access_log.info("request", extra={"fields": {
                 "request_id": request_id, "method": request.method, "path": request.path,

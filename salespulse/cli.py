@@ -24,10 +24,13 @@ CONFIG_HELP = (
 
 def _settings(ctx: click.Context, overrides: dict[str, Any] | None = None) -> Settings:
     try:
-        return load_settings(ctx.obj["config"], overrides)
+        settings = load_settings(ctx.obj["config"], overrides)
     except SettingsError as err:
         click.echo(f"salespulse: {err}", err=True)
         ctx.exit(2)
+    if ctx.obj["verbose"]:  # Spark's own output on the terminal instead of spark.log_file
+        settings = settings.model_copy(update={"spark": settings.spark.model_copy(update={"log_file": None})})
+    return settings
 
 
 def _say(message: str) -> None:
@@ -36,8 +39,10 @@ def _say(message: str) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), help=CONFIG_HELP)
+@click.option("--verbose", is_flag=True,
+              help="Show Spark's own output (log4j lines, banners) on the terminal instead of spark.log_file.")
 @click.pass_context
-def main(ctx: click.Context, config: Path | None) -> None:
+def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     """SalesPulse: real-time sales KPIs for executives.
 
     \b
@@ -46,13 +51,20 @@ def main(ctx: click.Context, config: Path | None) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
+    ctx.obj["verbose"] = verbose
 
 
 @main.command("config")
 @click.pass_context
 def show_config(ctx: click.Context) -> None:
-    """Print the effective settings (file, environment and defaults merged) as YAML."""
-    click.echo(yaml.safe_dump(_settings(ctx).model_dump(mode="json"), sort_keys=False, allow_unicode=True), nl=False)
+    """Print the effective settings (file, environment and defaults merged) as YAML, after comment lines saying
+    which settings file and which environment variables they came from."""
+    from salespulse.settings import describe_sources
+
+    settings = _settings(ctx)
+    for line in describe_sources(ctx.obj["config"]):
+        click.echo(f"# {line}")
+    click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False, allow_unicode=True), nl=False)
 
 
 def _parse_end(_: click.Context, __: click.Parameter, value: str | None) -> int | None:
@@ -325,12 +337,25 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | Non
     """Print KPI totals read from gold (DuckDB, committed tables only): sales, profit, margin, orders,
     average transaction value, units, items per hour, active, new, returning and repeat customers. The
     filters are the dashboard's: its KPI cards show the same numbers for the same filters."""
-    from salespulse.kpi_report import SalesFilter, format_kpi_table, kpi_json, kpi_totals
+    from salespulse.kpi_report import (
+        SalesFilter,
+        UnknownFilterValue,
+        canonical_filter_values,
+        format_kpi_table,
+        kpi_json,
+        kpi_totals,
+    )
     from salespulse.storage import open_storage
 
     settings = _settings(ctx, {"paths.lake": lake})
-    where = SalesFilter.for_dates(start, end, countries=_split(country), segments=_split(segment),
-                                  products=_split(product), bands=_split(band))
+    chosen = {"country": country, "segment": segment, "product": product, "discount_band": band}
+    try:
+        values = {column: canonical_filter_values(column, _split(given), settings.ingest.country_aliases)
+                  for column, given in chosen.items()}
+    except UnknownFilterValue as err:
+        _fail(str(err), 2)
+    where = SalesFilter.for_dates(start, end, countries=values["country"], segments=values["segment"],
+                                  products=values["product"], bands=values["discount_band"])
     try:
         table = kpi_totals(open_storage(settings.paths.lake, settings.hdfs), by, where)
     except FileNotFoundError as err:
@@ -440,8 +465,9 @@ def sql(ctx: click.Context, query: str, lake: str | None, as_json: bool, limit: 
     quarantine_inventory."""
     import json
 
-    from pyspark.errors import AnalysisException, ParseException
+    from pyspark.errors.exceptions.captured import CapturedException
 
+    from salespulse.console import describe_sql_error, format_rows
     from spark_jobs.io import read_manifest, read_table
     from spark_jobs.session import build_session
 
@@ -457,9 +483,48 @@ def sql(ctx: click.Context, query: str, lake: str | None, as_json: bool, limit: 
         if as_json:
             click.echo(json.dumps([row.asDict(recursive=True) for row in result.collect()], default=str))
         else:
-            result.show(limit, truncate=False)
-    except (AnalysisException, ParseException) as err:
-        _fail(f"SQL error: {str(err).splitlines()[0]}")
+            rows = result.limit(limit + 1).collect()
+            for line in format_rows(result.columns, [tuple(row) for row in rows[:limit]]):
+                _say(line)
+            if len(rows) > limit:
+                _say(f"(the first {limit} rows; --limit shows more)")
+    except CapturedException as err:
+        _fail(f"SQL error: {describe_sql_error(err)}")
+
+
+@main.group()
+def profile() -> None:
+    """Source profiles: how an export's columns map onto SalesPulse's (docs/profiles.md)."""
+
+
+@profile.command("suggest")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--event", type=click.Choice(["sales", "inventory"]), default="sales", show_default=True)
+@click.option("--sheet", default="0", show_default=True, help=".xlsx sheet name or 0-based index.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the profile here (default: stdout).")
+@click.pass_context
+def suggest_profile(ctx: click.Context, file: Path, event: str, sheet: str, out: Path | None) -> None:
+    """Read an export (CSV, TSV, .xlsx) and write a starting profile: the header line found, columns mapped by
+    their names, the date format that reads every row (day/month ambiguity called out), and each category
+    column's values with those SalesPulse does not know. Edit what it marks CHECK, then load it with
+    `salespulse backfill --profile FILE`."""
+    from salespulse.exports import SourceError
+    from salespulse.profile_suggest import render_profile
+    from salespulse.profile_suggest import suggest_profile as suggest
+
+    settings = _settings(ctx)
+    try:
+        suggestion = suggest(file, event, int(sheet) if sheet.isdigit() else sheet)
+    except (SourceError, UnicodeDecodeError) as err:
+        _fail(f"{file}: {err}", 2)
+    text = render_profile(suggestion, settings.ingest.country_aliases)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        _say(f"profile: wrote {out} ({len(suggestion.profile['columns'])} columns mapped, header on line "
+             f"{suggestion.header_line}, {suggestion.rows:,} rows); check the lines marked CHECK")
 
 
 @main.group()

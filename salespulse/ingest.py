@@ -24,6 +24,8 @@ from salespulse.schema import CATEGORY_VALUES, EventSchema
 
 CANONICAL_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 MAX_REPORTED_ROWS = 100  # failing rows listed in one response; the count covers all of them
+MAX_INTEGER_DIGITS = 300  # an integer up to this long converts to float without overflow (doubles end near 1.8e308)
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # only a JSON \u escape makes one; no file can hold it as UTF-8
 
 
 class MalformedBody(ValueError):
@@ -60,12 +62,22 @@ class Validation:
         }
 
 
+def _json_integer(digits: str) -> int | float:
+    # Every numeric column is a double, so a longer integer is read as one: a 400-digit number becomes infinite
+    # and fails its row as not finite, instead of Python's int refusing more than 4300 digits or overflowing
+    # when converted to float.
+    return int(digits) if len(digits) <= MAX_INTEGER_DIGITS else float(digits)
+
+
 def parse_json_records(body: bytes) -> list[dict[str, Any]]:
     """A JSON array of objects; anything else is :class:`MalformedBody`."""
     try:
-        records = json.loads(body.decode("utf-8"))
+        records = json.loads(body.decode("utf-8"), parse_int=_json_integer)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise MalformedBody(f"body is not valid UTF-8 JSON: {err}") from None
+    except RecursionError:  # the parser recurses once per level: a deep enough nesting exhausts the stack
+        raise MalformedBody("body nests arrays or objects too deeply: a JSON array of flat objects (one per "
+                            "event, column -> value) is expected") from None
     if not isinstance(records, list):
         raise MalformedBody(f"body must be a JSON array of objects, got a JSON {type(records).__name__}")
     wrong = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
@@ -157,6 +169,9 @@ class EventValidator:
             return text
         if not isinstance(value, str):
             reasons.append(f"{name}: expected a string, got {type(value).__name__}")
+            return None
+        if LONE_SURROGATE.search(value):
+            reasons.append(f"{name}: not valid Unicode text (a lone surrogate such as \\ud800)")
             return None
         value = value.strip()
         if column.dtype == "timestamp":

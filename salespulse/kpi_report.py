@@ -17,9 +17,17 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from salespulse.kpis import ADDITIVE_MEASURES, KPI_BY_KEY, compute_kpis, format_kpi, round_half_up
-from salespulse.lake import duckdb_scan
-from salespulse.schema import MONEY_COLUMNS, MONEY_TOTAL_SQL
+from salespulse.kpis import (
+    ADDITIVE_MEASURES,
+    KPI_BY_KEY,
+    Coverage,
+    compute_kpis,
+    format_kpi,
+    period_hours,
+    round_half_up,
+)
+from salespulse.lake import duckdb_scan, read_manifest
+from salespulse.schema import CATEGORY_VALUES, MONEY_COLUMNS, MONEY_TOTAL_SQL
 from salespulse.storage import Storage, as_storage
 
 GROUPINGS = {"country": "country", "segment": "segment", "product": "product",
@@ -87,6 +95,26 @@ class SalesFilter:
         return " AND ".join(clauses), params
 
 
+class UnknownFilterValue(ValueError):
+    """A filter value that names no country, segment, product or band: it would match nothing."""
+
+
+def canonical_filter_values(column: str, values: tuple[str, ...],
+                            country_aliases: dict[str, str]) -> tuple[str, ...]:
+    """``values`` as the lake spells them: matched case-insensitively after trimming, countries also through the
+    ingest aliases (so `--country "United States of America"` counts what was loaded as USA). A value that names
+    nothing raises UnknownFilterValue listing the known ones, rather than printing an empty table."""
+    known = {value.lower(): value for value in CATEGORY_VALUES[column]}
+    if column == "country":
+        known |= {alias.strip().lower(): country for alias, country in country_aliases.items()}
+    unknown = [value for value in values if value.strip().lower() not in known]
+    if unknown:
+        raise UnknownFilterValue(f"unknown {column} {', '.join(repr(v) for v in unknown)}; known: "
+                                 f"{', '.join(CATEGORY_VALUES[column])}"
+                                 + (" (or an alias in ingest.country_aliases)" if column == "country" else ""))
+    return tuple(dict.fromkeys(known[value.strip().lower()] for value in values))
+
+
 def _scan(lake: Storage, table: str) -> str | None:
     try:
         return duckdb_scan(lake, table)
@@ -104,14 +132,30 @@ def kpi_totals(lake: Storage | str | Path, by: str | None = None, where: SalesFi
         raise FileNotFoundError(f"the lake at {storage.uri} holds no sales yet")
     con = duckdb.connect()
     storage.attach(con)
-    return kpi_totals_over(con, sales, _scan(storage, "gold_customers_daily"), by, where)
+    first_hour, last_hour = con.execute(f"SELECT min(hour), max(hour) FROM {sales}").fetchone()
+    coverage = data_coverage(first_hour, last_hour, read_manifest(storage).get("published_at"))
+    return kpi_totals_over(con, sales, _scan(storage, "gold_customers_daily"), by, where, coverage=coverage)
+
+
+def data_coverage(first_hour: datetime | None, last_hour: datetime | None,
+                  published_at: str | None) -> Coverage | None:
+    """The Coverage of sales whose first and last hours (naive UTC) are given, in a lake last published at
+    ``published_at`` (the manifest's ISO time; without one, the data's "now" is the end of its last hour).
+    None without sales."""
+    if first_hour is None or last_hour is None or pd.isna(first_hour) or pd.isna(last_hour):
+        return None
+    first, last = pd.Timestamp(first_hour).to_pydatetime(), pd.Timestamp(last_hour).to_pydatetime()
+    as_of = _naive_utc(datetime.fromisoformat(published_at)) if published_at else last + timedelta(hours=1)
+    return Coverage(first, last, as_of)
 
 
 def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str | None, by: str | None,
-                    where: SalesFilter, customer_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+                    where: SalesFilter, customer_rows: pd.DataFrame | None = None, *,
+                    coverage: Coverage | None) -> pd.DataFrame:
     """kpi_totals over given relations (the dashboard passes its own scans, restricted to what a user may see,
     and may pass ``customer_rows``: customer_totals' rows for ``by`` and ``where``, computed its own faster way,
-    instead of ``customers``)."""
+    instead of ``customers``). ``coverage``: of every sales row the caller may see, whatever ``where`` (the
+    hours of items per hour, ``period_hours``; None without sales)."""
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}")
     group = GROUPINGS[by] if by else "'all'"
@@ -120,9 +164,9 @@ def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str |
     # (doubles) is read as the same type
     money = ", ".join(f"sum({m}::{MONEY_TOTAL_SQL}) AS {m}" for m in _MONEY)
     totals = con.sql(f"""
-        SELECT {group} AS grp, sum(orders)::BIGINT AS orders, sum(units_sold) AS units_sold, {money},
-               (epoch(max(hour)) - epoch(min(hour))) / 3600 + 1 AS hours
+        SELECT {group} AS grp, sum(orders)::BIGINT AS orders, sum(units_sold) AS units_sold, {money}
         FROM {sales} WHERE {condition} GROUP BY 1 ORDER BY 1""", params=params).to_arrow_table().to_pandas()
+    totals["hours"] = group_hours(totals["grp"], by, where, coverage)
     per_customer = where.per_customer and (by is None or by in CUSTOMER_GROUPINGS)
     if customers is not None and customer_rows is None and per_customer:
         customer_rows = customer_totals(con, customers, by, where)
@@ -151,7 +195,32 @@ def kpi_json(totals: pd.DataFrame) -> str:
     return "[" + ", ".join(rows) + "]"
 
 
-# per customer: the first order ever (what "new" is measured against) and the first day with a row
+def group_hours(groups: pd.Series, by: str | None, where: SalesFilter, coverage: Coverage | None) -> list[float]:
+    """Per group, the hours of its period (``period_hours``): the filter's period, or for months the part of each
+    month inside it. Every other grouping (country, product, ...) divides the same period by the same hours."""
+    if coverage is None:
+        return [float("nan")] * len(groups)
+    start, end = _naive_utc(where.start), _naive_utc(where.end)
+    if by != "month":
+        return [period_hours(start, end, coverage)] * len(groups)
+    hours = []
+    for month in groups:
+        first = datetime.strptime(month, "%Y-%m")
+        after = (first + timedelta(days=32)).replace(day=1)
+        hours.append(period_hours(max(first, start) if start else first, min(after, end) if end else after,
+                                  coverage))
+    return hours
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    """As gold stores hours: UTC without a time zone (a naive ``moment`` is UTC already)."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+# per customer: the first order in the countries of {customers}'s rows (what "new" is measured against; gold keeps
+# it per country, so a viewer of some countries learns nothing of orders elsewhere) and the first day with a row
 FIRSTS_SQL = """SELECT customer_id, min(first_order_date) AS first_ever, min(event_date) AS first_seen
                 FROM {customers} GROUP BY 1"""
 
@@ -159,9 +228,10 @@ FIRSTS_SQL = """SELECT customer_id, min(first_order_date) AS first_ever, min(eve
 def customer_totals(con: duckdb.DuckDBPyConnection, customers: str, by: str | None,
                     where: SalesFilter, firsts: str | None = None) -> pd.DataFrame:
     """Active, new and repeat customers and their orders per group, exact from gold_customers_daily: partial
-    rows are summed per customer, and "first order ever" is the customer's MIN(first_order_date) over all
-    rows, whatever the filter. ``firsts`` may name a relation already holding that (``FIRSTS_SQL`` over the
-    same rows; the dashboard keeps one per data version instead of re-reading every row per query)."""
+    rows are summed per customer, and a customer's first order is her MIN(first_order_date) over all rows of
+    ``customers`` (every country, or the viewer's countries when it holds only theirs), whatever the filter.
+    ``firsts`` may name a relation already holding that (``FIRSTS_SQL`` over the same rows; the dashboard keeps
+    one per data version instead of re-reading every row per query)."""
     group = CUSTOMER_GROUPINGS[by] if by else "'all'"
     condition, params = where.customers_where()
     first_day = where.start.date() if where.start else None

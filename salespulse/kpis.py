@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
@@ -76,12 +77,16 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("orders", "Orders", "count", "count of distinct order_id", lambda t: t["orders"]),
     Kpi("avg_transaction_value", "Average transaction value", "currency", "sum(sales) / orders",
         lambda t: safe_ratio(t["sales"], t["orders"])),
-    Kpi("items_per_hour", "Items sold per hour", "number", "sum(units_sold) / hours in the period",
+    Kpi("items_per_hour", "Items sold per hour", "number",
+        "sum(units_sold) / calendar hours of the period (a month: all its hours; a date range: its hours), "
+        "from the data's first hour, and for the period still running when the lake was last published up to "
+        "the end of the data's last hour (period_hours)",
         lambda t: safe_ratio(t["units_sold"], t["hours"])),
     Kpi("active_customers", "Active customers", "count",
         "count of distinct customer_id with an order in the period"),
     Kpi("new_customers", "New customers", "count",
-        "active customers whose first order ever falls in the period"),
+        "active customers whose first order in the viewer's countries falls in the period (first order ever "
+        "for a viewer of every country)"),
     Kpi("returning_customers", "Returning customers", "count",
         "active customers - new customers", lambda t: t["active_customers"] - t["new_customers"]),
     Kpi("repeat_customer_rate", "Repeat-customer rate", "percent",
@@ -97,6 +102,30 @@ KPIS: tuple[Kpi, ...] = (
         lambda t: safe_ratio(t["cogs"], t["avg_inventory_value"])),
 )
 KPI_BY_KEY: dict[str, Kpi] = {k.key: k for k in KPIS}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the data covers, for items sold per hour: the first and last hour with sales (of the rows the viewer
+    may see, whatever the filter) and the data's "now", when the lake was last published. Naive UTC."""
+
+    first_hour: datetime
+    last_hour: datetime
+    as_of: datetime
+
+
+def period_hours(start: datetime | None, end: datetime | None, coverage: Coverage) -> float:
+    """The hours items sold per hour divides by, for the period [``start``, ``end``) (None: open; naive UTC): its
+    calendar hours, so a month of a monthly export (one row per month) counts all of its hours, and every view
+    (cards, `salespulse kpis --by month`, any grouping) divides the same period by the same hours. Clipped to the
+    data: no hour before its first hour counts, and a period not over at ``coverage.as_of`` (the current, partial
+    one, or an open end) ends with the data's last hour, not in hours still to come."""
+    begin = coverage.first_hour if start is None else max(start, coverage.first_hour)
+    data_end = coverage.last_hour + timedelta(hours=1)
+    stop = data_end if end is None or end > coverage.as_of else end
+    if end is not None:
+        stop = min(stop, end)
+    return max((stop - begin).total_seconds() / 3600, 0.0)
 
 
 def compute_kpis(totals: Mapping[str, Any], keys: tuple[str, ...] | None = None) -> dict[str, Any]:

@@ -70,11 +70,12 @@ TABLES: dict[str, LakeTable] = {t.name: t for t in (
               "writes partial rows per micro-batch until compaction merges them: always SUM by key."),
     LakeTable("gold_customers_daily", "gold/customers_daily", ("event_date",),
               (("country", ""), ("segment", ""), ("customer_id", ""), ("orders", "orders that day"),
-               ("sales", "sum of sales that day"), ("first_order_date", "UTC date of the customer's first order ever"),
+               ("sales", "sum of sales that day"),
+               ("first_order_date", "UTC date of the customer's first order in this country"),
                ("event_date", "partition")),
               "One row per customer and day (partial rows from the stream until compaction: SUM orders and "
-              "sales by key, take MIN(first_order_date) per customer): exact distinct, new/returning and repeat "
-              "counts for any period, country and segment (not per product)."),
+              "sales by key, take MIN(first_order_date) per customer over the countries the viewer may see): exact "
+              "distinct, new/returning and repeat counts for any period, country and segment (not per product)."),
     LakeTable("gold_stock", "gold/stock", (),
               (("country", ""), ("product", ""), ("as_of", "UTC time of the latest event used"),
                ("stock_on_hand", "last count + restocks + adjustments - units sold since"),

@@ -138,9 +138,10 @@ def load_profile(name_or_file: str) -> SourceProfile:
         return SourceProfile.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(profile)"
+        key = ".".join(str(p) for p in first["loc"])
         message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
-        raise ProfileError(f"profile {path}: {key}: {message}") from None
+        # checks across keys name their key in the message itself ("columns: units not a sales column")
+        raise ProfileError(f"profile {path}: {key}: {message}" if key else f"profile {path}: {message}") from None
 
 
 def customer_id_salt(profile: SourceProfile, privacy: PrivacySettings) -> str | None:

@@ -82,6 +82,9 @@ class SparkSettings(_Section):
     ui_enabled: bool = False
     driver_memory: str = "2g"
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "ERROR"
+    # Where the Spark JVM's own output goes (log4j lines, banners, JVM warnings) when a command starts it: a local
+    # file, appended to, so a command's terminal shows only its own lines. None: the terminal (`--verbose`).
+    log_file: str | None = "data/logs/spark.log"
     # FAIR: the micro-batches' tasks go ahead of the forecast, stock and compaction work beside them
     # (spark.scheduler.mode, pools in conf/fairscheduler.xml) instead of queueing behind their jobs.
     scheduler_mode: Literal["FAIR", "FIFO"] = "FAIR"
@@ -390,10 +393,37 @@ def _set_nested(target: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def config_path(config: str | Path | None = None) -> Path:
+    """The settings file a command reads: ``--config``, else ``$SALESPULSE_CONFIG``, else conf/default.yaml."""
+    return Path(config or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG)
+
+
+def describe_sources(config: str | Path | None = None) -> list[str]:
+    """Where the settings come from, as lines for people: the file (and what chose it) and the environment
+    variables that set a key (names only: values may be secrets), plus SALESPULSE_* variables naming no key."""
+    path = config_path(config)
+    chosen_by = ("--config" if config else f"${CONFIG_ENV_VAR}" if os.environ.get(CONFIG_ENV_VAR)
+                 else f"the default; --config FILE or ${CONFIG_ENV_VAR} picks another")
+    lines = [f"settings file: {path} ({chosen_by})"]
+    used, ignored = [], []
+    for name in sorted(os.environ):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV_VAR:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        section_type = Settings.model_fields[section].annotation if section in Settings.model_fields else None
+        known = key and section_type is not None and key.split("__")[0] in section_type.model_fields
+        (used if known else ignored).append(f"{name} -> {section}.{key.replace('__', '.')}" if known else name)
+    lines.append(f"environment: {', '.join(used) if used else 'none'}")
+    if ignored:
+        lines.append(f"ignored environment variables (no such setting): {', '.join(ignored)}")
+    lines.append("command flags override both; keys set by none of them take their built-in defaults")
+    return lines
+
+
 def load_settings(config: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """Build the settings once. ``overrides`` holds CLI flags as dotted keys (``{"simulator.rate": 50}``);
     ``None`` values are ignored so unset flags do not mask the file or environment."""
-    path = Path(config or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG)
+    path = config_path(config)
     file_data = _read_yaml(path)
     init: dict[str, Any] = {}
     for dotted, value in (overrides or {}).items():

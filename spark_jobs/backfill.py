@@ -24,7 +24,7 @@ from salespulse.settings import Settings
 from spark_jobs import io
 from spark_jobs.session import build_source_session
 from spark_jobs.transforms.aggregate import aggregate_customers_daily, aggregate_sales_hourly, compute_stock
-from spark_jobs.transforms.clean import CleaningRules, clean_events
+from spark_jobs.transforms.clean import CleaningRules, clean_events, date_order_census, date_order_warnings
 from spark_jobs.transforms.dedupe import dedupe_events, event_key
 from spark_jobs.transforms.parse import map_to_canonical
 
@@ -38,7 +38,13 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
     say(f"backfill {run_id}: {len(files)} {event} file(s) with profile {profile.name!r} into {lake}")
     raw = io.number_rows(io.read_source(spark, files, profile), profile)
     rules = CleaningRules.build(profile, settings.ingest, now, privacy=settings.privacy)
-    cleaned = clean_events(map_to_canonical(raw, profile), rules)
+    canonical = map_to_canonical(raw, profile)
+    census = date_order_census(canonical, profile.date_formats)
+    date_warnings = date_order_warnings([row.asDict() for row in census.collect()], profile.date_formats) if (
+        census is not None) else []
+    for warning in date_warnings:
+        say(f"backfill {run_id}: warning: {warning['message']}")
+    cleaned = clean_events(canonical, rules)
     cleaned = cleaned.withColumn("ingest_time", F.lit(now)).withColumn("run_id", F.lit(run_id))
     cleaned = cleaned.persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -91,6 +97,7 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
         io.update_manifest(spark, lake, replace_what_was_read, run_id)
 
         report = _report(run_id, profile, files, valid, by_reason, rows_silver, input_keys, added, event)
+        report["date_warnings"] = date_warnings
         report["report_path"] = io.write_report(spark, lake, run_id, report)
         return report
     finally:

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -29,6 +29,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from salespulse.exports import SourceError, delimiter_naming, export_rows
 from salespulse.lake import MANIFEST, TABLES
 from salespulse.profiles import SourceProfile
 from spark_jobs.schemas import CORRUPT_RECORD, raw_csv_schema
@@ -37,10 +38,6 @@ from spark_jobs.transforms.parse import BAD_HEADER, LANDED_TIME, ROW_NUMBER, SOU
 SOURCE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx")
 RECORD_ID = "_record_id"
 DIR_PREFIX = "dir="  # table directories are named as a partition level: one Spark read covers many of them
-
-
-class SourceError(ValueError):
-    """An input that cannot be read as the profile says, with a message naming the file."""
 
 
 # -- paths -------------------------------------------------------------------------------------------------
@@ -262,47 +259,23 @@ def bad_header_files(spark: SparkSession, files: dict[str, ScannedFile], profile
     return sorted(name for name, bad in zip(files, verdicts, strict=True) if bad)
 
 
-def _cell_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _rows(path: Path, profile: SourceProfile) -> Iterator[list[str]]:
-    if path.suffix.lower() == ".xlsx":
-        from openpyxl import load_workbook
-
-        workbook = load_workbook(path, read_only=True, data_only=True)
-        sheet = profile.read.sheet
-        try:
-            worksheet = workbook.worksheets[sheet] if isinstance(sheet, int) else workbook[sheet]
-        except (IndexError, KeyError):
-            raise SourceError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(workbook.sheetnames)})") from None
-        for row in worksheet.iter_rows(values_only=True):
-            yield [_cell_text(v) for v in row]
-        workbook.close()
-        return
-    text = path.read_text(encoding=profile.read.encoding, errors="strict")
-    delimiter = profile.read.delimiter
-    if delimiter == "auto":
-        delimiter = _sniff_delimiter(text, profile)
-    yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    return export_rows(path, profile.read, lambda text: delimiter_naming(text, profile.source_columns))
 
 
-def _sniff_delimiter(text: str, profile: SourceProfile) -> str:
-    wanted = {n.strip().lower() for n in profile.source_columns}
-    for line in text.splitlines()[:50]:
-        for candidate in (",", "\t", ";", "|"):
-            cells = {c.strip().strip('"').strip().lower() for c in line.split(candidate)}
-            if wanted <= cells:
-                return candidate
-    return ","
+HEADER_SEARCH_LINES = 50  # a header mismatch shows the closest of a file's first lines
+
+
+def _header_mismatch(path: Path, problem: str, profile: SourceProfile, line_number: int, cells: list[str]) -> str:
+    """Both sides of a header that does not fit: what the profile expects, the file's line that came closest (as
+    it reads), and the expected names it lacks (matched trimmed, case-insensitively, a byte order mark ignored)."""
+    have = {c.strip().lstrip("\ufeff").strip().lower() for c in cells}
+    missing = [name for name in profile.source_columns if name.strip().lower() not in have]
+    shown = ", ".join(cell.strip() for cell in cells)
+    return (f"{path}: {problem} (matched trimmed and case-insensitively)\n"
+            f"  expected: {', '.join(profile.source_columns)}\n"
+            f"  line {line_number}: {shown[:500]}{' …' if len(shown) > 500 else ''}\n"
+            f"  missing: {', '.join(missing)}")
 
 
 def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
@@ -314,15 +287,20 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
     records: dict[str, list[str | None]] = {n: [] for n in profile.source_columns}
     corrupt: list[str | None] = []
     header_line = profile.read.header
+    closest: tuple[int, int, list[str]] | None = None  # (names matched, line number, cells): for the error
     for line_number, row in enumerate(_rows(path, profile), start=1):
         if header is None:
             cells = [c.strip().lstrip("\ufeff").strip().lower() for c in row]
             found = (line_number == header_line) if header_line != "auto" else set(wanted) <= set(cells)
             if found:
-                missing = sorted(set(wanted) - set(cells))
-                if missing:
-                    raise SourceError(f"{path}: header on line {line_number} lacks column(s) {missing}")
+                if set(wanted) - set(cells):
+                    raise SourceError(_header_mismatch(
+                        path, f"the header on line {line_number} (read.header) lacks columns profile "
+                        f"{profile.name!r} expects", profile, line_number, row))
                 header, index = cells, {wanted[c]: cells.index(c) for c in wanted}
+            elif (line_number <= HEADER_SEARCH_LINES and any(cells)
+                  and (closest is None or len(set(wanted) & set(cells)) > closest[0])):
+                closest = (len(set(wanted) & set(cells)), line_number, row)
             continue
         if not any(cell.strip() for cell in row):
             continue
@@ -331,10 +309,11 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
             records[name].append(row[position] if fits or position < len(row) else None)
         corrupt.append(None if fits else ",".join(row))
     if header is None:
-        raise SourceError(
-            f"{path}: no header line holds all of {sorted(profile.source_columns)} "
-            f"(profile {profile.name!r}; headers are matched trimmed and case-insensitively)"
-        )
+        if closest is None:
+            raise SourceError(f"{path}: no header line: the file holds no record (profile {profile.name!r} expects "
+                              f"{', '.join(profile.source_columns)})")
+        raise SourceError(_header_mismatch(path, f"no line holds all the columns profile {profile.name!r} expects",
+                                           profile, closest[1], closest[2]))
     # Record 0 is the header, as the Spark reader sees it; it was matched by name above.
     n = len(corrupt) + 1
     columns = {name: pa.array([name, *values], pa.string()) for name, values in records.items()}

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+from pyspark import SparkContext
+from pyspark.logger import PySparkLogger
 from pyspark.sql import SparkSession
 
 from salespulse.settings import PROJECT_ROOT, SparkSettings
@@ -42,9 +48,35 @@ def build_session(settings: SparkSettings) -> SparkSession:
         builder = builder.config("spark.scheduler.allocation.file", str(FAIR_POOLS))
     for key, value in settings.extra_conf.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    with _jvm_output_to(settings.log_file if SparkContext._gateway is None else None):
+        session = builder.getOrCreate()
+    if settings.log_file is not None:
+        _query_error_logs_to(settings.log_file)
     session.sparkContext.setLogLevel(settings.log_level)
     return session
+
+
+@contextmanager
+def _jvm_output_to(log_file: str | None) -> Iterator[None]:
+    """While the Spark JVM is started, point this process's stdout and stderr at ``log_file``: the JVM inherits
+    them for its whole life, so its log4j lines, banners and JVM warnings (some printed before any log level
+    applies) go to the file, while Python's own output goes back to the terminal. None: leave both alone."""
+    if log_file is None:
+        yield
+        return
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(log_file, "ab") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        for fd, original in zip((1, 2), saved, strict=True):
+            os.dup2(original, fd)
+            os.close(original)
 
 
 def build_source_session(spark: SparkSession) -> SparkSession:
@@ -55,3 +87,19 @@ def build_source_session(spark: SparkSession) -> SparkSession:
     # A file costs more than a partition holds: Spark closes the partition after every file.
     session.conf.set("spark.sql.files.openCostInBytes", str(1 << 62))
     return session
+
+
+# PySpark logs every failed query as a multi-KB JSON line on stderr from these Python-side loggers (beside raising it).
+QUERY_ERROR_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+
+
+def _query_error_logs_to(log_file: str) -> None:
+    """Send PySpark's query-error loggers to ``log_file`` instead of stderr: the error still reaches the caller."""
+    for name in QUERY_ERROR_LOGGERS:
+        logger = PySparkLogger.getLogger(name)
+        logger.propagate = False
+        for handler in list(logger.handlers):
+            if not isinstance(handler, logging.FileHandler):
+                logger.removeHandler(handler)
+        if not logger.handlers:
+            logger.addHandler(logging.FileHandler(log_file, encoding="utf-8", delay=True))

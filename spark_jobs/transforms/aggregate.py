@@ -29,11 +29,17 @@ def aggregate_sales_hourly(silver_sales: DataFrame) -> DataFrame:
     )
 
 
+# A customer's first order is kept per country: a viewer who may see some countries only must count as new a
+# customer whose first order in those countries is recent, without learning of her orders elsewhere. Readers
+# take the MIN over the countries they may see (all of them: the first order ever).
+FIRST_ORDER_PER = ("customer_id", "country")
+
+
 def aggregate_customers_daily(silver_sales: DataFrame) -> DataFrame:
-    """Per customer and day, with the customer's first order date: distinct, new and repeat customers stay
-    exact for any date range, country and segment."""
+    """Per customer and day, with the customer's first order date in that country: distinct, new and repeat
+    customers stay exact for any date range, country and segment, and for any set of countries a viewer sees."""
     known = silver_sales.where(F.col("customer_id").isNotNull())
-    first = Window.partitionBy("customer_id")
+    first = Window.partitionBy(*FIRST_ORDER_PER)
     return (
         known.groupBy("event_date", "country", "segment", "customer_id")
         .agg(F.count(F.lit(1)).alias("orders"), total("sales"))
@@ -50,7 +56,7 @@ def combine_sales_hourly(partials: DataFrame) -> DataFrame:
 
 
 def combine_customers_daily(partials: DataFrame) -> DataFrame:
-    first = Window.partitionBy("customer_id")
+    first = Window.partitionBy(*FIRST_ORDER_PER)
     return (
         partials.groupBy("event_date", "country", "segment", "customer_id")
         .agg(F.sum("orders").alias("orders"), total("sales"),

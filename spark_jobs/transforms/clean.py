@@ -11,6 +11,7 @@ match case-insensitively, countries through the alias map. The first failing rul
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -95,6 +96,85 @@ def parse_time(text: Column, formats: list[str]) -> Column:
     """The first of ``formats`` that parses; ISO 8601 (``2026-11-23T16:39:34.123Z``) is always accepted and
     tried first, since it is unambiguous and by far the most common."""
     return F.coalesce(text.try_cast("timestamp"), *[F.try_to_timestamp(text, F.lit(fmt)) for fmt in formats])
+
+
+# A day or month field of a datetime pattern (d, dd, M, MM; not MMM month names, not inside quoted text).
+_DAY_OR_MONTH = re.compile(r"(?<![A-Za-z'])(d{1,2}|M{1,2})(?![A-Za-z])")
+
+
+def day_month_swapped(pattern: str) -> str | None:
+    """``pattern`` with its day and month fields swapped (``M/d/yyyy`` -> ``d/M/yyyy``), or None when it does not
+    put both before the year: then the same text can read as two different dates."""
+    fields = [m[1][0] for m in _DAY_OR_MONTH.finditer(pattern)]
+    if pattern.startswith("y") or sorted(set(fields)) != ["M", "d"]:
+        return None
+    return _DAY_OR_MONTH.sub(lambda m: m[1].replace("d", "#").replace("M", "d").replace("#", "M"), pattern)
+
+
+def _loose(pattern: str) -> str:
+    return pattern.replace("dd", "d").replace("MM", "M")
+
+
+def date_order_census(canonical: DataFrame, formats: list[str]) -> DataFrame | None:
+    """Per source file, how its ``event_time`` texts read under the formats that can swap day and month: for each
+    such format, the rows it reads (it is the first that parses them, as in cleaning), how many of those would read
+    as a different date with day and month swapped, how many only it reads, how many fall on the 1st of a month,
+    and an example of each kind. None when no format is ambiguous (nothing to count)."""
+    ambiguous = [(i, fmt, swapped) for i, fmt in enumerate(formats) if (swapped := day_month_swapped(fmt))]
+    if not ambiguous:
+        return None
+    text = F.trim(F.col("event_time"))
+    parsed = [F.try_to_timestamp(text, F.lit(fmt)) for fmt in formats]
+    winner = F.when(text.try_cast("timestamp").isNotNull(), F.lit(-1))
+    for i, value in enumerate(parsed):
+        winner = winner.when(value.isNotNull(), F.lit(i))
+    columns = []
+    for i, _, swapped in ambiguous:
+        other = F.try_to_timestamp(text, F.lit(swapped))
+        won = winner == i
+        differs = won & other.isNotNull() & (other != parsed[i])
+        only = won & other.isNull()
+        columns += [
+            F.count(F.when(won, 1)).alias(f"rows_{i}"),
+            F.count(F.when(differs, 1)).alias(f"swappable_{i}"),
+            F.count(F.when(only, 1)).alias(f"only_{i}"),
+            F.count(F.when(won & (F.dayofmonth(parsed[i]) == 1), 1)).alias(f"firsts_{i}"),
+            F.min(F.when(differs, text)).alias(f"swappable_example_{i}"),
+            F.min(F.when(won, text)).alias(f"example_{i}"),
+        ]
+    return canonical.groupBy("source_file").agg(*columns)
+
+
+def date_order_warnings(census: list[dict], formats: list[str]) -> list[dict]:
+    """Warnings from :func:`date_order_census`'s rows: a file whose dates fit both orders (nothing in it says which
+    is the month), and a file read partly by a format and partly by its day/month swap (one of them misreads it)."""
+    warnings = []
+    ambiguous = {i: swapped for i, fmt in enumerate(formats) if (swapped := day_month_swapped(fmt))}
+    for row in census:
+        name = row["source_file"].rsplit("/", 1)[-1]
+        for i, swapped in ambiguous.items():
+            rows, swappable = row[f"rows_{i}"], row[f"swappable_{i}"]
+            partners = [j for j in ambiguous if j > i and _loose(formats[j]) == _loose(swapped) and row[f"rows_{j}"]]
+            for j in partners:
+                warnings.append({
+                    "file": name, "kind": "mixed_day_month", "formats": [formats[i], formats[j]],
+                    "rows": [rows, row[f"rows_{j}"]], "examples": [row[f"example_{i}"], row[f"example_{j}"]],
+                    "message": f"{name}: {rows:,} date(s) read as {formats[i]} (e.g. {row[f'example_{i}']!r}) and "
+                               f"{row[f'rows_{j}']:,} as {formats[j]} (e.g. {row[f'example_{j}']!r}): one export "
+                               "holds one date order, so one of the two misreads its rows; keep the right one only"})
+            if rows and swappable and not row[f"only_{i}"] and not any(
+                    row[f"rows_{j}"] for j in ambiguous if _loose(formats[j]) == _loose(swapped)):
+                monthly = row[f"firsts_{i}"] == rows
+                warnings.append({
+                    "file": name, "kind": "ambiguous_day_month", "formats": [formats[i], swapped],
+                    "rows": [rows, swappable], "examples": [row[f"swappable_example_{i}"]],
+                    "message": f"{name}: all {rows:,} date(s) read as {formats[i]} also fit {swapped} ({swappable:,} "
+                               f"of them as another date, e.g. {row[f'swappable_example_{i}']!r}); "
+                               f"{formats[i]} is used because the profile lists it first"
+                               + ("; every date falls on the 1st of a month that way, as in a monthly export"
+                                  if monthly else "") + ". If the source system writes the day first, list "
+                               f"{swapped} instead (docs/profiles.md)"})
+    return warnings
 
 
 def pseudonymise(text: Column, salt: str) -> Column:

@@ -15,6 +15,7 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
+from dashboard import ids
 from dashboard.layout import TABS
 from tests.accounts import PASSWORD
 from tests.conftest import END_MS, run_simulator
@@ -101,7 +102,7 @@ def test_browser_tabs_filters_click_export_and_live_update(served: str, browser,
     assert time.monotonic() - published < 3.0, "new data must appear within about 2 s of the commit"
     assert browser.execute_script("return window.__sameDocument === true;")  # no page reload
 
-    browser.find_element(By.LINK_TEXT, "Log out").click()
+    browser.find_element(By.CSS_SELECTOR, f"#{ids.LOGOUT} button").click()
     wait_for(lambda: "/login" in browser.current_url)
     browser.get(served)
     wait_for(lambda: "/login?next=" in browser.current_url)

@@ -3,10 +3,12 @@ Flask server of the app (test client; no lake needed: nothing here reads data)."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import requests
 from click.testing import CliRunner
 
 from dashboard.app import create_app
@@ -15,6 +17,7 @@ from dashboard.callbacks import spreadsheet_safe
 from salespulse.cli import main
 from salespulse.settings import load_settings
 from tests.accounts import PASSWORD, login, write_accounts
+from tests.servers import serve
 
 
 def make_settings(tmp_path: Path, **overrides: object):
@@ -38,11 +41,8 @@ def test_login_form_then_session_then_logout(server) -> None:
     cookie = done.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie  # not production
     assert client.get("/_dash-layout").status_code == 200
-    out = client.get("/logout")
+    out = client.post("/logout")
     assert out.status_code == 302 and out.headers["Location"] == "/login"
-    assert client.get("/_dash-layout").status_code == 401
-    login(client, "anna")
-    assert client.post("/logout").status_code == 302
     assert client.get("/_dash-layout").status_code == 401
 
 
@@ -56,12 +56,47 @@ def test_wrong_password_is_401_with_a_generic_message(server) -> None:
 
 
 @pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:x",
-                                    "evil.example"])
+                                    "evil.example", "/.//evil.example", "/%2E//evil.example", "/x/..//evil.example",
+                                    "/\t/evil.example", "/x\\..\\\\evil.example"])
 def test_login_redirects_only_to_same_site_paths(server, target: str) -> None:
     done = login(server.test_client(), "anna", next=target)
     assert done.status_code == 302 and done.headers["Location"] == "/"
     assert safe_next(target) == "/"
     assert safe_next("/?range=7d&country=France") == "/?range=7d&country=France"
+
+
+@pytest.fixture
+def live(server) -> Iterator[str]:
+    """The same app on a real threaded HTTP server: redirects and cookies as a browser gets them."""
+    yield from serve(server)
+
+
+def live_login(base: str, target: str) -> tuple[requests.Session, requests.Response]:
+    session = requests.Session()
+    done = session.post(base + "login", data={"username": "anna", "password": PASSWORD, "next": target},
+                        allow_redirects=False, timeout=30)
+    assert done.status_code == 302, done.text[:300]
+    return session, done
+
+
+@pytest.mark.parametrize(("target", "location"), [
+    ("/.//evil.example", "/"), ("/%2e%2e//evil.example", "/"), ("/x/./..//evil.example", "/"),
+    ("/?range=7d&country=France", "/?range=7d&country=France"), ("/", "/"),
+])
+def test_login_redirect_on_a_real_server_stays_on_the_site(live: str, target: str, location: str) -> None:
+    _, done = live_login(live, target)
+    assert done.headers["Location"] == location
+
+
+def test_logout_is_post_only_on_a_real_server(live: str) -> None:
+    session, _ = live_login(live, "/")
+    assert session.get(live + "_dash-layout", timeout=30).status_code == 200
+    # a GET, as a link or redirect from another site would send it with the session cookie, ends nothing
+    assert session.get(live + "logout", allow_redirects=False, timeout=30).status_code == 405
+    assert session.get(live + "_dash-layout", timeout=30).status_code == 200
+    out = session.post(live + "logout", allow_redirects=False, timeout=30)
+    assert out.status_code == 302 and out.headers["Location"] == "/login"
+    assert session.get(live + "_dash-layout", timeout=30).status_code == 401
 
 
 def test_rate_limit_per_client_and_per_user(server) -> None:

@@ -8,6 +8,8 @@ it even when it is not registered, and its "python" command runs this interprete
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +17,6 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from nbclient import NotebookClient
 from pyspark.sql import SparkSession
 
 from salespulse.kpis import format_kpi
@@ -54,9 +55,7 @@ def row(text: str, label: str) -> list[str]:
     return values
 
 
-def test_explore_notebook_runs_on_a_backfilled_lake(
-    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_explore_notebook_runs_on_a_backfilled_lake(spark: SparkSession, tmp_path: Path) -> None:
     settings = load_settings(overrides={"paths.lake": str(tmp_path / "lake")})
     now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
     run_backfill(spark, settings, str(EXPORTS / "messy_sales.csv"), load_profile("financial_sample"), now, "nbtest",
@@ -69,11 +68,14 @@ def test_explore_notebook_runs_on_a_backfilled_lake(
     reasons = expected.loc[expected["outcome"] == "quarantine", "reason"].value_counts()
     total_sales = float(sum(Decimal(v) for v in silver["sales"]))
 
-    monkeypatch.setenv("SALESPULSE_LAKE", settings.paths.lake)  # the kernel inherits this environment
-    monkeypatch.setenv("PLOTLY_RENDERER", "plotly_mimetype")  # figures as JSON outputs, whatever the default
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    # Raises CellExecutionError, naming the cell, if any cell fails.
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    # the documented command (`make notebook LAKE=...` runs this script), headless
+    executed = tmp_path / "explore.ipynb"
+    run = subprocess.run([sys.executable, str(ROOT / "notebooks" / "run.py"), "--lake", settings.paths.lake,
+                          "--out", str(executed)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == (f"notebook: explore.ipynb ran against {settings.paths.lake}; "
+                                  f"executed copy in {executed}")
+    nb = nbformat.read(executed, as_version=4)
     text = printed_text(nb)
 
     # (a) what is published: manifest version and rows per table

@@ -4,21 +4,18 @@ consistent ports, volumes and paths. And gunicorn really serves the app, with th
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -37,6 +34,7 @@ from salespulse.cli import main
 from salespulse.serving import gunicorn_options, serving_environment
 from salespulse.settings import ENV_PREFIX, Settings, load_settings
 from salespulse.storage import open_storage, webhdfs_options
+from tests.servers import GUNICORN, free_port, serve_process, server_env
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = PurePosixPath("/app")  # the Dockerfile's WORKDIR, where the checkout is copied
@@ -295,12 +293,6 @@ def test_cli_workers_needs_prod(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--workers applies to --prod only" in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *_: Any) -> None:
         return None
@@ -316,35 +308,6 @@ def _get(url: str) -> tuple[int, dict[str, str], str]:
         return err.code, dict(err.headers), err.read().decode(errors="replace")
 
 
-@contextlib.contextmanager
-def _serve(cmd: list[str], env: dict[str, str], log: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """A server in its own process group, stopped by the test (SIGKILL here only if it is still up)."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not listen on {port}:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
-def _server_env(lake: Path, port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    env.update(PYTHONPATH=str(ROOT), SALESPULSE_PATHS__LAKE=str(lake), SALESPULSE_PATHS__MODELS=str(lake.parent / "m"),
-               SALESPULSE_DASHBOARD__PORT=str(port), **extra)
-    return env
-
-
 def _assert_app_answers(url: str) -> None:
     """The app's page answers with a redirect to its login page, and the login page is the app's."""
     status, headers, _ = _get(url + "/?range=30d&grain=day")
@@ -354,12 +317,11 @@ def _assert_app_answers(url: str) -> None:
 
 
 def test_gunicorn_serves_the_app_with_the_project_config(tmp_path: Path) -> None:
-    lake, port = tmp_path / "lake", _free_port()
+    lake, port = tmp_path / "lake", free_port()
     lake.mkdir()
-    env = _server_env(lake, port, SALESPULSE_DASHBOARD__WORKERS="2", SALESPULSE_DASHBOARD__THREADS="2")
+    env = server_env(lake, port, SALESPULSE_DASHBOARD__WORKERS="2", SALESPULSE_DASHBOARD__THREADS="2")
     log = tmp_path / "gunicorn.log"
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", "dashboard.app:server"]
-    with _serve(cmd, env, log, port) as proc:
+    with serve_process(GUNICORN, env, log, port) as proc:
         _assert_app_answers(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 30
         while len(psutil.Process(proc.pid).children()) != 2 and time.monotonic() < deadline:
@@ -378,14 +340,13 @@ def test_gunicorn_serves_the_app_with_the_project_config(tmp_path: Path) -> None
 def test_gunicorn_metrics_sum_every_workers_requests(tmp_path: Path) -> None:
     """/metrics under gunicorn counts the requests of both workers, not only those of the worker that answers the
     scrape (prometheus_client's multiprocess mode, set up by conf/gunicorn.conf.py)."""
-    lake, port, metrics_dir = tmp_path / "lake", _free_port(), tmp_path / "metrics"
+    lake, port, metrics_dir = tmp_path / "lake", free_port(), tmp_path / "metrics"
     lake.mkdir()
     metrics_dir.mkdir()
-    env = _server_env(lake, port, SALESPULSE_DASHBOARD__WORKERS="2", SALESPULSE_DASHBOARD__THREADS="2",
-                      PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", "dashboard.app:server"]
+    env = server_env(lake, port, SALESPULSE_DASHBOARD__WORKERS="2", SALESPULSE_DASHBOARD__THREADS="2",
+                     PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     url = f"http://127.0.0.1:{port}"
-    with _serve(cmd, env, tmp_path / "gunicorn.log", port):
+    with serve_process(GUNICORN, env, tmp_path / "gunicorn.log", port):
         sent, deadline = 0, time.monotonic() + 30
         with ThreadPoolExecutor(8) as pool:
             # until both workers have answered some (each writes its own per-pid files in the folder)
@@ -404,17 +365,17 @@ def test_gunicorn_metrics_sum_every_workers_requests(tmp_path: Path) -> None:
 
 
 def test_cli_dashboard_prod_execs_gunicorn(tmp_path: Path) -> None:
-    lake, port = tmp_path / "lake", _free_port()
+    lake, port = tmp_path / "lake", free_port()
     lake.mkdir()
     (lake / "_manifest.json").write_text('{"tables": {}, "schemas": {}}')  # a lake nothing was published to yet
     users_file = tmp_path / "users.json"
-    env = _server_env(lake, port, SALESPULSE_AUTH__SECRET_KEY="s" * 48, SALESPULSE_AUTH__USERS_FILE=str(users_file))
+    env = server_env(lake, port, SALESPULSE_AUTH__SECRET_KEY="s" * 48, SALESPULSE_AUTH__USERS_FILE=str(users_file))
     # production mode has no default account
     subprocess.run([sys.executable, "-m", "salespulse", "users", "add", "ops", "--countries", "France",
                     "--password-stdin"], input=b"a-long-test-password\n", env=env, cwd=ROOT, check=True)
     log = tmp_path / "prod.log"
     cmd = [sys.executable, "-m", "salespulse", "dashboard", "--prod", "--workers", "1", "--lake", str(lake)]
-    with _serve(cmd, env, log, port) as proc:
+    with serve_process(cmd, env, log, port) as proc:
         _assert_app_answers(f"http://127.0.0.1:{port}")
         # exec: the process started is now gunicorn's master, with the one worker asked for
         assert "gunicorn" in " ".join(psutil.Process(proc.pid).cmdline())

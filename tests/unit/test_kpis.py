@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from decimal import Decimal
 
 import pandas as pd
 import pytest
 
-from salespulse.kpis import ADDITIVE_MEASURES, KPI_BY_KEY, KPIS, compute_kpis, format_kpi
+from salespulse.kpis import ADDITIVE_MEASURES, KPI_BY_KEY, KPIS, Coverage, compute_kpis, format_kpi, period_hours
 
 # Two hand-checked orders: 10 units at $20 (no discount, COGS $10/unit) and 2 units at $300 with 2% off.
 TOTALS = {
@@ -120,3 +121,18 @@ def test_kpis_ratios_of_decimal_totals_are_exact() -> None:
     margins = compute_kpis(frame, keys=("gross_margin_pct", "avg_transaction_value"))
     assert list(margins["avg_transaction_value"]) == [Decimal("0.1"), None]
     assert margins["gross_margin_pct"][1] is None
+
+
+def test_period_hours_are_calendar_hours_clipped_to_the_data() -> None:
+    day = datetime(2026, 2, 1)
+    live = Coverage(first_hour=datetime(2026, 1, 10, 6), last_hour=datetime(2026, 2, 3, 13),
+                    as_of=datetime(2026, 2, 3, 13, 40))
+    # January is over: every hour from the data's first one (Jan 10 06:00) to Feb 1 00:00
+    assert period_hours(datetime(2026, 1, 1), day, live) == 21 * 24 + 18
+    # February is running: up to the end of the data's last hour (Feb 3 14:00), not the month's end
+    assert period_hours(day, datetime(2026, 3, 1), live) == 2 * 24 + 14
+    assert period_hours(None, None, live) == 24 * 24 + 8  # Jan 10 06:00 to Feb 3 14:00
+    # published long after the data: a month of one midnight row counts all of its hours
+    old = Coverage(first_hour=day, last_hour=day, as_of=datetime(2026, 12, 1))
+    assert period_hours(day, datetime(2026, 3, 1), old) == 28 * 24
+    assert period_hours(datetime(2025, 1, 1), datetime(2025, 2, 1), old) == 0.0  # before any data

@@ -42,3 +42,11 @@ def test_profiles_errors_name_file_and_key(tmp_path: Path, text: str, message: s
 def test_profiles_unknown_name_lists_shipped() -> None:
     with pytest.raises(ProfileError, match="shipped profiles: canonical, canonical_inventory, financial_sample"):
         load_profile("nope")
+
+
+def test_profiles_error_for_a_check_across_keys_reads_as_documented(tmp_path: Path) -> None:
+    """docs/profiles.md quotes this message; a check across keys has no key of its own to put before it."""
+    with pytest.raises(ProfileError) as err:
+        load_profile(write(tmp_path, "event: sales\ncolumns: {units: Qty}\n"))
+    expected = f"profile {tmp_path / 'p.yaml'}: columns: units not a sales column (columns: cogs,"
+    assert str(err.value).startswith(expected)
