@@ -42,7 +42,7 @@ import pandas as pd
 from dashboard.customer_sets import COLUMNS as CUSTOMER_COLUMNS
 from dashboard.customer_sets import CustomerCells, build_customer_cells, count_customers
 from dashboard.heap import release_freed_memory
-from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, data_coverage, kpi_totals_over
+from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, data_coverage, exact_frame, kpi_totals_over
 from salespulse.kpis import Coverage, compute_kpis
 from salespulse.lake import MANIFEST, STATUS, TABLES, file_day, in_days, parquet_scan, table_files
 from salespulse.schema import COUNTRIES
@@ -372,10 +372,10 @@ class LakeRepository:
         return self._db.cursor()
 
     def _frame(self, sql: str, params: list[Any] | None = None, exact: bool = False) -> pd.DataFrame:
-        """``sql``'s rows; DECIMAL money as floats (for charts), or with ``exact`` as ``decimal.Decimal`` (through
-        Arrow) for text and files that show cents."""
+        """``sql``'s rows; DECIMAL money as floats (for charts), or with ``exact`` as ``decimal.Decimal`` for text
+        and files that show cents."""
         if exact:
-            return self._con().sql(sql, params=params or None).to_arrow_table().to_pandas()
+            return exact_frame(self._con(), sql, params or [])
         return self._con().execute(sql, params or []).df()
 
     def _table(self, name: str, sql: str) -> str:

@@ -2,7 +2,7 @@
 
 Reads only the table versions the lake manifest lists, from a local or remote lake (salespulse/storage.py).
 Formulas come from salespulse.kpis. Money is summed exactly as DECIMAL and reaches Python as ``decimal.Decimal``
-(through Arrow: a plain DuckDB-to-pandas fetch would turn it into binary floats).
+(``exact_frame``: a plain DuckDB-to-pandas fetch would turn it into binary floats).
 """
 
 from __future__ import annotations
@@ -149,6 +149,13 @@ def data_coverage(first_hour: datetime | None, last_hour: datetime | None,
     return Coverage(first, last, as_of)
 
 
+def exact_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> pd.DataFrame:
+    """``sql``'s rows with DECIMAL columns as ``decimal.Decimal`` (DuckDB's own Python values; its pandas
+    conversion would turn them into binary floats)."""
+    rows = con.execute(sql, params).fetchall()
+    return pd.DataFrame(rows, columns=[column[0] for column in con.description])
+
+
 def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str | None, by: str | None,
                     where: SalesFilter, customer_rows: pd.DataFrame | None = None, *,
                     coverage: Coverage | None) -> pd.DataFrame:
@@ -163,9 +170,9 @@ def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str |
     # each value cast before summing: exact for DECIMAL gold, and a lake written before money was DECIMAL
     # (doubles) is read as the same type
     money = ", ".join(f"sum({m}::{MONEY_TOTAL_SQL}) AS {m}" for m in _MONEY)
-    totals = con.sql(f"""
+    totals = exact_frame(con, f"""
         SELECT {group} AS grp, sum(orders)::BIGINT AS orders, sum(units_sold) AS units_sold, {money}
-        FROM {sales} WHERE {condition} GROUP BY 1 ORDER BY 1""", params=params).to_arrow_table().to_pandas()
+        FROM {sales} WHERE {condition} GROUP BY 1 ORDER BY 1""", params)
     totals["hours"] = group_hours(totals["grp"], by, where, coverage)
     per_customer = where.per_customer and (by is None or by in CUSTOMER_GROUPINGS)
     if customers is not None and customer_rows is None and per_customer:
