@@ -389,7 +389,7 @@ def main() -> None:
             kpis = kpi_totals_over(duckdb.connect(), gold, None, None, where, coverage=None)
             gold_orders = int(kpis["orders"].iloc[0]) if len(kpis) else 0
             gold_sales = float(kpis["sales"].iloc[0]) if len(kpis) else 0.0
-            if row[0] != gold_orders or abs((row[4] or 0.0) - gold_sales) > 0.01:
+            if row[0] != gold_orders or abs(float(row[4] or 0) - gold_sales) > 0.01:  # silver sums are Decimals
                 mismatches.append(f"{query}: silver {row[0]} orders / {row[4]} vs gold {gold_orders} / {gold_sales}")
     if mismatches:
         raise RuntimeError("peer and dashboard disagree:\n" + "\n".join(mismatches))

@@ -38,6 +38,8 @@ from dashboard.layout import (
 )
 from dashboard.monitoring import current_request_id
 from salespulse.kpi_report import SalesFilter
+from salespulse.kpis import round_money
+from salespulse.schema import MONEY_COLUMNS
 from salespulse.settings import DashboardSettings
 from salespulse.users import User
 
@@ -137,6 +139,8 @@ def overview_outputs(repo: LakeRepository, query: str | None, settings: Dashboar
         top = finest.result().nlargest(settings.top_n, "sales")
         months, trend = months.result(), trend.result()
     top = top.assign(margin=top["profit"] / top["sales"].where(top["sales"] != 0))
+    # money already in cents by the display rule: the table's own $ format then shows exactly those cents
+    top = top.assign(**{c: top[c].map(round_money).astype(float) for c in ("sales", "profit")})
     zone = settings.time_zone
     return (cards,
             figures.share_figure(segments, "segment", "Sales by segment", revision, hole=0.5),
@@ -289,6 +293,8 @@ def export_frame(repo: LakeRepository, query: str | None) -> tuple[pd.DataFrame,
     view, where, _ = _where(repo, query)
     grain, _ = effective_grain(where, view.grain)
     frame = repo.export_rows(where, grain)
+    # the cents every other view shows, written as numbers (assign: the repository's cached frame stays as is)
+    frame = frame.assign(**{c: frame[c].map(round_money) for c in frame.columns if c in MONEY_COLUMNS})
     frame["period"] = pd.to_datetime(frame["period"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     frame = spreadsheet_safe(frame.rename(columns={"period": f"{grain}_start_utc"}))
     first = where.start.date().isoformat() if where.start else "all"

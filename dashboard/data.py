@@ -42,7 +42,7 @@ import pandas as pd
 from dashboard.customer_sets import COLUMNS as CUSTOMER_COLUMNS
 from dashboard.customer_sets import CustomerCells, build_customer_cells, count_customers
 from dashboard.heap import release_freed_memory
-from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, data_coverage, kpi_totals_over
+from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, data_coverage, exact_frame, kpi_totals_over
 from salespulse.kpis import Coverage, compute_kpis
 from salespulse.lake import MANIFEST, STATUS, TABLES, file_day, in_days, parquet_scan, table_dir_files
 from salespulse.schema import COUNTRIES
@@ -440,7 +440,11 @@ class LakeRepository:
         """A cursor of the repository's DuckDB (one per query: cursors are not shared between threads)."""
         return self._db.cursor()
 
-    def _frame(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    def _frame(self, sql: str, params: list[Any] | None = None, exact: bool = False) -> pd.DataFrame:
+        """``sql``'s rows; DECIMAL money as floats (for charts), or with ``exact`` as ``decimal.Decimal`` for text
+        and files that show cents."""
+        if exact:
+            return exact_frame(self._con(), sql, params or [])
         return self._con().execute(sql, params or []).df()
 
     def _table(self, name: str, sql: str) -> str:
@@ -644,7 +648,7 @@ class LakeRepository:
                             lambda: self._grouped(where, grain, dimensions, measures, period=True))
 
     def _grouped(self, where: SalesFilter, grain: str, dimensions: tuple[str, ...],
-                 measures: tuple[str, ...] = MEASURES_SHOWN, period: bool = False) -> pd.DataFrame:
+                 measures: tuple[str, ...] = MEASURES_SHOWN, period: bool = False, exact: bool = False) -> pd.DataFrame:
         keys = ([f"date_trunc('{grain}', hour) AS period"] if period else []) + list(dimensions)
         columns = ["period", *dimensions] if period else list(dimensions)
         sales = self._sales(grain, where)
@@ -656,11 +660,13 @@ class LakeRepository:
         sums = ", ".join(f"sum({m})::BIGINT AS {m}" if m == "orders" else f"sum({m}) AS {m}" for m in measures)
         return self._frame(f"""
             SELECT {group}{sums}
-            FROM {sales} WHERE {condition} {"GROUP BY ALL" if keys else ""} {order}""", params)
+            FROM {sales} WHERE {condition} {"GROUP BY ALL" if keys else ""} {order}""", params, exact)
 
     def export_rows(self, where: SalesFilter, grain: str) -> pd.DataFrame:
-        """The filtered view for CSV: numeric measures per period and every category (UTC periods)."""
-        return self.sales_over_time(where, grain, DIMENSIONS)
+        """The filtered view for CSV: numeric measures per period and every category (UTC periods); money as
+        exact Decimals, for the export to round to cents by the display rule."""
+        return self._cached(("export", where, grain),
+                            lambda: self._grouped(where, grain, DIMENSIONS, period=True, exact=True))
 
     # -- customers ---------------------------------------------------------------------------------------
     def customers_by(self, where: SalesFilter, dimension: str | None) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from salespulse.kpis import KPI_BY_KEY, format_kpi
+from salespulse.kpis import KPI_BY_KEY, as_decimal, format_kpi, round_half_up
 from salespulse.schema import COUNTRIES, PRODUCTS, SEGMENTS
 
 COLORS = {  # one colour per category, the same in every chart
@@ -114,11 +115,11 @@ def kpi_card_values(current: dict[str, Any], previous: dict[str, Any] | None,
         change, tone = None, "secondary"
         if _number(value) and _number(before):
             if key in KPI_BY_KEY and KPI_BY_KEY[key].fmt == "percent":
-                delta = (value - before) * 100
-                change = f"{delta:+.1f} pts vs previous period"
+                delta = (as_decimal(value) - as_decimal(before)) * 100
+                change = f"{round_half_up(delta, 1):+f} pts vs previous period"
             elif before:
-                delta = (value - before) / abs(before)
-                change = f"{delta * 100:+.1f}% vs previous period"
+                delta = (as_decimal(value) - as_decimal(before)) / abs(as_decimal(before))
+                change = f"{round_half_up(delta * 100, 1):+f}% vs previous period"
             else:
                 delta = 0.0
             tone = "success" if delta > 0 else "danger" if delta < 0 else "secondary"
@@ -128,7 +129,7 @@ def kpi_card_values(current: dict[str, Any], previous: dict[str, Any] | None,
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value))
+    return isinstance(value, int | float | Decimal) and not (isinstance(value, float | Decimal) and math.isnan(value))
 
 
 # -- Overview ------------------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def read_gold_hourly(lake: Storage | str | Path) -> pd.DataFrame:
     con = duckdb.connect()
     storage.attach(con)
     return con.execute(f"""
-        SELECT hour, country, product, sum(sales) AS sales, sum(units_sold) AS units_sold
+        SELECT hour, country, product, sum(sales)::DOUBLE AS sales, sum(units_sold) AS units_sold
         FROM {scan} GROUP BY ALL ORDER BY ALL""").df()
 
 

@@ -342,6 +342,7 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | Non
         UnknownFilterValue,
         canonical_filter_values,
         format_kpi_table,
+        kpi_json,
         kpi_totals,
     )
     from salespulse.storage import open_storage
@@ -360,7 +361,7 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | Non
     except FileNotFoundError as err:
         _fail(str(err))
     if as_json:
-        click.echo(table.to_json(orient="records"))
+        click.echo(kpi_json(table))
     else:
         click.echo(format_kpi_table(table).to_string(index=False))
 

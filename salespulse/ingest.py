@@ -162,7 +162,7 @@ class EventValidator:
             if column.required:
                 reasons.append(f"{name}: required, got a blank")
             return None
-        if column.dtype == "double":
+        if column.dtype in ("double", "money"):
             text = _number_text(value)
             if text is None:
                 reasons.append(f"{name}: not a finite number")

@@ -1,26 +1,38 @@
 """KPI totals read from gold with DuckDB (no JVM): `salespulse kpis` and the dashboard's KPI cards, one query.
 
 Reads only the table versions the lake manifest lists, from a local or remote lake (salespulse/storage.py).
-Formulas come from salespulse.kpis.
+Formulas come from salespulse.kpis. Money is summed exactly as DECIMAL and reaches Python as ``decimal.Decimal``
+(``exact_frame``: a plain DuckDB-to-pandas fetch would turn it into binary floats).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from salespulse.kpis import KPI_BY_KEY, Coverage, compute_kpis, format_kpi, period_hours
+from salespulse.kpis import (
+    ADDITIVE_MEASURES,
+    KPI_BY_KEY,
+    Coverage,
+    compute_kpis,
+    format_kpi,
+    period_hours,
+    round_half_up,
+)
 from salespulse.lake import duckdb_scan, read_manifest
-from salespulse.schema import CATEGORY_VALUES
+from salespulse.schema import CATEGORY_VALUES, MONEY_COLUMNS, MONEY_TOTAL_SQL
 from salespulse.storage import Storage, as_storage
 
 GROUPINGS = {"country": "country", "segment": "segment", "product": "product",
              "month": "strftime(hour, '%Y-%m')"}
+_MONEY = tuple(m for m in ADDITIVE_MEASURES if m in MONEY_COLUMNS)  # the money totals, exact Decimals
 CUSTOMER_GROUPINGS = {"country": "country", "segment": "segment", "month": "strftime(event_date, '%Y-%m')"}
 
 
@@ -137,6 +149,13 @@ def data_coverage(first_hour: datetime | None, last_hour: datetime | None,
     return Coverage(first, last, as_of)
 
 
+def exact_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> pd.DataFrame:
+    """``sql``'s rows with DECIMAL columns as ``decimal.Decimal`` (DuckDB's own Python values; its pandas
+    conversion would turn them into binary floats)."""
+    rows = con.execute(sql, params).fetchall()
+    return pd.DataFrame(rows, columns=[column[0] for column in con.description])
+
+
 def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str | None, by: str | None,
                     where: SalesFilter, customer_rows: pd.DataFrame | None = None, *,
                     coverage: Coverage | None) -> pd.DataFrame:
@@ -148,11 +167,12 @@ def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str |
         raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}")
     group = GROUPINGS[by] if by else "'all'"
     condition, params = where.sales_where()
-    totals = con.execute(f"""
-        SELECT {group} AS grp, sum(orders)::BIGINT AS orders, sum(units_sold) AS units_sold,
-               sum(gross_sales) AS gross_sales, sum(discounts) AS discounts, sum(sales) AS sales,
-               sum(cogs) AS cogs, sum(profit) AS profit
-        FROM {sales} WHERE {condition} GROUP BY 1 ORDER BY 1""", params).df()
+    # each value cast before summing: exact for DECIMAL gold, and a lake written before money was DECIMAL
+    # (doubles) is read as the same type
+    money = ", ".join(f"sum({m}::{MONEY_TOTAL_SQL}) AS {m}" for m in _MONEY)
+    totals = exact_frame(con, f"""
+        SELECT {group} AS grp, sum(orders)::BIGINT AS orders, sum(units_sold) AS units_sold, {money}
+        FROM {sales} WHERE {condition} GROUP BY 1 ORDER BY 1""", params)
     totals["hours"] = group_hours(totals["grp"], by, where, coverage)
     per_customer = where.per_customer and (by is None or by in CUSTOMER_GROUPINGS)
     if customers is not None and customer_rows is None and per_customer:
@@ -164,9 +184,22 @@ def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str |
         derived |= compute_kpis(totals, keys=("returning_customers", "repeat_customer_rate"))
     for key, values in derived.items():
         totals[key] = values
-    for money in ("gross_sales", "discounts", "sales", "cogs", "profit"):
-        totals[money] = totals[money].round(2)
     return totals.rename(columns={"grp": by or "scope"}).drop(columns=["hours"])
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, Decimal):  # exact, as a JSON number: 25029830.1650 prints as 25029830.165
+        return "null" if value.is_nan() else f"{value.normalize():f}"
+    if value is None or (isinstance(value, float) and value != value):
+        return "null"
+    return json.dumps(value.item() if hasattr(value, "item") else value)
+
+
+def kpi_json(totals: pd.DataFrame) -> str:
+    """The rows of ``kpi_totals`` as a JSON array of objects, money as exact decimal numbers (not floats)."""
+    rows = ("{" + ", ".join(f"{json.dumps(str(k))}: {_json_value(v)}" for k, v in row.items()) + "}"
+            for row in totals.to_dict("records"))
+    return "[" + ", ".join(rows) + "]"
 
 
 def group_hours(groups: pd.Series, by: str | None, where: SalesFilter, coverage: Coverage | None) -> list[float]:
@@ -220,9 +253,6 @@ def customer_totals(con: duckdb.DuckDBPyConnection, customers: str, by: str | No
         FROM active JOIN firsts USING (customer_id) GROUP BY 1""", [*params, first_day, first_day]).df()
 
 
-_MONEY = ("gross_sales", "discounts", "sales", "cogs", "profit")
-
-
 def format_kpi_table(totals: pd.DataFrame) -> pd.DataFrame:
     """Text for people (currency, percentages, thousands separators); JSON output keeps the numbers."""
     shown = totals.copy()
@@ -230,7 +260,7 @@ def format_kpi_table(totals: pd.DataFrame) -> pd.DataFrame:
         if column in _MONEY:
             shown[column] = [format_kpi("total_sales", v) for v in shown[column]]
         elif column == "units_sold":
-            shown[column] = [f"{v:,.1f}" for v in shown[column]]
+            shown[column] = [f"{round_half_up(v, 1):,f}" for v in shown[column]]
         elif column in ("repeat_customers", "customer_orders"):
             shown[column] = [format_kpi("orders", v) for v in shown[column]]
         elif column in KPI_BY_KEY:

@@ -2,7 +2,12 @@
 
 Most KPIs are ratios of additive measures (sums that can be added across partial aggregates). Formulas are
 written with plain arithmetic so they work on Python numbers and on pandas Series alike; a zero denominator
-gives ``None`` (scalars) or NaN (Series) rather than an error or a misleading zero.
+gives ``None`` (scalars and Decimal Series) or NaN (float Series) rather than an error or a misleading zero.
+
+Money totals are exact ``decimal.Decimal`` values (the lake stores money as DECIMAL). Text for people comes
+from :func:`format_kpi` with one rounding rule, :func:`round_half_up`: the exact value rounded to the shown
+places, halves away from zero (25,029,830.165 -> $25,029,830.17). The CLI table, the dashboard's cards, the CSV
+export (:func:`round_money`) and the notebook all use it, so they show the same cents.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 Format = Literal["currency", "percent", "count", "number", "days", "ratio"]
@@ -18,12 +24,37 @@ Format = Literal["currency", "percent", "count", "number", "days", "ratio"]
 ADDITIVE_MEASURES: tuple[str, ...] = ("orders", "units_sold", "gross_sales", "discounts", "sales", "cogs", "profit")
 
 
+def as_decimal(value: Any) -> Decimal:
+    """The exact decimal of a number: a Decimal as it is, an integer exactly, a float by its shortest text (the
+    digits it was written with, so 0.165 stays 0.165 instead of its binary neighbour 0.16499999...)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(float(value)))  # float(): numpy floats print as np.float64(...)
+    return Decimal(int(value))
+
+
+def round_half_up(value: Any, places: int) -> Decimal:
+    """The one rounding rule for numbers shown to people: the exact value to ``places`` decimals, halves away
+    from zero."""
+    return as_decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def round_money(value: Any) -> Decimal:
+    """Money to cents by the rounding rule (what every view shows; the CSV export writes it as a number)."""
+    return round_half_up(value, 2)
+
+
 def safe_ratio(numerator: Any, denominator: Any) -> Any:
-    """numerator / denominator, or missing where the denominator is zero."""
-    if hasattr(denominator, "where"):  # pandas Series / numpy-like: mask zeros to NaN
-        return numerator / denominator.where(denominator != 0)
-    if denominator in (0, None) or numerator is None:
+    """numerator / denominator, or missing where the denominator is zero. Exact when either is a Decimal."""
+    if hasattr(denominator, "where"):
+        if "O" in (denominator.dtype.kind, getattr(getattr(numerator, "dtype", None), "kind", "")):
+            return numerator.combine(denominator, safe_ratio)  # Decimals: element by element, exact
+        return numerator / denominator.where(denominator != 0)  # floats: mask zeros to NaN
+    if denominator is None or numerator is None or denominator == 0:
         return None
+    if isinstance(numerator, Decimal) or isinstance(denominator, Decimal):
+        return as_decimal(numerator) / as_decimal(denominator)
     return numerator / denominator
 
 
@@ -117,19 +148,19 @@ def compute_kpis(totals: Mapping[str, Any], keys: tuple[str, ...] | None = None)
 
 
 def format_kpi(key: str, value: Any) -> str:
-    """Human format for display; numbers stay numeric everywhere else (PITFALLS 38)."""
+    """Human format for display, rounded by :func:`round_half_up`; numbers stay numeric everywhere else."""
     if value is None or value != value:  # None or NaN
         return "–"
     fmt = KPI_BY_KEY[key].fmt
     if fmt == "currency":
-        sign = "-" if value < 0 else ""
-        return f"{sign}${abs(value):,.2f}"
+        cents = round_money(value)
+        return f"{'-' if cents < 0 else ''}${abs(cents):,f}"
     if fmt == "percent":
-        return f"{value * 100:.1f}%"
+        return f"{round_half_up(as_decimal(value) * 100, 1):f}%"
     if fmt == "count":
-        return f"{round(value):,}"
+        return f"{round_half_up(value, 0):,f}"
     if fmt == "days":
-        return f"{value:,.1f} days"
+        return f"{round_half_up(value, 1):,f} days"
     if fmt == "ratio":
-        return f"{value:,.2f}×"
-    return f"{value:,.1f}"
+        return f"{round_half_up(value, 2):,f}×"
+    return f"{round_half_up(value, 1):,f}"

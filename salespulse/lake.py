@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from salespulse.schema import MONEY_COLUMNS, MONEY_SQL
 from salespulse.storage import Storage, as_storage
 
 MANIFEST = "_manifest.json"
@@ -39,9 +40,8 @@ _SALES_COLUMNS = (
     ("event_time", "UTC timestamp"),
     ("country", "canonical country"), ("segment", "segment"), ("product", "product"),
     ("discount_band", "None / Low / Medium / High"),
-    ("units_sold", "double"), ("manufacturing_price", "double"), ("sale_price", "double"),
-    ("gross_sales", "double"), ("discounts", "double"), ("sales", "double"), ("cogs", "double"),
-    ("profit", "double"), ("customer_id", "pseudonymous id or null"),
+    ("units_sold", "double"), *((name, f"money, {MONEY_SQL}") for name in MONEY_COLUMNS),
+    ("customer_id", "pseudonymous id or null"),
 )
 _LINEAGE = (
     ("flags", "comma-separated notes on accepted oddities (e.g. unknown_category under the flag policy), or null"),

@@ -14,12 +14,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from salespulse.schema import EVENT_SCHEMAS, EventSchema
+from salespulse.schema import EVENT_SCHEMAS, MONEY_COLUMNS, EventSchema
 from salespulse.settings import PROJECT_ROOT, PrivacySettings
 
 PROFILES_DIR = PROJECT_ROOT / "conf" / "profiles"
 ROW_HASH = "row_hash"
-MONEY_COLUMNS = ("manufacturing_price", "sale_price", "gross_sales", "discounts", "sales", "cogs", "profit")
 
 
 class ProfileError(ValueError):

@@ -1,7 +1,11 @@
 """Canonical event schemas and business reference data, shared by the simulator, Spark, model and dashboard.
 
-Column types here are logical (``string``, ``timestamp``, ``double``); ``spark_jobs/schemas.py`` and the
-simulator's Arrow writer derive their physical schemas from these tuples, so a column is declared once.
+Column types here are logical (``string``, ``timestamp``, ``double``, ``money``); ``spark_jobs/schemas.py`` and
+the simulator's Arrow writer derive their physical schemas from these tuples, so a column is declared once.
+
+Money is a decimal everywhere (never a binary float, which cannot hold 0.165 and turns sums of half-cents into
+the wrong cent): stored as ``MONEY_SQL``, summed as ``MONEY_TOTAL_SQL``, and turned into cents for people by
+the one rounding rule in ``salespulse/kpis.py``.
 """
 
 from __future__ import annotations
@@ -9,7 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-LogicalType = Literal["string", "timestamp", "double"]
+LogicalType = Literal["string", "timestamp", "double", "money"]
+
+# Stored money: 4 decimal places hold every source value exactly (the Financial Sample's half-cent discounts,
+# 4-decimal tax amounts of other exports); a value with more places is rounded half-up at ingest.
+MONEY_PRECISION, MONEY_SCALE = 18, 4
+MONEY_SQL = f"DECIMAL({MONEY_PRECISION},{MONEY_SCALE})"
+# Sums of money (gold tables, KPI totals): the widest decimal Spark and DuckDB share, same scale, so a sum of
+# sums (stream partials, compaction, a period's total) keeps one type and never overflows in practice.
+MONEY_TOTAL_PRECISION = 38
+MONEY_TOTAL_SQL = f"DECIMAL({MONEY_TOTAL_PRECISION},{MONEY_SCALE})"
 
 
 @dataclass(frozen=True)
@@ -79,13 +92,13 @@ SALES_EVENT = EventSchema(
         Column("product", "string", f"One of {', '.join(PRODUCTS)}."),
         Column("discount_band", "string", "None, Low, Medium or High; 'None' is a value, not missing."),
         Column("units_sold", "double", "Units in the order; may be fractional, never negative."),
-        Column("manufacturing_price", "double", "Manufacturing price of one unit of the product."),
-        Column("sale_price", "double", "Price of one unit for the segment."),
-        Column("gross_sales", "double", "units_sold x sale_price."),
-        Column("discounts", "double", "gross_sales x the band's discount rate."),
-        Column("sales", "double", "gross_sales - discounts."),
-        Column("cogs", "double", "Cost of goods sold: units_sold x unit cost of the price point."),
-        Column("profit", "double", "sales - cogs."),
+        Column("manufacturing_price", "money", "Manufacturing price of one unit of the product."),
+        Column("sale_price", "money", "Price of one unit for the segment."),
+        Column("gross_sales", "money", "units_sold x sale_price."),
+        Column("discounts", "money", "gross_sales x the band's discount rate."),
+        Column("sales", "money", "gross_sales - discounts."),
+        Column("cogs", "money", "Cost of goods sold: units_sold x unit cost of the price point."),
+        Column("profit", "money", "sales - cogs."),
         Column("customer_id", "string", "Pseudonymous customer identifier.", required=False),
     ),
 )
@@ -101,6 +114,8 @@ INVENTORY_EVENT = EventSchema(
         Column("reorder_point", "double", "Stock level at which a restock is ordered."),
     ),
 )
+
+MONEY_COLUMNS: tuple[str, ...] = tuple(c.name for c in SALES_EVENT.columns if c.dtype == "money")
 
 EVENT_SCHEMAS: dict[str, EventSchema] = {s.name: s for s in (SALES_EVENT, INVENTORY_EVENT)}
 

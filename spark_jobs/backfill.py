@@ -17,6 +17,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from salespulse.kpis import round_money
 from salespulse.lake import REASONS, SILVER_LINEAGE
 from salespulse.profiles import SourceProfile
 from salespulse.settings import Settings
@@ -135,7 +136,9 @@ def _report(run_id: str, profile: SourceProfile, files: list[str], valid: int, b
     }
     if event == "sales":
         totals = added.agg(*[F.sum(c).alias(c) for c in ("sales", "profit", "units_sold")]).first()
-        report["silver_totals"] = {c: round(totals[c] or 0.0, 2) for c in ("sales", "profit", "units_sold")}
+        # money rounded to cents by the display rule, as JSON numbers (the report is for people and monitors)
+        report["silver_totals"] = {c: float(round_money(totals[c] or 0)) for c in ("sales", "profit")}
+        report["silver_totals"]["units_sold"] = round(totals["units_sold"] or 0.0, 2)
     if report["rows_in"] != report["rows_silver"] + report["rows_quarantined"] + report["rows_duplicate"]:
         raise RuntimeError(f"backfill {run_id}: counts do not reconcile: {report}")
     return report

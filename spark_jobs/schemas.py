@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pyspark.sql.types import DataType, DoubleType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import (
+    DataType,
+    DecimalType,
+    DoubleType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
 
-from salespulse.schema import EventSchema, LogicalType
+from salespulse.schema import MONEY_PRECISION, MONEY_SCALE, MONEY_TOTAL_PRECISION, EventSchema, LogicalType
 
 CORRUPT_RECORD = "_corrupt_record"
+MONEY = DecimalType(MONEY_PRECISION, MONEY_SCALE)
+MONEY_TOTAL = DecimalType(MONEY_TOTAL_PRECISION, MONEY_SCALE)
 
 _SPARK_TYPES: dict[LogicalType, DataType] = {
     "string": StringType(),
     "timestamp": TimestampType(),
     "double": DoubleType(),
+    "money": MONEY,
 }
 
 

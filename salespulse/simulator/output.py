@@ -72,6 +72,8 @@ def customer_directory(population: int) -> pa.Array:
 
 
 def sales_table(sales: SalesColumns, ids: pa.Array, customers: pa.Array) -> pa.Table:
+    # Money leaves as CSV text: whole cents / 100 as a double prints (shortest round-trip text) as exactly its
+    # two decimals, which the cleaning casts straight to the lake's DECIMAL, so no float reaches the lake.
     cents = {name: pa.array(getattr(sales, f"{name}_cents") / 100.0)
              for name in ("gross", "discount", "sales", "cogs", "profit")}
     columns = {

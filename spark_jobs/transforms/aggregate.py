@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from salespulse.schema import MANUFACTURING_PRICE
+from salespulse.schema import MANUFACTURING_PRICE, MONEY_COLUMNS
+from spark_jobs.schemas import MONEY_TOTAL
 
 MEASURES = ("units_sold", "gross_sales", "discounts", "sales", "cogs", "profit")
+
+
+def total(measure: str) -> Column:
+    """SUM of a measure; money sums are exact decimals of one type (``MONEY_TOTAL``) whether they add up events
+    or partial sums, so stream partials, compacted rows and backfilled rows share a schema."""
+    summed = F.sum(measure)
+    return (summed.cast(MONEY_TOTAL) if measure in MONEY_COLUMNS else summed).alias(measure)
 
 
 def aggregate_sales_hourly(silver_sales: DataFrame) -> DataFrame:
     hour = F.date_trunc("hour", F.col("event_time")).alias("hour")
     return (
         silver_sales.groupBy(hour, "country", "segment", "product", "discount_band")
-        .agg(F.count(F.lit(1)).alias("orders"), *[F.sum(m).alias(m) for m in MEASURES])
+        .agg(F.count(F.lit(1)).alias("orders"), *[total(m) for m in MEASURES])
         .withColumn("event_date", F.to_date("hour"))
     )
 
@@ -34,7 +42,7 @@ def aggregate_customers_daily(silver_sales: DataFrame) -> DataFrame:
     first = Window.partitionBy(*FIRST_ORDER_PER)
     return (
         known.groupBy("event_date", "country", "segment", "customer_id")
-        .agg(F.count(F.lit(1)).alias("orders"), F.sum("sales").alias("sales"))
+        .agg(F.count(F.lit(1)).alias("orders"), total("sales"))
         .withColumn("first_order_date", F.min("event_date").over(first))
     )
 
@@ -43,7 +51,7 @@ def combine_sales_hourly(partials: DataFrame) -> DataFrame:
     """One row per gold key from partial aggregates (the stream writes one set per micro-batch)."""
     return (
         partials.groupBy("hour", "country", "segment", "product", "discount_band", "event_date")
-        .agg(F.sum("orders").alias("orders"), *[F.sum(m).alias(m) for m in MEASURES])
+        .agg(F.sum("orders").alias("orders"), *[total(m) for m in MEASURES])
     )
 
 
@@ -51,7 +59,7 @@ def combine_customers_daily(partials: DataFrame) -> DataFrame:
     first = Window.partitionBy(*FIRST_ORDER_PER)
     return (
         partials.groupBy("event_date", "country", "segment", "customer_id")
-        .agg(F.sum("orders").alias("orders"), F.sum("sales").alias("sales"),
+        .agg(F.sum("orders").alias("orders"), total("sales"),
              F.min("first_order_date").alias("first_order_date"))
         .withColumn("first_order_date", F.min("first_order_date").over(first))
     )

@@ -1,7 +1,8 @@
 """Canonical text -> typed, normalised columns plus the reason a row is rejected (null when it is valid).
 
 Rules (PITFALLS 1-5): values are trimmed; money drops ``$``, thousands separators and spaces, reads ``(x)``
-as ``-x`` and ``-``/``$-`` as 0; blanks are zero only for the profile's blank-is-zero columns; numbers and
+as ``-x`` and ``-``/``$-`` as 0, and goes from text straight to a decimal (``MONEY``, rounded half-up to its
+scale), never through a binary float; blanks are zero only for the profile's blank-is-zero columns; numbers and
 dates are parsed with ``try_cast`` / ``try_to_timestamp`` (never ANSI casts that kill a job); categories
 match case-insensitively, countries through the alias map. The first failing rule, in the order of
 :data:`REASON_ORDER`, is the row's reason.
@@ -14,13 +15,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import DataType, DoubleType
 
 from salespulse.profiles import MONEY_COLUMNS, ROW_HASH, SourceProfile, customer_id_salt
 from salespulse.schema import CATEGORY_VALUES
 from salespulse.settings import IngestSettings, PrivacySettings
+from spark_jobs.schemas import MONEY
 
 REASON_ORDER = (
     "bad_header", "malformed_row", "missing_field", "malformed_number", "malformed_date", "unknown_category",
@@ -72,14 +76,20 @@ def _blank_to_null(c: Column) -> Column:
     return F.when(trimmed == "", None).otherwise(trimmed)
 
 
-def parse_number(text: Column) -> Column:
-    """'$32,370.00' -> 32370.0, '($4,533.75)' -> -4533.75, '$-' and '-' -> 0, garbage -> null."""
+def number_type(column: str) -> DataType:
+    """The Spark type a numeric column is parsed into: a decimal for money, a double for quantities."""
+    return MONEY if column in MONEY_COLUMNS else DoubleType()
+
+
+def parse_number(text: Column, to: DataType) -> Column:
+    """'$32,370.00' -> 32370, '($4,533.75)' -> -4533.75, '$-' and '-' -> 0, garbage -> null; as type ``to``,
+    cast from the text itself (a decimal gets exactly the digits written, rounded half-up to its scale)."""
     bare = F.regexp_replace(text, r"[$,\s]", "")
     signed = F.when(bare.rlike(r"^\(.*\)$"), F.concat(F.lit("-"), F.regexp_extract(bare, r"^\((.*)\)$", 1)))
     signed = signed.otherwise(bare)
-    cleaned = F.when(signed == "-", F.lit(0.0)).otherwise(signed.try_cast("double"))
+    cleaned = F.when(signed == "-", F.lit(0).cast(to)).otherwise(signed.try_cast(to))
     # Plain numbers, the bulk of every file, skip the regular expressions (coalesce stops at the first hit).
-    return F.coalesce(text.try_cast("double"), cleaned)
+    return F.coalesce(text.try_cast(to), cleaned)
 
 
 def parse_time(text: Column, formats: list[str]) -> Column:
@@ -201,8 +211,8 @@ def build_cleaning(rules: CleaningRules) -> Callable[[DataFrame], DataFrame]:
     for column in event.columns:
         name, value = column.name, F.col(f"_text_{column.name}")
         if name in NUMBER_COLUMNS:
-            blank = F.lit(0.0 if name in profile.blank_is_zero else None)
-            typed[name] = F.when(value.isNull(), blank).otherwise(parse_number(value))
+            blank = F.lit(0 if name in profile.blank_is_zero else None).cast(number_type(name))
+            typed[name] = F.when(value.isNull(), blank).otherwise(parse_number(value, number_type(name)))
         elif column.dtype == "timestamp":
             typed[name] = parse_time(value, profile.date_formats)
         elif name in CATEGORY_VALUES:
@@ -240,7 +250,7 @@ def build_cleaning(rules: CleaningRules) -> Callable[[DataFrame], DataFrame]:
             checks["missing_field"].append(value.isNull())
 
     # Columns added in order, each seeing the ones before it.
-    added = [(column, F.expr(expression).cast("double" if column in NUMBER_COLUMNS else "string"))
+    added = [(column, F.expr(expression).cast(number_type(column) if column in NUMBER_COLUMNS else "string"))
              for column, expression in profile.derive.items()]
     if profile.event == "sales":
         if profile.order_id == ROW_HASH:
@@ -294,12 +304,15 @@ def _row_hash_order_id() -> Column:
 
 
 def _amounts_disagree(tolerance: float) -> Column:
+    # Exact decimal arithmetic: a gap of exactly the tolerance (exports round each amount to the cent, so
+    # 0.01 is legitimate) passes, a larger one does not, with no float noise either way.
+    limit = F.lit(Decimal(str(tolerance)))
+
     def off(actual: str, expected: Column) -> Column:
-        # A hair above the tolerance: exports round each amount to the cent, so a 0.01 gap is legitimate.
-        return F.coalesce(F.abs(F.col(actual) - expected) > tolerance + 1e-6, F.lit(False))
+        return F.coalesce(F.abs(F.col(actual) - expected) > limit, F.lit(False))
 
     return (
-        off("gross_sales", F.col("units_sold") * F.col("sale_price"))
+        off("gross_sales", F.col("units_sold").cast(MONEY) * F.col("sale_price"))
         | off("sales", F.col("gross_sales") - F.col("discounts"))
         | off("profit", F.col("sales") - F.col("cogs"))
     )

@@ -43,8 +43,9 @@ def series_hourly(hourly: DataFrame, start: datetime, end: datetime) -> DataFram
     """gold_sales_hourly rows (partial rows allowed) between ``start`` and ``end`` (hour starts, inclusive) ->
     level, country, product, hour, sales, units_sold: one row per country x product and per country total."""
     window = hourly.where((F.col("hour") >= F.lit(start)) & (F.col("hour") <= F.lit(end)))
+    # the model works in floats: exact decimal sales become a double here, once
     by_product = window.groupBy("country", "product", "hour").agg(
-        F.sum("sales").alias("sales"), F.sum("units_sold").alias("units_sold"))
+        F.sum("sales").cast("double").alias("sales"), F.sum("units_sold").alias("units_sold"))
     products = by_product.select(F.lit("product").alias("level"), "country", "product", "hour", "sales", "units_sold")
     countries = by_product.groupBy("country", "hour").agg(
         F.sum("sales").alias("sales"), F.sum("units_sold").alias("units_sold")).select(

@@ -107,10 +107,54 @@ def test_backfill_financial_sample_matches_source_totals_csv_and_excel(spark: Sp
     assert cents(overall["discounts"]) == cents(truth["discounts"])
     assert cents(overall["cogs"]) == cents(truth["cogs"])
 
+    # the same rounded values as an Excel file (the rebuilt workbook): the same orders, whatever the file format
     excel = backfill(spark, settings, EXPORTS / "financial_sample.xlsx", "financial_sample", "xlsx")
     assert excel["rows_in"] == truth["rows"]
-    assert excel["rows_already_in_lake"] == truth["rows"]  # same orders, whatever the file format
+    assert excel["rows_already_in_lake"] == truth["rows"]
     assert excel["rows_silver"] == 0
+
+
+WORKBOOK = EXPORTS / "financial_sample_original.xlsx"
+WORKBOOK_MONEY = {"Gross Sales": "gross_sales", "Discounts": "discounts", "Sales": "sales", "COGS": "cogs",
+                  "Profit": "profit"}
+
+
+def exact_amount(cell: object) -> Decimal:
+    """A workbook amount as the exact value it stands for: amounts are units (1 decimal) times prices and
+    discount rates (2 decimals), so 3 decimals hold them; the cell holds the nearest binary float of Excel's
+    arithmetic (e.g. 1234.5649999999998), which rounding to 3 places undoes."""
+    return Decimal(repr(float(cell))).quantize(Decimal("0.001"))
+
+
+def original_workbook() -> pd.DataFrame:
+    """The original Financial Sample read with pandas, money as exact Decimals, countries as the lake names them."""
+    frame = pd.read_excel(WORKBOOK, keep_default_na=False)
+    frame.columns = frame.columns.str.strip()
+    for column in WORKBOOK_MONEY:
+        frame[column] = frame[column].map(exact_amount)
+    frame["Country"] = frame["Country"].str.strip().replace({"United States of America": "USA"})
+    return frame
+
+
+def test_backfill_original_financial_workbook_sums_money_exactly(spark: SparkSession, tmp_path: Path) -> None:
+    """Microsoft's original workbook has half cents (USA sales 25,029,830.165): the lake sums them exactly."""
+    settings = lake_settings(tmp_path)
+    workbook = original_workbook()
+    report = backfill(spark, settings, WORKBOOK, "financial_sample", "original")
+    assert report["rows_in"] == report["rows_silver"] == len(workbook) == 700
+    assert report["rows_quarantined"] == report["rows_duplicate"] == 0
+    assert Decimal(str(report["silver_totals"]["sales"])) == Decimal("118726350.26")
+
+    by_country = kpi_totals(settings.paths.lake, "country").set_index("country")
+    want = workbook.groupby("Country")[list(WORKBOOK_MONEY)].sum()
+    assert want.loc["USA", "Sales"] == Decimal("25029830.165")
+    for country, sums in want.iterrows():
+        for column, measure in WORKBOOK_MONEY.items():
+            assert by_country.loc[country, measure] == sums[column], (country, measure)
+    overall = kpi_totals(settings.paths.lake).iloc[0]
+    for column, measure in WORKBOOK_MONEY.items():
+        assert overall[measure] == sum(workbook[column]), measure
+    assert overall["units_sold"] == workbook["Units Sold"].sum() == 1_125_806
 
 
 def test_backfill_rerun_is_idempotent(spark: SparkSession, tmp_path: Path) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DataType, DoubleType
 
 from salespulse.profiles import SourceProfile
 from salespulse.settings import IngestSettings
+from spark_jobs.schemas import MONEY
 from spark_jobs.transforms.clean import CleaningRules, clean_events, parse_number, parse_time
 from spark_jobs.transforms.parse import map_to_canonical
 
@@ -28,10 +31,32 @@ TIMES = [
 ]
 
 
-def test_clean_parse_number(spark: SparkSession) -> None:
+@pytest.mark.parametrize("to", [DoubleType(), MONEY], ids=["double", "money"])
+def test_clean_parse_number(spark: SparkSession, to: DataType) -> None:
     frame = spark.createDataFrame([(t,) for t, _ in NUMBERS], "t string")
-    got = {r["t"]: r["n"] for r in frame.select("t", parse_number(F.col("t")).alias("n")).collect()}
+    got = {r["t"]: r["n"] for r in frame.select("t", parse_number(F.col("t"), to).alias("n")).collect()}
     assert got == dict(NUMBERS)
+
+
+# text -> exact decimal, 4 places, halves rounded up (the workbook's float noise "…4999999999" included)
+MONEY_TEXT = [
+    ("0.165", Decimal("0.1650")), (" $(4,533.755)", Decimal("-4533.7550")),
+    ("1234.5649999999998", Decimal("1234.5650")),
+    ("0.00005", Decimal("0.0001")), ("-0.00005", Decimal("-0.0001")), ("$1,000,000.1234", Decimal("1000000.1234")),
+]
+
+
+def test_clean_money_is_an_exact_decimal(spark: SparkSession) -> None:
+    rows = [{**GOOD, "order_id": f"o{i}", "sales": text, "gross_sales": text, "discounts": "0", "profit": text,
+             "cogs": "0"} for i, (text, _) in enumerate(MONEY_TEXT)]
+    got = {r["order_id"]: r for r in clean(spark, rows, amount_tolerance=1e9)}
+    for i, (text, want) in enumerate(MONEY_TEXT):
+        row = got[f"o{i}"]
+        assert row["reason"] is None, (text, row["reason"])
+        assert isinstance(row["sales"], Decimal) and row["sales"] == want, (text, row["sales"])
+    # Ten rows of 0.165 sum to exactly 1.65 (as doubles: 1.6500000000000001)
+    frame = spark.createDataFrame([(t,) for t in ["0.165"] * 10], "t string")
+    assert frame.select(F.sum(parse_number(F.col("t"), MONEY))).first()[0] == Decimal("1.65")
 
 
 def test_clean_parse_time_tries_formats_in_order(spark: SparkSession) -> None:

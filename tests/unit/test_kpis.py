@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from decimal import Decimal
 
 import pandas as pd
 import pytest
@@ -80,15 +81,46 @@ def test_kpis_additive_measures_are_sales_columns_or_counts() -> None:
         ("profit", -4533.75, "-$4,533.75"),
         ("gross_margin_pct", 0.23857, "23.9%"),
         ("orders", 12345, "12,345"),
-        ("days_of_cover", 3.25, "3.2 days"),
+        ("days_of_cover", 3.25, "3.3 days"),  # halves round up, whatever the binary neighbour of the float
         ("inventory_turnover", 4.5, "4.50×"),
-        ("items_per_hour", 1500.25, "1,500.2"),
+        ("items_per_hour", 1500.25, "1,500.3"),
         ("total_sales", None, "–"),
         ("gross_margin_pct", float("nan"), "–"),
     ],
 )
 def test_kpis_format_for_display(key: str, value: float | None, text: str) -> None:
     assert format_kpi(key, value) == text
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "text"),
+    [
+        # the Financial Sample's USA sales: half a cent rounds up, from a Decimal and from a float alike
+        ("total_sales", Decimal("25029830.1650"), "$25,029,830.17"),
+        ("total_sales", 25029830.165, "$25,029,830.17"),
+        ("total_sales", Decimal("0.005"), "$0.01"),
+        ("profit", Decimal("-0.005"), "-$0.01"),  # away from zero
+        ("profit", 2.675, "$2.68"),  # the float is 2.67499999…; its written digits say 2.675
+        ("total_sales", Decimal("0.0049"), "$0.00"),
+        ("gross_margin_pct", Decimal("0.12345"), "12.3%"),
+        ("gross_margin_pct", Decimal("0.12350"), "12.4%"),
+        ("orders", Decimal("2.5"), "3"),
+    ],
+)
+def test_kpis_format_rounds_exact_values_half_up(key: str, value: object, text: str) -> None:
+    assert format_kpi(key, value) == text
+
+
+def test_kpis_ratios_of_decimal_totals_are_exact() -> None:
+    totals = {"sales": Decimal("0.30"), "profit": Decimal("0.10"), "orders": 3, "units_sold": 6.0, "hours": 2}
+    kpis = compute_kpis(totals)
+    assert kpis["gross_margin_pct"] == Decimal(1) / Decimal(3)
+    assert kpis["avg_transaction_value"] == Decimal("0.1")
+    frame = pd.DataFrame({"sales": [Decimal("0.30"), Decimal(0)], "profit": [Decimal("0.10"), Decimal(0)],
+                          "orders": [3, 0]})
+    margins = compute_kpis(frame, keys=("gross_margin_pct", "avg_transaction_value"))
+    assert list(margins["avg_transaction_value"]) == [Decimal("0.1"), None]
+    assert margins["gross_margin_pct"][1] is None
 
 
 def test_period_hours_are_calendar_hours_clipped_to_the_data() -> None:

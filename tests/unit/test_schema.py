@@ -21,7 +21,9 @@ def test_schema_sales_event_columns_in_contract_order() -> None:
     )
     assert SALES_EVENT.column("event_time").dtype == "timestamp"
     assert SALES_EVENT.column("customer_id").required is False
-    assert all(SALES_EVENT.column(n).dtype == "double" for n in ("units_sold", "sales", "profit", "cogs"))
+    assert SALES_EVENT.column("units_sold").dtype == "double"
+    money = ("manufacturing_price", "sale_price", "gross_sales", "discounts", "sales", "cogs", "profit")
+    assert all(SALES_EVENT.column(n).dtype == "money" for n in money)
 
 
 def test_schema_inventory_event_columns() -> None:
