@@ -18,7 +18,7 @@ from tests.spark.test_backfill import EXPORTS, backfill, cents, lake_settings, t
 
 pytestmark = pytest.mark.spark
 
-WORKBOOK = Path(__file__).resolve().parents[3] / "shared" / "data" / "Financial Sample.xlsx"
+WORKBOOK = EXPORTS / "financial_sample_original.xlsx"  # the original Microsoft workbook, unmodified
 
 
 def suggested(tmp_path: Path, export: Path) -> tuple[str, dict]:
