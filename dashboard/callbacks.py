@@ -242,8 +242,8 @@ def quality_outputs(repo: LakeRepository, query: str | None, settings: Dashboard
     info = repo.model_info()
     metrics = figures.model_metrics_frame(info.metrics if info else {})
     model_note = None if info else render_note("No model yet — run `salespulse train`; its metrics against the "
-                                               "seasonal-naive and linear-regression baselines appear here.",
-                                               "warning")
+                                               "seasonal-naive, linear-regression and gradient-boosting baselines "
+                                               "appear here.", "warning")
     ingest = repo.ingest_over_time(where, grain)
     history = (repo.stream_status() or {}).get("history", [])
     return (cards, figures.batch_history_figure(history, revision, zone),

@@ -406,13 +406,15 @@ def model_metrics_frame(metrics: dict[str, Any]) -> pd.DataFrame:
 
 
 def model_metrics_figure(frame: pd.DataFrame, revision: str) -> Figure:
-    """MAE and sMAPE of the model vs the baselines, per measure (lower is better)."""
+    """MAE and sMAPE of the model vs the baselines (and the oracle, for a simulated history), per measure
+    (lower is better)."""
     shown = frame[frame["metric"].isin(["mae", "smape"])]
     if shown.empty:
         return empty_figure("no model metrics", revision)
     panels = sorted(set(zip(shown["measure"], shown["metric"], strict=True)))
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[f"{m} {k.upper()}" for m, k in panels])
-    colors = {"model": "#18bc9c", "seasonal_naive": "#95a5a6", "linear_regression": "#f39c12"}
+    colors = {"model": "#18bc9c", "seasonal_naive": "#95a5a6", "linear_regression": "#f39c12",
+              "gradient_boosting": "#e74c3c", "oracle": "#2c3e50"}
     for col, (measure, metric) in enumerate(panels, start=1):
         part = shown[(shown["measure"] == measure) & (shown["metric"] == metric)]
         fig.add_bar(x=part["method"], y=part["value"], marker_color=[colors.get(m, "#3498db") for m in part["method"]],

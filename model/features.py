@@ -93,6 +93,62 @@ FEATURE_COLUMNS = [
 ]
 
 
+def _index(name: str) -> int:
+    return FEATURE_COLUMNS.index(name)
+
+
+def _block(prefix: str) -> slice:
+    first = next(i for i, c in enumerate(FEATURE_COLUMNS) if c.startswith(prefix))
+    return slice(first, first + sum(c.startswith(prefix) for c in FEATURE_COLUMNS))
+
+
+_TREE_SUMMARIES = ("mean_6h", "mean_24h", "std_24h", "prev_week_mean", "lift_6h_vs_week", "zero_run_48h",
+                   "log_scale")
+TREE_FEATURE_COLUMNS = [
+    "horizon", "target_hour", "target_dow", "country", "product", "is_country_total",
+    *[f"{short}_{name}" for short in ("sales", "units") for name in (
+        "lag_last_hour", "lag_same_hour_yesterday", "lag_same_hour_last_week", "same_hour_2w", "same_hour_7d_mean",
+        *_TREE_SUMMARIES)],
+]
+TREE_CATEGORICAL = ("country", "product")  # indices into COUNTRIES / PRODUCTS (len(PRODUCTS) for a total)
+
+
+def tree_features(matrix: np.ndarray) -> np.ndarray:
+    """``FEATURE_COLUMNS`` rows -> one row per (row, horizon) in ``TREE_FEATURE_COLUMNS`` order, rows major
+    (row 0's horizons 1..24 first): the few values a tree needs for one target hour (the lags that fall on
+    its hour of day and week, the summaries, the target's UTC hour and weekday), instead of all 500 columns
+    for all 24 hours at once."""
+    rows = len(matrix)
+    horizons = np.arange(1, HORIZON_HOURS + 1)
+
+    def per_horizon(values: np.ndarray) -> np.ndarray:  # (rows, horizons) -> (rows * horizons,)
+        return values.reshape(-1)
+
+    def repeat(values: np.ndarray) -> np.ndarray:  # (rows,) -> (rows * horizons,)
+        return np.repeat(values, HORIZON_HOURS)
+
+    origin_hour = matrix[:, _block("origin_hour_")].argmax(axis=1)
+    origin_dow = matrix[:, _block("origin_dow_")].argmax(axis=1)
+    target = origin_hour[:, None] + horizons[None, :]
+    is_total = matrix[:, _index("is_country_total")] > 0.5
+    product = np.where(is_total, len(PRODUCTS), matrix[:, _block("product_")].argmax(axis=1))
+    columns = [
+        np.tile(horizons, rows), per_horizon(target % 24), per_horizon((origin_dow[:, None] + target // 24) % 7),
+        repeat(matrix[:, _block("country_")].argmax(axis=1)), repeat(product), repeat(is_total),
+    ]
+    for short in ("sales", "units"):
+        lags = matrix[:, _block(f"{short}_lag_")]
+        columns += [
+            repeat(lags[:, 0]),
+            # The target hour 1 day and 1 week earlier is k = 24 - h (h <= 24) and k = 168 - h hours back.
+            per_horizon(lags[:, 24 - horizons]), per_horizon(lags[:, WEEK_HOURS - horizons]),
+            per_horizon(matrix[:, _block(f"{short}_same_hour_2w_h")]),
+            per_horizon(matrix[:, _block(f"{short}_same_hour_7d_mean_h")]),
+            *[repeat(matrix[:, _index(f"{short}_{name}")]) for name in _TREE_SUMMARIES],
+        ]
+    return np.column_stack(columns).astype(np.float32)
+
+
 def _measure_features(values: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Features of one measure of one series at origin positions ``at`` (all >= HISTORY_HOURS - 1), and
     the scale used. ``recent[:, k]`` is the value k hours before the origin."""

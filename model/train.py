@@ -25,20 +25,23 @@ from model.features import (
     HISTORY_HOURS,
     HORIZON_HOURS,
     MEASURES,
+    TREE_CATEGORICAL,
+    TREE_FEATURE_COLUMNS,
     WEEK_HOURS,
     feature_rows,
     series_history,
     series_key,
+    tree_features,
     values_at,
 )
-from model.metrics import forecast_metrics
+from model.metrics import best_baseline, forecast_metrics, scaled_metrics
 from model.registry import Forecaster, current_version, promote, version_name, write_version
 from salespulse.lake import duckdb_scan
 from salespulse.settings import ModelSettings
+from salespulse.simulator.oracle import SimulatedRun
 from salespulse.storage import Storage, as_storage
 
-METHODS = ("model", "seasonal_naive", "linear_regression")
-BASELINES = ("seasonal_naive", "linear_regression")
+METHODS = ("model", "seasonal_naive", "linear_regression", "gradient_boosting")
 HOUR = pd.Timedelta(hours=1)
 
 
@@ -281,31 +284,132 @@ class RidgeBaseline:
         return _scaled_back(scaled, scales)
 
 
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+def _horizon_major(scaled: np.ndarray) -> np.ndarray:
+    """(rows, horizons) -> (rows * horizons,), the row order of ``tree_features``."""
+    return scaled.reshape(-1)
+
+
+@dataclass(frozen=True)
+class GradientBoostingBaseline:
+    """scikit-learn ``HistGradientBoostingRegressor(loss="quantile")`` at p10/p50/p90 per measure, on the
+    model's features reshaped to one row per (series, origin, horizon) (``tree_features``), fitted to the same
+    scaled targets with the same weights: gradient-boosted trees on lag features, the method that won both
+    tracks of the M5 retail competition. The tree size is chosen on validation sales MAE (p50)."""
+
+    max_leaf_nodes: int
+    regressions: dict[tuple[int, float], Any]  # (measure index, quantile) -> fitted regressor
+    threads: int
+
+    @staticmethod
+    def _regressor(settings: ModelSettings, quantile: float, max_leaf_nodes: int) -> Any:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        categorical = [c in TREE_CATEGORICAL for c in TREE_FEATURE_COLUMNS]
+        return HistGradientBoostingRegressor(
+            loss="quantile", quantile=quantile, learning_rate=settings.tree_learning_rate,
+            max_iter=settings.tree_max_iter, max_leaf_nodes=max_leaf_nodes, min_samples_leaf=50,
+            categorical_features=categorical, early_stopping=False, random_state=settings.seed)
+
+    @classmethod
+    def fit(cls, settings: ModelSettings, train: Dataset, validation: Dataset) -> GradientBoostingBaseline:
+        import sklearn.ensemble  # noqa: F401  (loads sklearn's OpenMP runtime, so the thread limit below reaches it)
+        from threadpoolctl import threadpool_limits
+
+        x_train = tree_features(train.features)
+        y_train = train.scaled_targets
+        # Every (origin, horizon) of the training split is ~1M rows. A subset drawn with probability
+        # proportional to the row weights weighs the loss as the weights do (errors count in currency), and
+        # keeps the fit short: sklearn's binning with sample_weight is ~15x slower than without.
+        weights = np.repeat(train.weights, HORIZON_HOURS)
+        rng = np.random.default_rng(settings.seed)
+        keep = np.sort(rng.choice(len(x_train), min(len(x_train), settings.tree_max_rows), replace=False,
+                                  p=weights / weights.sum()))
+        x_train = x_train[keep]
+        x_val = tree_features(validation.features)
+
+        def fit_one(measure: int, quantile: float, leaves: int) -> Any:
+            target = _horizon_major(y_train[:, measure])[keep]
+            return cls._regressor(settings, quantile, leaves).fit(x_train, target)
+
+        def validation_sales_mae(median: Any) -> float:
+            scaled = median.predict(x_val).reshape(len(validation.targets), HORIZON_HOURS)
+            return float(np.mean(np.abs(validation.targets[:, 0] - np.maximum(scaled * validation.scales[:, :1], 0))))
+
+        # OpenMP threads spin while they wait for each other: on a busy machine more threads than the
+        # configured count make the fit many times slower.
+        with threadpool_limits(settings.threads):
+            medians = {leaves: fit_one(0, 0.5, leaves) for leaves in settings.tree_leaf_nodes}
+            leaves = min(medians, key=lambda n: validation_sales_mae(medians[n]))
+            median = medians[leaves]
+            regressions = {(m, q): median if (m, q) == (0, 0.5) else fit_one(m, q, leaves)
+                           for m in range(len(MEASURES)) for q in QUANTILES}
+        return cls(leaves, regressions, settings.threads)
+
+    def predict(self, features: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw feature rows -> (p10, p50, p90) in currency and units, each (rows, measures, horizons); the
+        three separately fitted quantiles are sorted per point so they never cross."""
+        from threadpoolctl import threadpool_limits
+
+        x = tree_features(features)
+        with threadpool_limits(self.threads):
+            scaled = np.stack([np.stack([self.regressions[(m, q)].predict(x).reshape(len(features), HORIZON_HOURS)
+                                         for m in range(len(MEASURES))], axis=1) for q in QUANTILES], axis=-1)
+        values = _scaled_back(np.sort(scaled, axis=-1), scales)
+        return values[..., 0], values[..., 1], values[..., 2]
+
+
 Forecasts = dict[str, tuple[np.ndarray | None, np.ndarray, np.ndarray | None]]  # method -> (p10, p50, p90)
 
 
-def evaluate(rows: pd.DataFrame, targets: np.ndarray, forecasts: Forecasts) -> dict[str, Any]:
-    """metrics.json's ``overall``, ``by_country`` and ``by_series``: method -> measure -> measures."""
-    def block(mask: np.ndarray) -> dict[str, Any]:
+def evaluate(rows: pd.DataFrame, targets: np.ndarray, forecasts: Forecasts,
+             naive_scales: dict[str, np.ndarray]) -> dict[str, Any]:
+    """metrics.json's ``overall``, ``by_country`` and ``by_series``: method -> measure -> measures. Pooled
+    measures come from every point of the block; scale-free ones (MASE, scaled pinball) are means over the
+    block's series, each series' errors divided by ``naive_scales[series key][measure]``."""
+    keys = np.array([series_key(c, p) for c, p in zip(rows["country"], rows["product"], strict=True)])
+    countries = rows["country"].to_numpy()
+
+    def pooled(mask: np.ndarray) -> dict[str, Any]:
         return {method: {measure: forecast_metrics(
                     targets[mask, m], p50[mask, m],
                     None if p10 is None else p10[mask, m], None if p90 is None else p90[mask, m])
                     for m, measure in enumerate(MEASURES)}
                 for method, (p10, p50, p90) in forecasts.items()}
 
-    keys = np.array([series_key(c, p) for c, p in zip(rows["country"], rows["product"], strict=True)])
-    countries = rows["country"].to_numpy()
+    by_series = {k: pooled(keys == k) for k in sorted(set(keys))}
+    unscaled = np.zeros(len(MEASURES))  # a series without training rows has no scale: left out
+
+    def block(mask: np.ndarray) -> dict[str, Any]:
+        out = pooled(mask)
+        series = sorted(set(keys[mask]))
+        for method, by_measure in out.items():
+            for m, measure in enumerate(MEASURES):
+                by_measure[measure].update(scaled_metrics([by_series[k][method][measure] for k in series],
+                                                          [float(naive_scales.get(k, unscaled)[m]) for k in series]))
+        return out
+
     return {
         "overall": block(np.ones(len(rows), bool)),
         "by_country": {c: block(countries == c) for c in sorted(set(countries))},
-        "by_series": {k: block(keys == k) for k in sorted(set(keys))},
+        "by_series": {k: block(keys == k) for k in by_series},
     }
+
+
+def seasonal_naive_scales(data: Dataset) -> dict[str, np.ndarray]:
+    """Each series' in-sample seasonal-naive MAE per measure (the training split's targets against the same
+    hours one week earlier): the divisor of its scale-free errors."""
+    keys = np.array([series_key(c, p) for c, p in zip(data.rows["country"], data.rows["product"], strict=True)])
+    error = np.abs(data.targets - data.seasonal_naive).mean(axis=2)  # (rows, measures)
+    return {k: error[keys == k].mean(axis=0) for k in sorted(set(keys))}
 
 
 def promotion_decision(metrics: dict[str, Any]) -> tuple[bool, str, float]:
     """Promote only when the model's overall test sales MAE is below the best baseline's."""
     overall = metrics["overall"]
-    best = min(BASELINES, key=lambda b: overall[b]["sales"]["mae"])
+    best = best_baseline(overall)
     return overall["model"]["sales"]["mae"] < overall[best]["sales"]["mae"], best, overall[best]["sales"]["mae"]
 
 
@@ -318,9 +422,33 @@ class TrainingResult:
     message: str
 
 
+def oracle_forecast(oracle: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """The oracle's values (gold-like hourly rows of expected sales and units) at the target hours of
+    ``rows``: (rows, measures, horizons), country totals summed from its products like the actuals."""
+    expected = values_at(series_history(oracle), rows, range(1, HORIZON_HOURS + 1))
+    if np.isnan(expected).any():
+        raise TrainingError("the oracle (simulator's expected demand) does not cover every test hour and "
+                            "series; is it the simulation this lake was built from?")
+    return expected
+
+
+def noise_floor(overall: dict[str, Any]) -> dict[str, Any]:
+    """The model against the oracle's test sales MAE (the floor no forecaster beats on average): its
+    multiple of it and the share of the best baseline's distance to the floor that the model closes."""
+    best = best_baseline(overall)
+    model, baseline, oracle = (overall[m]["sales"]["mae"] for m in ("model", best, "oracle"))
+    return {"oracle_sales_mae": oracle, "model_sales_mae": model,
+            "model_multiple_of_oracle": model / oracle if oracle > 0 else None,
+            "best_baseline": best, "best_baseline_sales_mae": baseline,
+            "gap_closed": (baseline - model) / (baseline - oracle) if baseline != oracle else None}
+
+
 def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress: bool = False,
-                       say: Callable[[str], None] = print) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """Series history -> (chosen network, spec, metrics without version fields). No storage access."""
+                       say: Callable[[str], None] = print,
+                       oracle: pd.DataFrame | None = None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Series history -> (chosen network, spec, metrics without version fields). No storage access.
+    ``oracle``: for a simulated history, the simulator's expected gold hourly rows
+    (``salespulse.simulator.oracle``), scored as one more method (``oracle``) with its noise-floor summary."""
     from model.scoring import limit_tf_threads
 
     limit_tf_threads(settings.threads)
@@ -331,9 +459,17 @@ def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress:
     say(f"train: {len(train.targets):,} train, {len(validation.targets):,} validation, {len(test.targets):,} test "
         f"rows ({data.rows[['country', 'product']].drop_duplicates().shape[0]} series x origins)")
     standardizer = Standardizer.fit(train.features)
+    began = time.monotonic()
     trials = search(settings, train, validation, standardizer, progress)
     best = trials[0]
+    fit_seconds = {"model": time.monotonic() - began}
+    began = time.monotonic()
     ridge = RidgeBaseline.fit(settings, train, validation, standardizer)
+    fit_seconds["linear_regression"] = time.monotonic() - began
+    began = time.monotonic()
+    trees = GradientBoostingBaseline.fit(settings, train, validation)
+    fit_seconds["gradient_boosting"] = time.monotonic() - began
+    say("train: fit seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in fit_seconds.items()))
     x_test = standardizer.apply(test.features)
     quantiles = _scaled_back(Forecaster("candidate", list(FEATURE_COLUMNS), standardizer.mean, standardizer.std,
                                         best.network).predict_scaled(test.features), test.scales)
@@ -341,7 +477,10 @@ def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress:
         "model": (quantiles[..., 0], quantiles[..., 1], quantiles[..., 2]),
         "seasonal_naive": (None, test.seasonal_naive, None),
         "linear_regression": (None, ridge.predict(x_test, test.scales), None),
+        "gradient_boosting": trees.predict(test.features, test.scales),
     }
+    if oracle is not None:
+        forecasts["oracle"] = (None, oracle_forecast(oracle, test.rows), None)
     hours = history["hour"]
     window = {"start": str(hours.min()), "end": str(hours.max())}
     metrics = {
@@ -354,8 +493,12 @@ def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress:
                    for t in trials],
         "chosen": best.candidate.name,
         "linear_regression_alpha": ridge.alpha,
-        **evaluate(test.rows, test.targets, forecasts),
+        "gradient_boosting_max_leaf_nodes": trees.max_leaf_nodes,
+        "fit_seconds": {method: round(seconds, 1) for method, seconds in fit_seconds.items()},
+        **evaluate(test.rows, test.targets, forecasts, seasonal_naive_scales(train)),
     }
+    if oracle is not None:
+        metrics["noise_floor"] = noise_floor(metrics["overall"])
     spec = {
         "feature_columns": list(FEATURE_COLUMNS),
         "scaling": {"mean": standardizer.mean.tolist(), "std": standardizer.std.tolist()},
@@ -396,8 +539,14 @@ def publish_version(registry: str | Path, network: Any, spec: dict[str, Any], me
 
 
 def run_training(lake: Storage | str | Path, registry: str | Path, settings: ModelSettings, now: datetime,
-                 progress: bool = False, say: Callable[[str], None] = print) -> TrainingResult:
-    """Read gold, train and evaluate, publish the version (promoted only if better than the baselines)."""
-    history = series_history(read_gold_hourly(lake))
-    network, spec, metrics = train_and_evaluate(history, settings, progress, say)
+                 progress: bool = False, say: Callable[[str], None] = print,
+                 simulated: SimulatedRun | None = None) -> TrainingResult:
+    """Read gold, train and evaluate, publish the version (promoted only if better than the baselines).
+    ``simulated``: the simulator run the lake was built from, to score its oracle beside the model."""
+    gold = read_gold_hourly(lake)
+    history = series_history(gold)
+    oracle = None
+    if simulated is not None and not history.empty:
+        oracle = simulated.expected_gold(int(history["hour"].min().value // 1_000_000))
+    network, spec, metrics = train_and_evaluate(history, settings, progress, say, oracle)
     return publish_version(registry, network, spec, metrics, now)

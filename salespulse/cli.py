@@ -372,9 +372,16 @@ def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | Non
 @click.option("--max-minutes", type=float, help="Search budget in minutes (model.max_minutes).")
 @click.option("--max-epochs", type=int, help="Epochs per trial at most, before early stopping (model.max_epochs).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--oracle-seed", type=int,
+              help="The lake holds `salespulse simulate --history-days` output of this seed: also score the "
+                   "simulator's expected demand (the oracle, the noise floor) on the test hours. Needs --oracle-end.")
+@click.option("--oracle-end", callback=_parse_end, help="With --oracle-seed: the simulation's --end (ISO 8601 UTC).")
+@click.option("--oracle-rate", type=float,
+              help="With --oracle-seed: the simulation's --history-rate (default simulator.history_rate).")
 @click.pass_context
 def train(ctx: click.Context, lake: str | None, registry: str | None, max_minutes: float | None,
-          max_epochs: int | None, quiet: bool) -> None:
+          max_epochs: int | None, quiet: bool, oracle_seed: int | None, oracle_end: int | None,
+          oracle_rate: float | None) -> None:
     """Train the hourly sales and units forecast (24 h, p10/p50/p90) on gold, compare it with seasonal-naive
     and linear-regression baselines on the same test split, and write a new registry version.
 
@@ -382,16 +389,23 @@ def train(ctx: click.Context, lake: str | None, registry: str | None, max_minute
     kept unpromoted and the command says so (exit code 0 either way). See docs/model.md.
     """
     settings = _settings(ctx, {"paths.lake": lake, "paths.models": registry, "model.max_minutes": max_minutes,
-                               "model.max_epochs": max_epochs})
+                               "model.max_epochs": max_epochs, "simulator.seed": oracle_seed,
+                               "simulator.history_rate": oracle_rate})
     if "://" in settings.paths.models and not settings.paths.models.startswith("file://"):
         _fail(f"train writes a local registry folder; paths.models is {settings.paths.models!r}", 2)
     from model.registry import ModelError
     from model.train import TrainingError, run_training
+    from salespulse.simulator.oracle import SimulatedRun
     from salespulse.storage import open_storage
 
+    if (oracle_seed is None) != (oracle_end is None):
+        raise click.UsageError("--oracle-seed and --oracle-end go together (the simulation's --seed and --end)")
+    simulated = None if oracle_end is None else SimulatedRun(settings.simulator, settings.simulator.history_rate,
+                                                             oracle_end)
     try:
         result = run_training(open_storage(settings.paths.lake, settings.hdfs), settings.paths.models, settings.model,
-                              datetime.now(timezone.utc), progress=not quiet and sys.stderr.isatty(), say=_say)
+                              datetime.now(timezone.utc), progress=not quiet and sys.stderr.isatty(), say=_say,
+                              simulated=simulated)
     except (TrainingError, ModelError) as err:
         _fail(str(err))
     overall = result.metrics["overall"]

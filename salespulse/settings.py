@@ -188,11 +188,17 @@ class ModelSettings(_Section):
     conv_filters: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)
     conv_hidden_units: int = Field(default=128, ge=1)
     ridge_alphas: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0], min_length=1)
+    tree_leaf_nodes: list[int] = Field(default_factory=lambda: [15, 63], min_length=1,
+                                       description="gradient-boosting baseline: tree sizes tried on validation")
+    tree_max_iter: int = Field(default=100, ge=1, description="gradient-boosting baseline: boosting rounds")
+    tree_learning_rate: float = Field(default=0.1, gt=0, le=1)
+    tree_max_rows: int = Field(default=120_000, ge=1000,
+                               description="gradient-boosting baseline: (origin, horizon) training rows sampled")
     max_minutes: float = Field(default=10.0, gt=0, description="search budget; no new trial starts after it")
     threads: int = Field(default=2, ge=1, description="TensorFlow intra- and inter-op threads")
     seed: int = Field(default=42, ge=0)
 
-    @field_validator("mlp_hidden_units", "conv_filters")
+    @field_validator("mlp_hidden_units", "conv_filters", "tree_leaf_nodes")
     @classmethod
     def _positive_sizes(cls, value: list[int]) -> list[int]:
         if any(size < 1 for size in value):

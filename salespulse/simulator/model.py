@@ -17,6 +17,7 @@ Model, grounded in the public Financial Sample export:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -189,6 +190,41 @@ class Business:
         """Expected demand at ``at_ms`` relative to the weekly mean rate (all countries, no promotions)."""
         return float(self.seasonality(np.array([at_ms], dtype=np.int64))[0] @ self.country_share)
 
+    def expected_demand(self, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The promotion lift per slice x country x product and the expected orders per slice x country
+        before promotions, for the slices between consecutive ``bounds`` (epoch ms). Seasonality and
+        promotions are taken at each slice's middle. A country's orders are shared out over its products in
+        proportion to weight x lift, so a promotion adds orders (the country's mean lift) and moves them."""
+        slice_start, slice_len = bounds[:-1], np.diff(bounds)
+        mid = slice_start + slice_len // 2
+        base = self.rate * (slice_len[:, None] / 1000.0) * self.country_share[None, :] * self.seasonality(mid)
+        return self.promo_lift(mid), base
+
+    def expected_hourly(self, start_ms: int, end_ms: int, window_ms: int = DAY_MS,
+                        bad_rows_pct: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The oracle: expected units and sales (currency) per UTC hour x country x product of a run over
+        ``[start_ms, end_ms)``, computed from the demand parameters alone (rates, profiles, trend,
+        promotions, price and discount mixes), never from drawn events. The run generates
+        ``window_ms`` windows ending at ``end_ms`` (as a history of whole days does), so the slices, and the
+        instant a promotion is looked up, are the run's own. ``bad_rows_pct`` of the orders are corrupted and
+        quarantined, so they never reach gold. Returns (hour starts in ms, units, sales), the last two shaped
+        hours x country x product. Not modelled: stock-outs (demand beyond stock is lost) and late events
+        (their event time moves up to 3 h earlier)."""
+        edges = sorted({start_ms, end_ms, *range(end_ms - window_ms, start_ms, -window_ms)})
+        bounds = np.unique(np.concatenate([_hour_bounds(lo, hi) for lo, hi in itertools.pairwise(edges)]))
+        lift, base = self.expected_demand(bounds)
+        orders = base[:, :, None] * lift * self.product_weights[None] * (1.0 - bad_rows_pct / 100.0)
+        in_promo = lift > 1.0
+        units = orders * EXPECTED_UNITS_PER_ORDER
+        sales = orders * np.where(in_promo, EXPECTED_SALES_PER_ORDER[1], EXPECTED_SALES_PER_ORDER[0])
+        hour = bounds[:-1] // HOUR_MS * HOUR_MS
+        starts, slot = np.unique(hour, return_inverse=True)
+        by_hour = np.zeros((len(starts), N_COUNTRIES, N_PRODUCTS))
+        units_by_hour, sales_by_hour = by_hour.copy(), by_hour.copy()
+        np.add.at(units_by_hour, slot, units)
+        np.add.at(sales_by_hour, slot, sales)
+        return starts, units_by_hour, sales_by_hour
+
     def generate_sales(
         self, rng: np.random.Generator, start_ms: int, end_ms: int
     ) -> tuple[SalesColumns, np.ndarray, np.ndarray]:
@@ -196,14 +232,9 @@ class Business:
         slice boundaries and each sale's slice index (rows are sorted by slice, then time)."""
         bounds = _hour_bounds(start_ms, end_ms)
         slice_start, slice_len = bounds[:-1], np.diff(bounds)
-        mid = slice_start + slice_len // 2
-        lift = self.promo_lift(mid)
+        lift, base = self.expected_demand(bounds)
         mean_lift = (lift * self.product_weights[None]).sum(axis=2)
-        expected = (
-            self.rate * (slice_len[:, None] / 1000.0) * self.country_share[None, :]
-            * self.seasonality(mid) * mean_lift
-        )
-        counts = rng.poisson(expected)  # [slice, country]
+        counts = rng.poisson(base * mean_lift)  # [slice, country]
         n = int(counts.sum())
         slice_of_row = np.repeat(np.repeat(np.arange(len(slice_start)), N_COUNTRIES), counts.ravel())
         country = np.repeat(np.tile(np.arange(N_COUNTRIES), len(slice_start)), counts.ravel())
@@ -336,6 +367,20 @@ def _draw(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
 def _draw_fixed(rng: np.random.Generator, probabilities: np.ndarray, n: int) -> np.ndarray:
     return np.minimum(np.searchsorted(np.cumsum(probabilities), rng.random(n), side="right"), len(probabilities) - 1)
 
+
+def _expected_sales_per_order() -> tuple[float, np.ndarray]:
+    """Expected units and sales (currency) of one order, the latter outside and inside a promotion (the
+    discount bands differ): segment mix x mean units x mean price x (1 - mean discount rate). Units and price
+    are drawn independently given the segment."""
+    units = MEAN_UNITS + FRACTIONAL_UNITS_SHARE * 0.5  # 1 + Poisson(mean - 1), plus half a unit sometimes
+    price = np.array([SEGMENT_PRICE_POINTS[s][0] for s in SEGMENTS], dtype=float)
+    price[SEGMENTS.index("Government")] = GOVERNMENT_PRICE_MIX @ np.array(SEGMENT_PRICE_POINTS["Government"])
+    gross = float(SEGMENT_MIX @ (units * price))
+    rates = np.array([DISCOUNT_RATES[b] for b in DISCOUNT_BANDS])
+    return float(SEGMENT_MIX @ units), np.array([gross * (1 - BAND_MIX @ rates), gross * (1 - PROMO_BAND_MIX @ rates)])
+
+
+EXPECTED_UNITS_PER_ORDER, EXPECTED_SALES_PER_ORDER = _expected_sales_per_order()
 
 MANUFACTURING_PRICES = np.array([MANUFACTURING_PRICE[p] for p in PRODUCTS])
 PRICE_POINTS = np.array(sorted(UNIT_COST_BY_PRICE))

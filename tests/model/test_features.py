@@ -99,3 +99,34 @@ def test_values_at_reads_targets_and_last_week(planted: pd.DataFrame) -> None:
     assert got[0, 0, 0] == pytest.approx(by_hour[origin + pd.Timedelta(hours=1)])
     assert got[0, 0, 1] == pytest.approx(by_hour[origin - pd.Timedelta(hours=167)])
     assert np.isnan(got[0, :, 2]).all()
+
+
+def test_tree_features_are_the_target_hours_values_from_the_raw_history(planted: pd.DataFrame) -> None:
+    from model.features import HORIZON_HOURS, TREE_FEATURE_COLUMNS, tree_features
+    from salespulse.schema import COUNTRIES, PRODUCTS
+
+    history = series_history(planted)
+    origins = pd.to_datetime(["2026-03-20 05:00", "2026-03-27 22:00"])
+    rows = feature_rows(history, origins)
+    trees = pd.DataFrame(tree_features(rows[FEATURE_COLUMNS].to_numpy(np.float32)), columns=TREE_FEATURE_COLUMNS)
+    assert len(trees) == len(rows) * HORIZON_HOURS
+    raw = planted.groupby(["country", "product", "hour"])[["sales", "units_sold"]].sum()
+    checked = 0
+    for i, row in rows[rows["level"] == "product"].iterrows():
+        # The series' scale: its mean over the 168 h ending at the origin, from the raw partial rows.
+        week = pd.date_range(row["origin"] - pd.Timedelta(hours=167), row["origin"], freq="h")
+        scale = max(raw.loc[[(row["country"], row["product"], h) for h in week], "sales"].mean(), 1.0)
+        for h in (1, 5, 24):
+            tree = trees.iloc[i * HORIZON_HOURS + h - 1]
+            target = row["origin"] + pd.Timedelta(hours=h)
+            assert tree["horizon"] == h and tree["target_hour"] == target.hour
+            assert tree["target_dow"] == target.dayofweek
+            assert tree["country"] == COUNTRIES.index(row["country"])
+            assert tree["product"] == PRODUCTS.index(row["product"])
+            for name, back in (("lag_same_hour_last_week", 168), ("lag_same_hour_yesterday", 24), ("lag_last_hour", h)):
+                expected = raw.loc[(row["country"], row["product"], target - pd.Timedelta(hours=back)), "sales"] / scale
+                assert tree[f"sales_{name}"] == pytest.approx(expected, rel=1e-5), (name, h)
+            checked += 1
+    assert checked == 2 * 6 * 3
+    totals = trees[trees["is_country_total"] == 1]
+    assert len(totals) == 2 * 2 * HORIZON_HOURS and (totals["product"] == len(PRODUCTS)).all()

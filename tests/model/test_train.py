@@ -56,14 +56,20 @@ def test_trained_model_beats_seasonal_naive_on_held_out_hours(planted, trained) 
 
 def test_metrics_hold_every_method_measure_and_series(trained) -> None:
     _, _, metrics = trained
-    assert set(metrics["overall"]) == {"model", "seasonal_naive", "linear_regression"}
+    assert set(metrics["overall"]) == {"model", "seasonal_naive", "linear_regression", "gradient_boosting"}
     assert set(metrics["by_country"]) == {"USA", "France"}
     assert "USA|*" in metrics["by_series"] and "France|Velo" in metrics["by_series"]
     for block in (metrics["overall"], metrics["by_country"]["USA"], metrics["by_series"]["USA|VTT"]):
         for method, by_measure in block.items():
             assert set(by_measure) == {"sales", "units_sold"}
-            assert set(by_measure["sales"]) == {"mae", "rmse", "mse", "r2", "smape", "coverage_p10_p90"}
-            assert (by_measure["sales"]["coverage_p10_p90"] is None) == (method != "model")
+            assert set(by_measure["sales"]) == {
+                "mae", "rmse", "mse", "r2", "smape", "coverage_p10_p90", "pinball_p10", "pinball_p50", "pinball_p90",
+                "mase", "scaled_pinball_p10", "scaled_pinball_p50", "scaled_pinball_p90"}
+            has_quantiles = method in ("model", "gradient_boosting")
+            for key in ("coverage_p10_p90", "pinball_p10", "pinball_p90", "scaled_pinball_p90"):
+                assert (by_measure["sales"][key] is None) == (not has_quantiles), (method, key)
+    assert set(metrics["fit_seconds"]) == {"model", "linear_regression", "gradient_boosting"}
+    assert metrics["gradient_boosting_max_leaf_nodes"] in (15, 31)
     assert {t["candidate"] for t in metrics["search"]} == {"mlp-32", "conv-8"}
 
 
@@ -91,10 +97,11 @@ def test_saved_model_loads_with_identical_predictions(planted, trained, tmp_path
     assert cached_forecaster(tmp_path, result.version) is cached_forecaster(tmp_path, result.version)
 
 
-def _with_baseline_maes(metrics: dict, naive: float, linear: float) -> dict:
+def _with_baseline_maes(metrics: dict, naive: float, linear: float, trees: float | None = None) -> dict:
     changed = json.loads(json.dumps(metrics))
     changed["overall"]["seasonal_naive"]["sales"]["mae"] = naive
     changed["overall"]["linear_regression"]["sales"]["mae"] = linear
+    changed["overall"]["gradient_boosting"]["sales"]["mae"] = 3 * naive if trees is None else trees
     return changed
 
 
@@ -112,6 +119,11 @@ def test_promotion_needs_a_model_better_than_the_best_baseline(trained, tmp_path
     assert json.loads((worse.folder / "metrics.json").read_text())["promoted"] is False
     assert current_version(tmp_path) == better.version
     assert promotion_decision(_with_baseline_maes(metrics, model_mae, 2 * model_mae))[:2] == (False, "seasonal_naive")
+    # Gradient-boosted trees are a baseline like the others: better trees block the promotion.
+    assert promotion_decision(_with_baseline_maes(metrics, 2 * model_mae, 2 * model_mae, 0.99 * model_mae))[:2] == (
+        False, "gradient_boosting")
+    assert promotion_decision(_with_baseline_maes(metrics, 2 * model_mae, 2 * model_mae, 1.01 * model_mae))[:2] == (
+        True, "gradient_boosting")
 
 
 def test_missing_or_corrupt_models_raise_clear_errors(trained, tmp_path) -> None:
@@ -166,7 +178,8 @@ def test_cli_train_writes_a_version_and_explains_failures(planted, tmp_path) -> 
     lake, registry = tmp_path / "lake", tmp_path / "models"
     config = tmp_path / "conf.yaml"
     config.write_text("model: {validation_days: 5, test_days: 5, max_epochs: 2, mlp_hidden_units: [16], "
-                      "conv_filters: [4], conv_hidden_units: 16, threads: 1}\n")
+                      "conv_filters: [4], conv_hidden_units: 16, threads: 1, tree_leaf_nodes: [7], "
+                      "tree_max_iter: 10}\n")
     runner = CliRunner()
     missing = runner.invoke(main, ["--config", str(config), "train", "--lake", str(lake), "--registry", str(registry)])
     assert missing.exit_code == 1 and "has no published gold_sales_hourly yet" in missing.output
