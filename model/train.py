@@ -34,7 +34,7 @@ from model.features import (
     tree_features,
     values_at,
 )
-from model.metrics import best_baseline, forecast_metrics, scaled_metrics
+from model.metrics import PROMOTION_BASELINES, best_baseline, forecast_metrics, scaled_metrics
 from model.registry import Forecaster, current_version, promote, version_name, write_version
 from salespulse.lake import duckdb_scan
 from salespulse.settings import ModelSettings
@@ -407,9 +407,9 @@ def seasonal_naive_scales(data: Dataset) -> dict[str, np.ndarray]:
 
 
 def promotion_decision(metrics: dict[str, Any]) -> tuple[bool, str, float]:
-    """Promote only when the model's overall test sales MAE is below the best baseline's."""
+    """Promote only when the model's overall test sales MAE is below the best promotion baseline's."""
     overall = metrics["overall"]
-    best = best_baseline(overall)
+    best = best_baseline(overall, PROMOTION_BASELINES)
     return overall["model"]["sales"]["mae"] < overall[best]["sales"]["mae"], best, overall[best]["sales"]["mae"]
 
 
