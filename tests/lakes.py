@@ -58,8 +58,8 @@ def build_renamed_lake(spark: SparkSession, root: Path, renames: dict[str, dict[
             for column, names in renames.items():
                 if column in frame:
                     frame[column] = frame[column].replace(names)
-            # quotes inside values escaped with a backslash, as Spark's CSV reader expects by default
-            frame.to_csv(path, index=False, quoting=csv.QUOTE_ALL, doublequote=False, escapechar="\\")
+            # quotes inside values doubled (RFC 4180), as Python's csv writes them and the readers read them
+            frame.to_csv(path, index=False, quoting=csv.QUOTE_ALL)
     settings = load_settings(overrides={"paths.lake": str(root / "lake"), "paths.models": str(root / "models"),
                                         "ingest.category_policy": "flag"})
     for event, profile in (("sales", "canonical"), ("inventory", "canonical_inventory")):
