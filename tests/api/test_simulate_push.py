@@ -47,7 +47,7 @@ def test_simulate_push_lands_the_same_rows_as_the_file_simulator(server_url: str
         frame = frame.drop(columns=["file", "row"])
         # The API writes numbers as Python floats ("10.0"), the simulator as Arrow does ("10"): compare values.
         typed = frame.assign(**{c.name: frame[c.name].astype(float) for c in SALES_EVENT.columns
-                                if c.dtype == "double"})
+                                if c.dtype in ("double", "money")})
         return typed.sort_values(list(typed.columns)).reset_index(drop=True)
 
     pd.testing.assert_frame_equal(rows(pushed_sales), rows(direct_sales), check_like=False)
