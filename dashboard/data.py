@@ -44,7 +44,16 @@ from dashboard.customer_sets import CustomerCells, build_customer_cells, count_c
 from dashboard.heap import release_freed_memory
 from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, data_coverage, exact_frame, kpi_totals_over
 from salespulse.kpis import Coverage, compute_kpis
-from salespulse.lake import MANIFEST, STATUS, TABLES, file_day, in_days, parquet_scan, table_dir_files
+from salespulse.lake import (
+    MANIFEST,
+    STATUS,
+    TABLES,
+    file_day,
+    in_days,
+    parquet_scan,
+    table_dir_files,
+    table_listed_files,
+)
 from salespulse.schema import COUNTRIES
 from salespulse.settings import DashboardSettings
 from salespulse.storage import Storage, as_storage
@@ -354,17 +363,20 @@ class LakeRepository:
                 by_dir = table_dir_files(self.lake, table)
             except FileNotFoundError:
                 raise TableMissing(table) from None
-            return self._check_files(table, by_dir)
+            return self._check_files(table, by_dir, table_listed_files(self.lake, table))
         return self._cached(("files", table), listing)
 
-    def _check_files(self, table: str, by_dir: dict[str, list[str] | None]) -> _Listing:
+    def _check_files(self, table: str, by_dir: dict[str, list[str] | None],
+                     listed: dict[str, tuple[str, ...]]) -> _Listing:
         """Splits the manifest's directories of ``table`` (their files as listed now; None: the directory is gone)
-        into files the reads can use and parts that cannot be read. A missing part must not silently lower the
-        totals: it is reported (``unreadable_files``) and logged with its path and cause when first found. Files
-        found unreadable are tried again at each data version (a remote read may fail only for a while)."""
+        into files the reads can use and parts that cannot be read. A directory's files are those the manifest
+        names (``listed``; lakes published before it named them: those this process first saw there). A missing
+        part must not silently lower the totals: it is reported (``unreadable_files``) and logged with its path and
+        cause when first found. Files found unreadable are tried again at each data version (a remote read may
+        fail only for a while)."""
         with self._lock:
             first_seen = self._dir_files.get(table, {})
-            expected = {d: first_seen.get(d, tuple(files or ())) for d, files in by_dir.items()}
+            expected = {d: listed.get(d) or first_seen.get(d, tuple(files or ())) for d, files in by_dir.items()}
             self._dir_files[table] = expected
             readable = dict(self._readable.get(table, {}))
         present = sorted(f for files in by_dir.values() for f in files or ())

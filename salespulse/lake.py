@@ -176,6 +176,16 @@ def table_dir_files(lake: Storage | str | Path, table: str) -> dict[str, list[st
     return {rel: files if files or storage.exists(rel) else None for rel, files in listing.items()}
 
 
+def table_listed_files(lake: Storage | str | Path, table: str) -> dict[str, tuple[str, ...]]:
+    """Per committed directory of the table whose publisher named its files in the manifest (``files``), those
+    files as the lake's storage names them: a reader can tell one that is gone, even when it never saw it."""
+    storage = as_storage(lake)
+    manifest = read_manifest(storage)
+    listed = manifest.get("files", {})
+    return {rel: tuple(storage.url(f"{rel}/{name}") for name in listed[rel])
+            for rel in manifest.get("tables", {}).get(table, []) if rel in listed}
+
+
 def parquet_scan(files: list[str] | tuple[str, ...]) -> str | None:
     """A DuckDB relation over ``files`` of one table (``table_files``), with the table's own columns (the ``dir``
     level of the folder names is dropped); None for no file. A remote lake's files are named with their

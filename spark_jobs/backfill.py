@@ -105,7 +105,7 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
 
 
 def _write_gold(lake: str, version: str, sales: DataFrame | None, inventory: DataFrame | None,
-                rebuild_sales: bool) -> dict[str, tuple[str, str]]:
+                rebuild_sales: bool) -> dict[str, io.WrittenVersion]:
     gold: dict[str, DataFrame] = {}
     if sales is not None and rebuild_sales:
         gold["gold_sales_hourly"] = aggregate_sales_hourly(sales)

@@ -106,8 +106,10 @@ def apply_retention(spark: SparkSession, settings: Settings, days: int, now: dat
             rewritten.append((directory, io.write_table_version(kept, lake, table, name)))
 
         def change(current: dict[str, Any], t: str = table, gone: tuple[str, ...] = tuple(dropped),
-                   swaps: tuple[tuple[str, tuple[str, str]], ...] = tuple(rewritten)) -> None:
+                   swaps: tuple[tuple[str, io.WrittenVersion], ...] = tuple(rewritten)) -> None:
             current["tables"][t] = [d for d in current["tables"].get(t, []) if d not in gone]
+            for directory in gone:
+                current.get("files", {}).pop(directory, None)
             for replaced, written in swaps:
                 io.set_dirs(current, t, written, [replaced])
 

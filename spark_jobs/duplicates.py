@@ -61,7 +61,7 @@ class DuplicateWindow:
         seen = window.join(F.broadcast(good.select(*self.key)), self.key, "left_semi")
         return good.join(F.broadcast(seen), self.key, "left_anti")
 
-    def add(self, written: tuple[str, str]) -> None:
+    def add(self, written: io.WrittenVersion) -> None:
         """A batch's silver directory (``write_table_version``'s result) joins the window: read and cached in a small
         job. A failure leaves the window to be read again from silver at the next lookup, never missing keys."""
         try:

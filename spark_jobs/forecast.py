@@ -41,7 +41,7 @@ class ForecastOutput:
     version: str
     origins: list[datetime]
     supersedes: str  # directory-name prefix of earlier gold_forecasts runs for the same origins
-    written: dict[str, tuple[str, str]] = field(default_factory=dict)
+    written: dict[str, io.WrittenVersion] = field(default_factory=dict)
     forecasts: int = 0
     anomalies: int = 0
 

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -393,11 +393,19 @@ def one_file_per_partition(frame: DataFrame, table: str) -> DataFrame:
     return frame.repartition(*spec.partition_by) if spec.partition_by else frame.coalesce(1)
 
 
+class WrittenVersion(NamedTuple):
+    """A table version written and not yet published: what its manifest entry needs."""
+
+    directory: str  # relative to the lake
+    schema: str  # JSON
+    files: tuple[str, ...]  # its Parquet files, relative to the directory: a reader can tell one that went missing
+
+
 def write_table_version(frame: DataFrame, lake: str, table: str, version: str, *, replace: bool = False,
-                        files_per_partition: int | None = None) -> tuple[str, str]:
-    """Write a new, unpublished version of a table; returns its directory relative to the lake and its
-    schema (JSON) for the manifest. ``replace`` overwrites a directory an interrupted attempt left behind:
-    only for directories no manifest has listed yet."""
+                        files_per_partition: int | None = None) -> WrittenVersion:
+    """Write a new, unpublished version of a table; returns its directory relative to the lake, its schema (JSON)
+    and its files for the manifest. ``replace`` overwrites a directory an interrupted attempt left behind: only for
+    directories no manifest has listed yet."""
     spec = TABLES[table]
     relative = f"{spec.folder}/{DIR_PREFIX}{version}"
     if files_per_partition is not None:
@@ -408,7 +416,8 @@ def write_table_version(frame: DataFrame, lake: str, table: str, version: str, *
     writer.parquet(f"{lake.rstrip('/')}/{relative}")
     fields = [f for f in frame.schema.fields if f.name not in spec.partition_by]
     fields += [f for name in spec.partition_by for f in frame.schema.fields if f.name == name]
-    return relative, StructType(fields).json()
+    return WrittenVersion(relative, StructType(fields).json(),
+                          parquet_files(frame.sparkSession, f"{lake.rstrip('/')}/{relative}"))
 
 
 # -- publishing ----------------------------------------------------------------------------------------------
@@ -473,13 +482,17 @@ def update_manifest(spark: SparkSession, lake: str, change: Callable[[dict[str, 
     return manifest
 
 
-def set_dirs(manifest: dict[str, Any], table: str, written: tuple[str, str], replaces: Iterable[str]) -> None:
+def set_dirs(manifest: dict[str, Any], table: str, written: WrittenVersion, replaces: Iterable[str]) -> None:
     """List ``written`` for ``table`` in place of ``replaces`` (the directories it was built from), keeping
-    directories other writers published meanwhile."""
+    directories other writers published meanwhile; ``files`` names each listed directory's Parquet files."""
     gone = set(replaces)
     dirs = [d for d in manifest["tables"].get(table, []) if d not in gone]
-    manifest["tables"][table] = [*dirs, written[0]]
-    manifest["schemas"][table] = written[1]
+    manifest["tables"][table] = [*dirs, written.directory]
+    manifest["schemas"][table] = written.schema
+    files = manifest.setdefault("files", {})
+    for directory in gone:
+        files.pop(directory, None)
+    files[written.directory] = list(written.files)
 
 
 def _write_atomically(spark: SparkSession, target: str, payload: str) -> None:
@@ -540,6 +553,21 @@ def path_exists(spark: SparkSession, path: str) -> bool:
 def make_dirs(spark: SparkSession, path: str) -> None:
     fs, hpath = _hadoop(spark, path)
     fs.mkdirs(hpath)
+
+
+def parquet_files(spark: SparkSession, folder: str) -> tuple[str, ...]:
+    """The Parquet files under ``folder`` (partition sub-folders included), relative to it, sorted."""
+    if is_local(folder):
+        root = _local(folder)
+        return tuple(sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet")))
+    fs, hpath = _hadoop(spark, folder)
+    found, files = [], fs.listFiles(hpath, True)
+    prefix = fs.makeQualified(hpath).toUri().getPath().rstrip("/") + "/"
+    while files.hasNext():
+        path = files.next().getPath()
+        if path.getName().endswith(".parquet"):
+            found.append(path.toUri().getPath().removeprefix(prefix))
+    return tuple(sorted(found))
 
 
 def list_files(spark: SparkSession, folder: str) -> list[str]:

@@ -508,7 +508,7 @@ class StreamJob:
             # The landing times of the files the plan reads, so no job is needed for the oldest.
             first_landed = min((f.modified for f in scanned.values()), default=None)
             figures = BatchFigures(event, batch_id)
-            written: dict[str, tuple[str, str]] = {}
+            written: dict[str, io.WrittenVersion] = {}
             if first_landed is not None:
                 silver = self._new_silver(event, cleaned, manifest, first_landed - lateness)
                 silver_written, sums = self._write_silver(event, silver, run_id)
@@ -582,7 +582,7 @@ class StreamJob:
         return silver.persist(StorageLevel.MEMORY_AND_DISK)
 
     def _write_silver(self, event: str, silver: DataFrame, run_id: str
-                      ) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
+                      ) -> tuple[dict[str, io.WrittenVersion], dict[str, Any]]:
         """Writes the batch's new silver rows; returns the version written and its row count and sums (``rows`` and
         SUMMED[event])."""
         # The rows and sums written, counted by the write itself: a separate count would be one more Spark job.
@@ -592,8 +592,8 @@ class StreamJob:
                                                              replace=True, files_per_partition=1)}
         return written, sums.get
 
-    def _write_sales_gold(self, silver: DataFrame, run_id: str) -> dict[str, tuple[str, str]]:
-        def write(table: str, aggregate: Callable[[DataFrame], DataFrame]) -> tuple[str, str]:
+    def _write_sales_gold(self, silver: DataFrame, run_id: str) -> dict[str, io.WrittenVersion]:
+        def write(table: str, aggregate: Callable[[DataFrame], DataFrame]) -> io.WrittenVersion:
             return io.write_table_version(aggregate(silver), self.lake, table, run_id, replace=True,
                                           files_per_partition=1)
 

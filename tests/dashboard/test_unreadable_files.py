@@ -113,6 +113,23 @@ def test_a_file_deleted_from_its_directory_is_reported_at_the_next_version(lake_
     assert "Part of the data could not be read (1 file)" in notice
 
 
+def test_the_manifest_names_each_directorys_files_as_written(sample_lake: SampleLake) -> None:
+    manifest = json.loads((sample_lake.lake / "_manifest.json").read_text())
+    for table, dirs in manifest["tables"].items():
+        for directory in dirs:
+            on_disk = sorted(p.relative_to(sample_lake.lake / directory).as_posix()
+                             for p in (sample_lake.lake / directory).rglob("*.parquet"))
+            assert manifest["files"][directory] == on_disk, (table, directory)
+
+
+def test_a_file_deleted_before_the_repository_ever_listed_it_is_reported(lake_copy: SampleLake) -> None:
+    files = gold_files(lake_copy.lake)
+    files[0].unlink()  # e.g. while the dashboard was down: this process never saw the file
+    repo = LakeRepository(lake_copy.lake, lake_copy.root / "models")
+    assert shown_sales(repo) == sales_in(files[1:])
+    assert repo.unreadable_files()["gold_sales_hourly"] == (str(files[0]),)
+
+
 def test_a_vanished_directory_is_reported(lake_copy: SampleLake) -> None:
     files = gold_files(lake_copy.lake)
     manifest = json.loads((lake_copy.lake / "_manifest.json").read_text())
