@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StringType, TimestampType
+from pyspark.sql.types import DecimalType, DoubleType, StringType, TimestampType
 
 from salespulse.schema import INVENTORY_EVENT, SALES_EVENT
 from spark_jobs.schemas import CORRUPT_RECORD, raw_csv_schema, typed_schema
@@ -23,7 +23,8 @@ def test_schemas_follow_the_canonical_contract() -> None:
     assert all(f.dataType == StringType() for f in raw.fields)
     typed = typed_schema(SALES_EVENT)
     assert typed["event_time"].dataType == TimestampType()
-    assert typed["sales"].dataType == DoubleType()
+    assert typed["sales"].dataType == DecimalType(18, 4)  # money is exact
+    assert typed["units_sold"].dataType == DoubleType()
     assert typed["customer_id"].nullable and not typed["order_id"].nullable
     assert typed_schema(INVENTORY_EVENT).fieldNames() == list(INVENTORY_EVENT.names)
 
