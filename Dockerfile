@@ -26,7 +26,7 @@ COPY --chown=salespulse:salespulse docker/ docker/
 # and spark-submit runs spark_jobs/*.py from this folder.
 RUN pip install --no-cache-dir -e .
 
-# Spark's Python workers must run this interpreter, with SalesPulse installed, on every node (PITFALLS 27); the pip
+# Spark's Python workers must run this interpreter, with SalesPulse installed, on every node (workers otherwise start `python3` from PATH); the pip
 # wheel of pyspark is the Spark installation (bin/spark-class, bin/spark-submit).
 ENV PYSPARK_PYTHON=/usr/local/bin/python \
     PYSPARK_DRIVER_PYTHON=/usr/local/bin/python \

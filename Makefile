@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_HISTORY_DAYS ?= 35
 DEMO_HISTORY_RATE ?= 0.1
 
-# Spark's Python workers must run the venv's interpreter, not `python3` from PATH (PITFALLS 27).
+# Spark's Python workers must run the venv's interpreter, not `python3` from PATH, which lacks the project's packages.
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 

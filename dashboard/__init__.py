@@ -1,2 +1,2 @@
-"""Executive dashboard (Dash + dash-bootstrap-components): layout, callbacks, figures and the one
-data-access module. Empty until the dashboard issue; kept so the package layout is installable and stable."""
+"""Executive dashboard (Dash + dash-bootstrap-components): the app factory, layout, callbacks and figures, the one
+lake reader (``data.py``), and today also login, response headers, monitoring and the ingest API."""

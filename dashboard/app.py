@@ -39,7 +39,7 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
                         app.callback_map.keys())
     install_auth(app.server, settings.auth, settings.dashboard.production)
 
-    def layout() -> html.Div:  # a function: rebuilt per page load (PITFALLS 30), for the logged-in user
+    def layout() -> html.Div:  # a function: rebuilt per page load, for the logged-in user
         # The renderer fetches the layout from the page itself: the Referer (same-origin policy) is the page's
         # address, whose query holds the filters of a shared link.
         search = urlsplit(request.referrer).query if has_request_context() and request.referrer else None

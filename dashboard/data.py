@@ -1,22 +1,22 @@
 """The dashboard's one reader of the lake: every callback and the CSV export go through LakeRepository.
 
 DuckDB over the Parquet files the manifest lists (``salespulse.lake.duckdb_scan``: committed output only,
-PITFALLS 17), on a local folder or on HDFS through WebHDFS (``salespulse.storage``: the lake's one file-system
-interface, registered with DuckDB for remote files). Every query is aggregated in SQL from gold, so only small
-frames reach Python and the browser (PITFALLS 32). Results are cached per process, keyed by the data version (the
-manifest file's identity: one ``stat`` locally, one namenode status call at most every
-``hdfs.version_check_seconds`` on HDFS): a gunicorn worker recomputes a query only when a writer has published
-something new, and an unchanged lake costs one ``stat`` (or status call) per poll (PITFALLS 28, 29). Per data
-version the repository also keeps, in its own in-memory DuckDB, gold_sales_hourly's rollup per UTC day (periods of
-whole days at day, week and month grain read that; other periods read only their days' hourly files), and in
-memory the customer bitsets of ``dashboard/customer_sets.py`` (exact distinct customers of any period in
-milliseconds), both built from the previous version's for the days whose files did not change. docs/dashboard.md
-says what each costs.
-Row-level security: ``viewer_countries`` (a callable, e.g. the logged-in user's countries) says which countries
-the current viewer may see, None for all. Every table is read through ``_visible``, which keeps only those
-countries' rows (a table without a country column reads as empty for a restricted viewer), and every cache key
-starts with the viewer's countries (``_cached``), so one viewer's results never serve another. A background build
-(``ready_version``) has no request: it reads as the viewer whose version check started it.
+since a plain folder listing could show uncommitted files), on a local folder or on HDFS through WebHDFS
+(``salespulse.storage``: the lake's one file-system interface, registered with DuckDB for remote files). Every query is
+aggregated in SQL from gold, so only small frames reach Python and the browser (raw rows are slow to ship). Results are
+cached per process, keyed by the data version (the manifest file's identity: one ``stat`` locally, one namenode status
+call at most every ``hdfs.version_check_seconds`` on HDFS): a gunicorn worker recomputes a query only when a writer has
+published something new, and an unchanged lake costs one ``stat`` (or status call) per poll (every open tab polls; each
+worker process polls on its own). Per data version the repository also keeps, in its own in-memory DuckDB,
+gold_sales_hourly's rollup per UTC day (periods of whole days at day, week and month grain read that; other periods read
+only their days' hourly files), and in memory the customer bitsets of ``dashboard/customer_sets.py`` (exact distinct
+customers of any period in milliseconds), both built from the previous version's for the days whose files did not
+change. docs/dashboard.md says what each costs.
+Row-level security: ``viewer_countries`` (a callable, e.g. the logged-in user's countries) says which countries the
+current viewer may see, None for all. Every table is read through ``_visible``, which keeps only those countries' rows
+(a table without a country column reads as empty for a restricted viewer), and every cache key starts with the viewer's
+countries (``_cached``), so one viewer's results never serve another. A background build (``ready_version``) has no
+request: it reads as the viewer whose version check started it.
 """
 
 from __future__ import annotations

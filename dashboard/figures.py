@@ -1,8 +1,8 @@
 """Pure figure builders: small aggregated frames in, Plotly figures and display values out.
 
-Numbers stay numeric in the frames; formatting happens here, for display only (PITFALLS 38). Times arrive in
-UTC and are shown in the display time zone named on every time axis (PITFALLS 20). Every figure carries a
-``uirevision`` so zoom and legend choices survive live refreshes (PITFALLS 31).
+Numbers stay numeric in the frames; formatting happens here, for display only (text sorts and exports wrongly). Times
+arrive in UTC and are shown in the display time zone named on every time axis. Every figure carries a ``uirevision`` so
+zoom and legend choices survive live refreshes (without it every refresh resets them).
 """
 
 from __future__ import annotations

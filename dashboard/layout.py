@@ -22,8 +22,9 @@ GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 def render_page(settings: DashboardSettings, user: User | None, countries: tuple[str, ...],
                 data_version: str | None, first_tab: html.Div) -> html.Div:
     """The whole page for ``user`` (None: no login, as in tests), whose country filter offers ``countries``;
-    built per request (``app.layout`` is a function, PITFALLS 30). The page opens knowing ``data_version`` and
-    holding ``first_tab`` already filled, so no callback round trip stands between the layout and the charts."""
+    built per request (``app.layout`` is a function: a static layout would be computed once at start). The page opens
+    knowing ``data_version`` and holding ``first_tab`` already filled, so no callback round trip stands between the
+    layout and the charts."""
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Interval(id=ids.REFRESH, interval=int(settings.refresh_seconds * 1000)),
@@ -133,7 +134,8 @@ def render_kpi_cards(cards: list[dict[str, Any]]) -> dbc.Row:
 
 
 def money_column(name: str, column: str) -> dict[str, Any]:
-    """A numeric DataTable column shown as currency: sorting and export keep the number (PITFALLS 38)."""
+    """A numeric DataTable column shown as currency: sorting and export keep the number (money as text sorts and exports
+    wrongly)."""
     return {"name": name, "id": column, "type": "numeric",
             "format": dash_table.FormatTemplate.money(2)}
 

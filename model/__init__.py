@@ -1,2 +1,2 @@
-"""Forecasting model (TensorFlow/Keras): features shared by training and serving, training, registry and
-Spark scoring. Empty until the forecasting issue; kept so the package layout is installable and stable."""
+"""Forecasting model (TensorFlow/Keras): features shared by training and serving (``features.py``), the networks,
+training and its baselines and metrics, the model card, the registry of versions, and Spark-side scoring."""

@@ -22,7 +22,8 @@ from model.features import HORIZON_HOURS, ID_COLUMNS, MEASURES, SHORT
 
 CURRENT = "current"
 MODEL_FILE, SPEC_FILE, METRICS_FILE, CARD_FILE = "model.keras", "spec.json", "metrics.json", "card.md"
-PREDICT_CHUNK_ROWS = 4096  # rows per model call: bounded memory, few calls (PITFALLS 24)
+# Rows per model call: bounded memory, and few calls, since each call has a fixed cost that small calls would repeat.
+PREDICT_CHUNK_ROWS = 4096
 
 
 class ModelError(Exception):

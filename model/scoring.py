@@ -1,7 +1,8 @@
 """Scoring-side helpers for Spark Python workers: TensorFlow thread limits and one model load per process.
 
 A pandas UDF cannot capture a Keras model in its closure (it does not pickle) and must not reload it per
-batch (PITFALLS 21): workers call :func:`cached_forecaster`, which loads each version once per process.
+batch (a model captured in a UDF closure does not pickle, or reloads every batch): workers call
+:func:`cached_forecaster`, which loads each version once per process.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ _threads: int | None = None
 
 
 def limit_tf_threads(n: int) -> None:
-    """Size TensorFlow's thread pools to the task's cores, before the first TF op (PITFALLS 23). Once per
-    process: later calls with another count are ignored, since TF cannot resize running pools."""
+    """Size TensorFlow's thread pools to the task's cores, before the first TF op: by default each Python worker sizes
+    them to every core, and several workers oversubscribe the CPU. Once per process: later calls with another count are
+    ignored, since TF cannot resize running pools."""
     global _threads
     with _lock:
         if _threads is not None:

@@ -41,7 +41,6 @@ from salespulse.settings import ModelSettings
 from salespulse.simulator.oracle import SimulatedRun
 from salespulse.storage import Storage, as_storage
 
-METHODS = ("model", "seasonal_naive", "linear_regression", "gradient_boosting")
 HOUR = pd.Timedelta(hours=1)
 
 

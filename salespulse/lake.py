@@ -3,8 +3,9 @@
 Every table is a set of Parquet directories listed in one manifest, ``<lake>/_manifest.json``. Writers put
 new data in a fresh directory, then replace the manifest with one atomic rename (under a lock, so the stream,
 backfill and compaction can run together); readers read the manifest first and only the directories it
-lists, so they never see half-written or superseded output (PITFALLS 17, 18). Directories a manifest stops
-listing are deleted only after a grace period, so a reader of the previous manifest can finish.
+lists, so they never see half-written or superseded output (a plain listing of a Spark output folder can show
+uncommitted or duplicate files, and an overwrite deletes before it writes). Directories a manifest stops listing are
+deleted only after a grace period, so a reader of the previous manifest can finish.
 """
 
 from __future__ import annotations

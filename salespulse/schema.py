@@ -55,7 +55,7 @@ COUNTRY_CODES: dict[str, str] = {"USA": "US", "Canada": "CA", "France": "FR", "G
 
 SEGMENTS: tuple[str, ...] = ("Government", "Midmarket", "Channel Partners", "Enterprise", "Small Business")
 PRODUCTS: tuple[str, ...] = ("Carretera", "Montana", "Paseo", "Velo", "VTT", "Amarilla")
-# "None" is a real band (no discount), never a missing value (PITFALLS 2).
+# "None" is a real band (no discount), never a missing value (pandas would read the text 'None' as missing by default).
 DISCOUNT_BANDS: tuple[str, ...] = ("None", "Low", "Medium", "High")
 INVENTORY_KINDS: tuple[str, ...] = ("restock", "adjustment", "count")
 

@@ -23,7 +23,7 @@ def gunicorn_options(dashboard: DashboardSettings) -> dict[str, Any]:
         "graceful_timeout": dashboard.graceful_timeout_seconds,
         "keepalive": 5,
         # Each worker builds its own app after the fork (dashboard.app builds it on first access): threads and
-        # DuckDB connections made before a fork do not work in the children (PITFALLS 34).
+        # DuckDB connections made before a fork do not work in the children.
         "preload_app": False,
         "forwarded_allow_ips": dashboard.forwarded_allow_ips,
         # No gunicorn access log: the app writes one JSON line per request itself, with its request id and

@@ -76,7 +76,8 @@ class HdfsSettings(_Section):
 class SparkSettings(_Section):
     master: str = "local[*]"
     app_name: str = "salespulse"
-    # Fixed into streaming checkpoints on first run (PITFALLS 13): keep it small and stable.
+    # Fixed into streaming checkpoints on first run (a checkpoint cannot be resumed with another value): keep it small
+    # and stable.
     shuffle_partitions: int = Field(default=4, ge=1, le=2000)
     session_time_zone: Literal["UTC"] = "UTC"
     ui_enabled: bool = False
@@ -134,7 +135,7 @@ class SimulatorSettings(_Section):
 class IngestSettings(_Section):
     """Validation rules shared by backfill and stream; profiles may tighten or relax some per source."""
 
-    # Case-insensitive spellings mapped onto the canonical country names (PITFALLS 1).
+    # Case-insensitive spellings mapped onto the canonical country names (exports spell countries many ways).
     country_aliases: dict[str, str] = Field(
         default_factory=lambda: {
             "US": "USA", "U.S.": "USA", "U.S.A.": "USA", "United States": "USA",
@@ -158,7 +159,8 @@ class StreamSettings(_Section):
     """The streaming job; docs/operations.md explains each knob."""
 
     trigger_seconds: float = Field(default=1.0, gt=0, le=3600)
-    max_files_per_trigger: int = Field(default=200, ge=1, description="bounds a batch after downtime (PITFALLS 10)")
+    # Spark's own default is unbounded: the first batch after downtime would take every waiting file at once.
+    max_files_per_trigger: int = Field(default=200, ge=1, description="bounds the first batch after downtime")
     processed_files: Literal["archive", "delete", "keep"] = "archive"
     # Events that happened more than this before their file landed are quarantined as late_event. Also the
     # dedupe window: an order id is checked against silver events inside it.
@@ -218,7 +220,7 @@ class DashboardSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8050, ge=1, le=65535)
-    # Display only: the lake stays in UTC (PITFALLS 20). An IANA name such as Europe/Paris.
+    # Display only: the lake stays in UTC, so JVM, pandas and Plotly agree on hours. An IANA name such as Europe/Paris.
     time_zone: str = "UTC"
     refresh_seconds: float = Field(default=1.0, gt=0, le=1.0, description="data-version check interval")
     stale_amber_seconds: float = Field(default=30.0, gt=0)
@@ -234,10 +236,10 @@ class DashboardSettings(_Section):
     # cookies; every secret must come from the environment.
     production: bool = False
     # `salespulse dashboard --prod` / conf/gunicorn.conf.py (docs/deploy.md). Workers do not share memory: each
-    # keeps its own per-data-version caches and computes each new version's results itself (PITFALLS 29), so more
-    # workers cost memory and CPU, threads are cheap: after a publish most requests wait for one response being
-    # computed (dashboard/response_cache.py) and hold a thread meanwhile. 1 worker x 32 threads measured best on
-    # 2 cores (docs/deploy.md).
+    # keeps its own per-data-version caches and computes each new version's results itself (worker processes share no
+    # memory), so more workers cost memory and CPU, threads are cheap: after a publish most requests wait for one
+    # response being computed (dashboard/response_cache.py) and hold a thread meanwhile. 1 worker x 32 threads measured
+    # best on 2 cores (docs/deploy.md).
     workers: int = Field(default=1, ge=1, le=64, description="gunicorn worker processes")
     threads: int = Field(default=32, ge=1, le=64, description="threads per gunicorn worker")
     timeout_seconds: int = Field(default=60, ge=1, description="a worker silent this long is restarted")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from salespulse.settings import HdfsSettings
 
-STAGING_DIR = ".staging"  # dot-prefixed: Spark's file source never lists it (PITFALLS 6)
+STAGING_DIR = ".staging"  # dot-prefixed: Spark's file source never lists it, so it never reads a half-written file
 WEBHDFS_PORT = 9870  # the namenode's HTTP port in Hadoop 3, when hdfs.webhdfs_url is not set
 # What changes when a file is replaced by rename, per file system: HDFS's file id and modification time (ms),
 # fsspec's local and memory fields; never access times (HDFS updates those on reads).

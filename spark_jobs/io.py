@@ -460,7 +460,8 @@ def update_manifest(spark: SparkSession, lake: str, change: Callable[[dict[str, 
                     version: str) -> dict[str, Any]:
     """Under the lock: read the published manifest, let ``change`` edit it in place (add or replace table
     directories, record stream state), retire the directories it no longer lists, delete those retired
-    longer than the grace period, and publish the result with one atomic rename (PITFALLS 17, 18)."""
+    longer than the grace period, and publish the result with one atomic rename (readers never see a half-written or
+    emptied table)."""
     with manifest_lock(spark, lake):
         current = read_manifest(spark, lake)
         manifest = copy.deepcopy(current)

@@ -1,4 +1,5 @@
-"""Explicit Spark schemas derived from the canonical event schemas (never inferSchema, PITFALLS 7)."""
+"""Explicit Spark schemas derived from the canonical event schemas (never inferSchema: file streams cannot infer, and a
+guess changes with the data)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ _SPARK_TYPES: dict[LogicalType, DataType] = {
 
 def raw_csv_schema(columns: Sequence[str]) -> StructType:
     """Every column as text plus ``_corrupt_record``: landing files are read raw and cleaned explicitly,
-    so a malformed value becomes a quarantine entry instead of an ANSI cast error (PITFALLS 1, 3, 9)."""
+    so a malformed value becomes a quarantine entry instead of an ANSI cast error that would stop the job."""
     fields = [StructField(name, StringType(), nullable=True) for name in columns]
     return StructType([*fields, StructField(CORRUPT_RECORD, StringType(), nullable=True)])
 

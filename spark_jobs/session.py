@@ -20,7 +20,7 @@ FAIR_POOLS = PROJECT_ROOT / "conf" / "fairscheduler.xml"  # micro-batches ahead 
 
 def build_session(settings: SparkSettings) -> SparkSession:
     # Spark starts Python workers with `python3` from PATH unless told otherwise, which may lack our
-    # packages (PITFALLS 27).
+    # packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder

@@ -2,7 +2,8 @@
 
 One Structured Streaming query per event (``<landing>/sales``, ``<landing>/inventory``) with an explicit raw
 schema and ``foreachBatch``. Each micro-batch is a static DataFrame, so it goes through exactly the functions
-the backfill uses. Exactly-once under a crash (PITFALLS 16-18):
+the backfill uses. Exactly-once under a crash (foreachBatch replays a batch after a crash, and readers must never see a
+half-written table):
 
 - batch N writes only to directories named after it and its checkpoint (``stream-<event>-<query>-<N>``),
   replacing whatever an interrupted attempt left there, and becomes visible in one manifest swap that also
@@ -60,7 +61,7 @@ from spark_jobs.transforms.dedupe import dedupe_events, event_key
 from spark_jobs.transforms.parse import build_canonical_mapping
 
 EVENTS = {"sales": "canonical", "inventory": "canonical_inventory"}
-CHECKPOINT_VERSION = "v1"  # bump when the query's shape changes: an old checkpoint cannot be reused (PITFALLS 13)
+CHECKPOINT_VERSION = "v1"  # bump when the query's shape changes: an old checkpoint cannot be reused
 COUNTERS = ("rows_in", "rows_silver", "rows_quarantined", "rows_duplicate", "files")
 SUMMED = {"sales": ("sales", "profit", "units_sold"), "inventory": ()}  # silver totals kept in the manifest
 

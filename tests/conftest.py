@@ -50,7 +50,7 @@ def run_simulator(out: Path, *, history_days: float = 0, seconds: float | None =
 
 def read_landing(folder: Path) -> pd.DataFrame:
     """All CSV files of a folder as text, the way a careful analyst would read them: no type guessing, and
-    'None' stays the discount band it is (PITFALLS 2)."""
+    'None' stays the discount band it is (pandas reads it as missing by default)."""
     files = sorted(folder.glob("*.csv"))
     assert files, f"no CSV files in {folder}"
     frames = [

@@ -2,7 +2,7 @@
 
 Landing layout under ``out``: ``sales/`` and ``inventory/`` receive live files (the stream watches them);
 ``history/sales/`` and ``history/inventory/`` receive history (loaded by the batch backfill, because a file
-stream skips files older than ``maxFileAge``, PITFALLS 11). Every file is published by an atomic rename.
+stream silently skips files older than ``maxFileAge``). Every file is published by an atomic rename.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Canonical text -> typed, normalised columns plus the reason a row is rejected (null when it is valid).
 
-Rules (PITFALLS 1-5): values are trimmed; money drops ``$``, thousands separators and spaces, reads ``(x)``
-as ``-x`` and ``-``/``$-`` as 0, and goes from text straight to a decimal (``MONEY``, rounded half-up to its
-scale), never through a binary float; blanks are zero only for the profile's blank-is-zero columns; numbers and
-dates are parsed with ``try_cast`` / ``try_to_timestamp`` (never ANSI casts that kill a job); categories
-match case-insensitively, countries through the alias map. The first failing rule, in the order of
-:data:`REASON_ORDER`, is the row's reason.
+Rules (real exports are dirty: padded text, money as text, ``None`` as a value, mixed date formats): values are trimmed;
+money drops ``$``, thousands separators and spaces, reads ``(x)`` as ``-x`` and ``-``/``$-`` as 0, and goes from text
+straight to a decimal (``MONEY``, rounded half-up to its scale), never through a binary float; blanks are zero only for
+the profile's blank-is-zero columns; numbers and dates are parsed with ``try_cast`` / ``try_to_timestamp`` (never ANSI
+casts that kill a job); categories match case-insensitively, countries through the alias map. The first failing rule, in
+the order of :data:`REASON_ORDER`, is the row's reason.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def series_features(series: DataFrame, origins: Sequence[datetime]) -> DataFrame
     """One feature row per series and origin (``origins``: UTC-aware hour starts of the last complete hour),
     built by the model's own ``feature_rows`` on each series' complete hourly grid (hours without sales are
     zero); the features travel as one vector in ``FEATURE_COLUMNS`` order."""
-    # Inside the UDF timestamps are naive values of the session time zone, UTC (PITFALLS 20).
+    # Inside the UDF timestamps are naive values of the session time zone, UTC.
     wanted = [pd.Timestamp(o).tz_convert("UTC").tz_localize(None) for o in origins]
     grid = pd.date_range(min(wanted) - pd.Timedelta(hours=HISTORY_HOURS - 1), max(wanted), freq="h")
 
@@ -82,11 +82,12 @@ def series_features(series: DataFrame, origins: Sequence[datetime]) -> DataFrame
 
 def score(features: DataFrame, registry: str, version: str, tf_threads: int) -> DataFrame:
     """Quantile forecasts for ``series_features`` rows, one row per series, origin and horizon. The model is
-    loaded once per Python worker and kept there by version (PITFALLS 21); TF's thread pools are sized to the
-    task's cores (23); the network is called directly, not through ``predict`` (24). ``mapInArrow``, not
-    ``mapInPandas``: the feature vectors arrive as one flat Arrow buffer read as a (rows x features) matrix
-    without a Python object per row, and the 24 horizons leave as plain columns built from numpy arrays
-    (per-row arrays through pandas, then an explode in the JVM, cost more: BENCHMARKS.md)."""
+    loaded once per Python worker and kept there by version (a model in a closure would not pickle, or reload each
+    batch); TF's thread pools are sized to the task's cores (not every core, which several workers would oversubscribe);
+    the network is called directly, not through ``predict`` (whose fixed cost per call dominates small batches).
+    ``mapInArrow``, not ``mapInPandas``: the feature vectors arrive as one flat Arrow buffer read as a (rows x features)
+    matrix without a Python object per row, and the 24 horizons leave as plain columns built from numpy arrays (per-row
+    arrays through pandas, then an explode in the JVM, cost more: BENCHMARKS.md)."""
     n_features = len(FEATURE_COLUMNS)
 
     def predict(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -35,7 +35,7 @@ def test_spark_reads_simulator_files_by_header(spark: SparkSession, tmp_path: Pa
     frame = (
         spark.read.schema(raw_csv_schema(SALES_EVENT.names))
         .option("header", True)
-        .option("enforceSchema", False)  # match columns by header name, not position (PITFALLS 8)
+        .option("enforceSchema", False)  # match columns by header name, not position (Spark's default maps by position)
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
         .csv(str(folder))
