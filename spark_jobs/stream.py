@@ -31,7 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -64,6 +64,8 @@ EVENTS = {"sales": "canonical", "inventory": "canonical_inventory"}
 CHECKPOINT_VERSION = "v1"  # bump when the query's shape changes: an old checkpoint cannot be reused
 COUNTERS = ("rows_in", "rows_silver", "rows_quarantined", "rows_duplicate", "files")
 SUMMED = {"sales": ("sales", "profit", "units_sold"), "inventory": ()}  # silver totals kept in the manifest
+# The Spark local properties that tie a job to its query and micro-batch (Spark sets them on the query's thread).
+BATCH_PROPERTIES = ("spark.job.description", "sql.streaming.queryId", "streaming.sql.batchId")
 
 
 class StreamSetupError(RuntimeError):
@@ -504,7 +506,7 @@ class StreamJob:
                 F.collect_set("source_file").alias("files"))
             bad = observed.where(F.col("reason").isNotNull()).select(
                 "reason", "raw", "source_file", "row_number", "ingest_time", "run_id")
-            quarantine = self.writers.submit(io.write_table_version, bad, lake, f"quarantine_{event}", run_id,
+            quarantine = self.submit(io.write_table_version, bad, lake, f"quarantine_{event}", run_id,
                                              replace=True, files_per_partition=1)
             # The landing times of the files the plan reads, so no job is needed for the oldest.
             first_landed = min((f.modified for f in scanned.values()), default=None)
@@ -517,7 +519,7 @@ class StreamJob:
                 figures.totals = {c: float(sums[c] or 0.0) for c in SUMMED[event]}
                 if figures.rows_silver:
                     written.update(silver_written)
-                    window = self.writers.submit(self.duplicates[event].add, silver_written[f"silver_{event}"])
+                    window = self.submit(self.duplicates[event].add, silver_written[f"silver_{event}"])
                     if event == "sales":
                         written.update(self._write_sales_gold(silver, run_id))
                     try:
@@ -567,6 +569,20 @@ class StreamJob:
                 silver.unpersist()
             persisted.unpersist()
 
+    def submit(self, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """``work`` on the writer pool as part of the calling thread's micro-batch: the pool thread takes the batch's
+        job description, query and batch ids, so its jobs are counted and shown under that batch (Spark UI, event
+        log) like the jobs of the query's own thread."""
+        context = self.spark.sparkContext
+        batch = {key: context.getLocalProperty(key) for key in BATCH_PROPERTIES}
+
+        def run() -> Any:
+            for key, value in batch.items():
+                context.setLocalProperty(key, value)  # None removes it: a reused thread keeps no older batch's ids
+            return work(*args, **kwargs)
+
+        return self.writers.submit(run)
+
     def run_id(self, event: str, batch_id: int) -> str:
         """The name of batch ``batch_id``'s directories. It holds the checkpoint's query id: a new checkpoint starts
         its batch ids at 0 again, and must not overwrite directories an earlier one published."""
@@ -599,7 +615,7 @@ class StreamJob:
                                           files_per_partition=1)
 
         # Each in its own thread, plan included: building a query costs the driver as much as running it here.
-        writes = {table: self.writers.submit(write, table, aggregate) for table, aggregate in
+        writes = {table: self.submit(write, table, aggregate) for table, aggregate in
                   (("gold_sales_hourly", aggregate_sales_hourly), ("gold_customers_daily", aggregate_customers_daily))}
         return {table: future.result() for table, future in writes.items()}
 
