@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from dash import Dash, html
 from flask import has_request_context, request
 
-from dashboard import callbacks
+from dashboard import callbacks, targets
 from dashboard.auth import install_auth, viewer, viewer_countries
 from dashboard.data import LakeRepository
 from dashboard.headers import install_security_headers
@@ -47,6 +47,7 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
 
     app.layout = layout
     callbacks.register(app, repo, settings.dashboard)
+    targets.register(app, repo, settings.dashboard)
     if settings.dashboard.response_cache_entries:  # after the login guard: only logged-in requests reach it
         install_response_cache(app.server, ResponseCache(settings.dashboard.response_cache_entries),
                                repo.data_version, repo.viewer_countries, callbacks.CACHEABLE_OUTPUTS,

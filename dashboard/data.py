@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from salespulse.lake import (
 from salespulse.schema import COUNTRIES
 from salespulse.settings import DashboardSettings
 from salespulse.storage import Storage, as_storage
+from salespulse.targets import MonthToDate, month_to_date, reference_time, remaining_forecast, target_attainment
 
 GRAINS = ("minute", "hour", "day", "week", "month")
 DIMENSIONS = ("country", "segment", "product", "discount_band")
@@ -720,6 +721,46 @@ class LakeRepository:
                 QUALIFY row_number() OVER (PARTITION BY country, hour ORDER BY origin DESC, detected_at DESC) = 1
                 ORDER BY hour""", params)
         return self._cached(("anomalies", where), compute)
+
+    # -- targets -----------------------------------------------------------------------------------------
+    def target_attainment(self, where: SalesFilter) -> tuple[MonthToDate, pd.DataFrame] | None:
+        """The month ``where`` ends in (or the newest data's month) and, per target of the viewer's countries (and
+        the chosen ones) in it, attainment to date and the projected month end (salespulse.targets). Targets judge
+        whole countries or segments: the segment, product and band filters do not apply. None before any sales."""
+        def compute() -> tuple[MonthToDate, pd.DataFrame] | None:
+            coverage = self._coverage()
+            if coverage is None:
+                return None
+            data_end = coverage.last_hour + timedelta(hours=1)
+            end = where.end.replace(tzinfo=None) if where.end is not None else None
+            window = month_to_date(reference_time(end, data_end), data_end)
+            month = SalesFilter(window.start.replace(tzinfo=timezone.utc), window.end.replace(tzinfo=timezone.utc),
+                                countries=where.countries)
+            scan = self._optional_scan("targets")
+            if scan is None:
+                return window, target_attainment(pd.DataFrame(columns=["country", "segment"]), pd.DataFrame(), {},
+                                                 window)
+            condition, params = month.condition(None, columns=("country",))
+            targets = self._frame(f"""SELECT country, segment, sales_target, profit_target FROM {scan}
+                                      WHERE month = ? AND {condition} ORDER BY country, segment NULLS FIRST""",
+                                  [window.month, *params], exact=True)
+            targets["segment"] = targets["segment"].astype(object).where(targets["segment"].notna(), None)
+            sales = self._sales("day", month)
+            actuals = pd.DataFrame(columns=["country", "segment", "sales", "profit"])
+            if sales is not None:
+                condition, params = month.sales_where()
+                actuals = self._frame(f"SELECT country, segment, sum(sales) AS sales, sum(profit) AS profit "
+                                      f"FROM {sales} WHERE {condition} GROUP BY ALL", params, exact=True)
+            try:
+                # from a day before the data's end: the latest origin's whole day gives the hourly rate past the
+                # forecast's horizon
+                since = window.data_end.replace(tzinfo=timezone.utc) - timedelta(days=1)
+                forecasts = self.forecasts(replace(month, start=since))
+            except TableMissing:
+                forecasts = pd.DataFrame()
+            remaining = remaining_forecast(forecasts, window) if not forecasts.empty else {}
+            return window, target_attainment(targets, actuals, remaining, window)
+        return self._cached(("target_attainment", where), compute)
 
     # -- inventory ---------------------------------------------------------------------------------------
     def stock(self, where: SalesFilter) -> pd.DataFrame:

@@ -34,6 +34,11 @@ MONTH_AREA = "overview-month-area"
 PRODUCT_COLUMNS = "overview-product-columns"
 COUNTRY_TREND = "overview-country-trend"
 TOP_TABLE = "overview-top-table"
+# Overview: targets (dashboard/targets.py)
+TARGET_CARDS = "overview-target-cards"
+TARGET_TITLE = "overview-target-title"
+TARGET_TABLE = "overview-target-table"
+TARGET_WARNING = "targets-read-warning"
 # Sales trends
 FORECAST_CHART = "trends-forecast"
 FORECAST_NOTE = "trends-note"

@@ -196,6 +196,41 @@ def _tab_body(tab: str) -> html.Div:
              _graph(ids.clickable(ids.COUNTRY_TREND, "country"))),
         _row([html.H6("Top countries x products by sales (click a header to sort)", className="ms-2 mt-1"),
               _table(ids.TOP_TABLE)]),
+        render_targets_frame(),
+    ])
+
+
+# On track: the projected month end reaches the target (salespulse/targets.py); the colours of the cards' tones.
+STATUS_TONES = {"on track": "success", "at risk": "danger", "no forecast": "secondary"}
+
+
+def render_targets_frame() -> html.Div:
+    """The Overview's targets section, filled by dashboard/targets.py's callback: attainment cards and the table
+    of every target of the month, its status cell coloured."""
+    table = _table(ids.TARGET_TABLE, 15)
+    table.style_cell_conditional = [{"if": {"column_id": column}, "textAlign": "left"}
+                                    for column in ("country", "segment", "measure", "status")]
+    table.style_data_conditional = [
+        {"if": {"filter_query": f'{{status}} = "{status}"', "column_id": "status"},
+         "color": "white", "backgroundColor": color, "fontWeight": "bold"}
+        for status, color in (("on track", "#18bc9c"), ("at risk", "#e74c3c"))]
+    return html.Div([
+        html.Div(id=ids.TARGET_WARNING), html.Div(id=ids.TARGET_CARDS),
+        _row([html.H6(id=ids.TARGET_TITLE, className="ms-2 mt-1"), table]),
+    ], id="overview-targets")
+
+
+def render_target_cards(cards: list[dict[str, Any]]) -> dbc.Row:
+    """Cards from dashboard.targets.target_card_values: attainment to date, and the projected month end against
+    the target, coloured by status."""
+    return dbc.Row([
+        dbc.Col(dbc.Card(dbc.CardBody([
+            html.Div(c["label"], className="small text-muted text-uppercase"),
+            html.Div(c["value"], className="fs-4 fw-bold", id={"type": "target-value", "key": c["key"]}),
+            html.Div(c["detail"], className=f"small text-{STATUS_TONES[c['status']]}",
+                     id={"type": "target-detail", "key": c["key"]}),
+        ]), className=f"shadow-sm h-100 border-{STATUS_TONES[c['status']]}"), xs=12, md=6, className="mb-3")
+        for c in cards
     ])
 
 

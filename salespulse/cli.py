@@ -507,6 +507,121 @@ def sql(ctx: click.Context, query: str, lake: str | None, as_json: bool, limit: 
 
 
 @main.group()
+def targets() -> None:
+    """Monthly sales and profit targets per country (optionally per segment), kept in the lake's targets table;
+    the dashboard's Overview shows attainment to date and the projected month end against them."""
+
+
+TARGETS_LAKE_OPTION = click.option("--lake", help="Lake folder or URI (paths.lake).")
+
+
+def _store_targets(settings: Settings, new: list[Any], replace_all: bool) -> None:
+    """Merge ``new`` targets into the lake's (replacing those of the same month, country and segment) and publish
+    the table with one manifest swap."""
+    from salespulse.lake import MANIFEST
+    from salespulse.storage import open_storage
+    from salespulse.targets import TargetError, merge_targets, read_published_targets
+
+    try:
+        storage = open_storage(settings.paths.lake, settings.hdfs)
+        if not storage.exists(MANIFEST):
+            _fail(f"no lake at {settings.paths.lake} (no {MANIFEST}); load data first with `salespulse backfill` "
+                  "or `salespulse stream`, or pass --lake")
+        current, read_from = read_published_targets(storage)
+    except (OSError, ValueError) as err:
+        _fail(f"cannot read the lake at {settings.paths.lake}: {err}")
+    merged = merge_targets(current, new, replace_all)
+    known = {t.key for t in current}
+    from spark_jobs.session import build_session
+    from spark_jobs.targets import publish_targets
+
+    spark = build_session(settings.spark)
+    try:
+        publish_targets(spark, settings.paths.lake, merged, read_from, datetime.now(timezone.utc))
+    except TargetError as err:
+        _fail(str(err))
+    replaced = sum(t.key in known for t in new)
+    _say(f"targets: {len(new)} set ({len(new) - replaced} new, {replaced} replaced); {len(merged)} in the lake")
+
+
+@targets.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--replace", "replace_all", is_flag=True,
+              help="Drop every target FILE does not name (default: FILE's targets replace those of the same "
+                   "month, country and segment, and the others stay).")
+@TARGETS_LAKE_OPTION
+@click.pass_context
+def load_targets(ctx: click.Context, file: Path, replace_all: bool, lake: str | None) -> None:
+    """Load targets from a CSV file with the header month,country,segment,sales_target,profit_target (segment
+    optional: blank means the whole country; month YYYY-MM; amounts plain non-negative numbers). The whole file is
+    checked first: any bad line, or a month, country and segment given twice, loads nothing (exit code 2)."""
+    from salespulse.targets import TargetError, read_targets_file
+
+    settings = _settings(ctx, {"paths.lake": lake})
+    try:
+        new = read_targets_file(file, settings.ingest.country_aliases)
+    except TargetError as err:
+        _fail(str(err), 2)
+    _store_targets(settings, new, replace_all)
+
+
+@targets.command("set")
+@click.option("--country", required=True, help="Country (canonical name or an ingest.country_aliases spelling).")
+@click.option("--month", required=True, help="Month, YYYY-MM.")
+@click.option("--sales", required=True, help="Sales target for the month, e.g. 1200000 or 1200000.50.")
+@click.option("--profit", required=True, help="Profit target for the month.")
+@click.option("--segment", help="Only this segment (default: the whole country).")
+@TARGETS_LAKE_OPTION
+@click.pass_context
+def set_target(ctx: click.Context, country: str, month: str, sales: str, profit: str, segment: str | None,
+               lake: str | None) -> None:
+    """Set (or replace) one month's sales and profit target of a country, or of one segment of it."""
+    from salespulse.targets import TargetError, build_target
+
+    settings = _settings(ctx, {"paths.lake": lake})
+    try:
+        target = build_target(month, country, segment, sales, profit, settings.ingest.country_aliases, "set")
+    except TargetError as err:
+        _fail(str(err), 2)
+    _store_targets(settings, [target], False)
+
+
+@targets.command("list")
+@click.option("--month", help="Only this month (YYYY-MM).")
+@click.option("--country", help="Only these countries (comma-separated).")
+@TARGETS_LAKE_OPTION
+@click.pass_context
+def list_targets(ctx: click.Context, month: str | None, country: str | None, lake: str | None) -> None:
+    """Print the targets in the lake (amounts in cents by the display rounding), oldest month first."""
+    from salespulse.console import format_rows
+    from salespulse.kpi_report import UnknownFilterValue, canonical_filter_values
+    from salespulse.kpis import round_money
+    from salespulse.storage import open_storage
+    from salespulse.targets import TargetError, parse_month, read_published_targets
+
+    settings = _settings(ctx, {"paths.lake": lake})
+    try:
+        chosen_month = parse_month(month) if month else None
+        countries = canonical_filter_values("country", _split(country), settings.ingest.country_aliases)
+    except (TargetError, UnknownFilterValue) as err:
+        _fail(str(err), 2)
+    try:
+        found, _ = read_published_targets(open_storage(settings.paths.lake, settings.hdfs))
+    except (OSError, ValueError) as err:
+        _fail(f"cannot read the lake at {settings.paths.lake}: {err}")
+    shown = [t for t in found if (chosen_month is None or t.month == chosen_month)
+             and (not countries or t.country in countries)]
+    if not shown:
+        _say("targets: none" + (" match" if found else " in the lake; set them with `salespulse targets load FILE` "
+                                                         "or `salespulse targets set ...`"))
+        return
+    rows = [(f"{t.month:%Y-%m}", t.country, t.segment or "(whole country)", round_money(t.sales_target),
+             round_money(t.profit_target), t.source) for t in shown]
+    for line in format_rows(("month", "country", "segment", "sales_target", "profit_target", "source"), rows):
+        _say(line)
+
+
+@main.group()
 def profile() -> None:
     """Source profiles: how an export's columns map onto SalesPulse's (docs/profiles.md)."""
 
