@@ -503,7 +503,7 @@ class StreamJob:
                 *[F.count_if(F.col("reason") == reason).alias(reason) for reason in REASON_ORDER],
                 F.collect_set("source_file").alias("files"))
             bad = observed.where(F.col("reason").isNotNull()).select(
-                "reason", "raw", "source_file", "row_number", "ingest_time", "run_id")
+                "reason", "reason_detail", "raw", "source_file", "row_number", "ingest_time", "run_id")
             quarantine = self.writers.submit(io.write_table_version, bad, lake, f"quarantine_{event}", run_id,
                                              replace=True, files_per_partition=1)
             # The landing times of the files the plan reads, so no job is needed for the oldest.
