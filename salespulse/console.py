@@ -58,5 +58,5 @@ def money_table(money: dict[str, dict[str, Any]]) -> list[str]:
     rows = [("money", *measures), *((label, *(f"{v:,.2f}" for v in values)) for label, values in amounts),
             ("rows without a readable amount", *(f"{money[m]['unreadable']:,}" for m in measures))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [" ".join([row[0].ljust(widths[0]), *(v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True))])
+    return ["  ".join([row[0].ljust(widths[0]), *(v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True))])
             for row in rows]
