@@ -197,3 +197,42 @@ def test_backfill_report_reconciles_sales_and_profit_per_reason(spark: SparkSess
     for measure in ("sales", "profit"):
         assert_money(again["money"][measure],
                      expected_money(rows, [outcome for _, outcome in SECOND], [None] * len(rows), measure))
+
+
+def test_quarantine_written_before_the_detail_column_stays_readable(spark: SparkSession, tmp_path: Path) -> None:
+    """A lake whose quarantine predates reason_detail: the dashboard lists its rows (no detail), and the next
+    backfill merges them with its own detailed rows."""
+    import pyarrow.parquet as pq
+
+    lake = tmp_path / "lake"
+    settings = load_settings(overrides={"paths.lake": str(lake)})
+    profile = load_profile(str(write_profile(tmp_path)))
+    old_rows = [row for row, outcome, *_ in CASES[:7]]
+    run_backfill(spark, settings, str(write_csv(tmp_path / "old.csv", old_rows)), profile, NOW, "old",
+                 say=lambda _: None)
+    # Make it an older lake: the quarantine files and the schema the manifest keeps lose the column.
+    manifest_path = lake / "_manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for directory in manifest["tables"]["quarantine_sales"]:
+        for file in (lake / directory).glob("*.parquet"):
+            pq.write_table(pq.read_table(file).drop_columns(["reason_detail"]), file,
+                           use_deprecated_int96_timestamps=True)  # as Spark writes timestamps
+            (file.parent / f".{file.name}.crc").unlink(missing_ok=True)  # Hadoop's checksum of the old bytes
+    schema = json.loads(manifest["schemas"]["quarantine_sales"])
+    schema["fields"] = [f for f in schema["fields"] if f["name"] != "reason_detail"]
+    manifest["schemas"]["quarantine_sales"] = json.dumps(schema)
+    manifest_path.write_text(json.dumps(manifest))
+    old_bad = {i + 1 for i, (_, outcome, *_) in enumerate(CASES[:7]) if outcome == "quarantine"}
+
+    sample = LakeRepository(lake, tmp_path / "models").quarantine_sample()
+    assert set(sample["row_number"]) == old_bad and sample["reason_detail"].isna().all()
+
+    new_rows = [sale("q13", 1, "7.00", "0", "5.00", product="Bike")]
+    report = run_backfill(spark, settings, str(write_csv(tmp_path / "new.csv", new_rows)), profile, NOW, "new",
+                          say=lambda _: None)
+    assert report["quarantined_by_detail"] == {"unknown_category": {"product": 1}}
+    quarantine = duckdb.sql(f"SELECT * FROM {duckdb_scan(lake, 'quarantine_sales')}").df()
+    details = {(file.rsplit("/", 1)[-1], number): detail for file, number, detail in zip(
+        quarantine["source_file"], quarantine["row_number"], quarantine["reason_detail"], strict=True)}
+    assert {key for key, detail in details.items() if detail is None} == {("old.csv", n) for n in old_bad}
+    assert details[("new.csv", 1)].startswith("product: 'Bike' is not one of")
