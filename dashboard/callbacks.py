@@ -250,8 +250,8 @@ def quality_outputs(repo: LakeRepository, query: str | None, settings: Dashboard
             figures.ingest_figure(ingest, revision, zone), figures.freshness_figure(ingest, revision, zone),
             figures.quarantine_figure(repo.quarantine_over_time(grain), revision, zone), sample.to_dict("records"),
             [{"name": f"Ingested ({zone})", "id": "ingest_time"}, {"name": "Reason", "id": "reason"},
-             {"name": "File", "id": "source_file"}, {"name": "Row", "id": "row_number"},
-             {"name": "Raw values", "id": "raw"}],
+             {"name": "Detail", "id": "reason_detail"}, {"name": "File", "id": "source_file"},
+             {"name": "Row", "id": "row_number"}, {"name": "Raw values", "id": "raw"}],
             model_note, figures.model_metrics_figure(metrics, revision))
 
 

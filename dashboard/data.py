@@ -820,13 +820,19 @@ class LakeRepository:
         return self._cached(("quarantine_over_time", grain), compute)
 
     def quarantine_sample(self, limit: int = 20) -> pd.DataFrame:
-        """The latest rejected sales rows, raw values as text."""
+        """The latest rejected sales rows: reason, its detail (the culprit and what was found), raw values as text."""
+        shown = ["ingest_time", "reason", "reason_detail", "source_file", "row_number", "raw"]
+
         def compute() -> pd.DataFrame:
             scan = self._scan("quarantine_sales")
             if scan is None:
-                return pd.DataFrame(columns=["ingest_time", "reason", "source_file", "row_number", "raw"])
-            frame = self._frame(f"""SELECT ingest_time, reason, source_file, row_number, raw FROM {scan}
+                return pd.DataFrame(columns=shown)
+            # SELECT *: a lake written before reason_detail existed has no such column (its rows show none).
+            frame = self._frame(f"""SELECT * FROM {scan}
                                     ORDER BY ingest_time DESC, source_file, row_number LIMIT ?""", [limit])
+            if "reason_detail" not in frame:
+                frame["reason_detail"] = None
+            frame = frame[shown]
             frame["source_file"] = frame["source_file"].str.rsplit("/", n=1).str[-1]
             frame["raw"] = [", ".join(f"{k}={v}" for k, v in dict(raw).items() if k and v) for raw in frame["raw"]]
             return frame

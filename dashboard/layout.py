@@ -183,9 +183,9 @@ def _tab_body(tab: str) -> html.Div:
             html.Div(id=ids.PIPELINE_CARDS),
             _row(_graph(ids.BATCH_CHART)),
             _row(_graph(ids.INGEST_CHART), _graph(ids.FRESHNESS_CHART)),
-            _row(_graph(ids.QUARANTINE_CHART),
-                 [html.H6("Latest rejected sales rows", className="ms-2 mt-1"), _table(ids.QUARANTINE_TABLE, 8)],
-                 widths=(6, 6)),
+            _row(_graph(ids.QUARANTINE_CHART)),
+            # Full width: each row's detail names the culprit and what was found, the widest column of the page.
+            _row([html.H6("Latest rejected sales rows", className="ms-2 mt-1"), _table(ids.QUARANTINE_TABLE, 8)]),
             html.Div(id=ids.MODEL_NOTE), _row(_graph(ids.MODEL_CHART)),
         ])
     return html.Div([

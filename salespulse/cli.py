@@ -175,7 +175,9 @@ def backfill(ctx: click.Context, inputs: str, profile_name: str, lake: str | Non
     deduplicate, rebuild gold, publish atomically.
 
     Ends with a one-line JSON report, also saved under LAKE/reports/backfill/:
-    rows_in = rows_silver + rows_quarantined + rows_duplicate. Re-running the same input changes nothing.
+    rows_in = rows_silver + rows_quarantined + rows_duplicate, quarantined rows counted by reason and by the
+    culprit their detail names; for sales, where the money went (sales and profit in = silver + duplicates +
+    quarantined per reason), also printed as a table. Re-running the same input changes nothing.
     """
     import json
     import uuid
@@ -199,6 +201,11 @@ def backfill(ctx: click.Context, inputs: str, profile_name: str, lake: str | Non
         report = run_backfill(spark, settings, inputs, profile, now, run_id, lambda m: click.echo(m, err=True))
     except SourceError as err:
         _fail(str(err))
+    if "money" in report:
+        from salespulse.console import money_table
+
+        for line in money_table(report["money"]):
+            click.echo(line, err=True)
     click.echo(json.dumps(report, sort_keys=True))
 
 

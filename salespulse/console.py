@@ -46,3 +46,17 @@ def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[s
                           for v, w, right in zip(values, widths, numeric, strict=True)).rstrip()
 
     return [line(columns), "-+-".join("-" * w for w in widths), *(line(row) for row in cells)]
+
+
+def money_table(money: dict[str, dict[str, Any]]) -> list[str]:
+    """A backfill report's ``money`` (per measure: in, silver, duplicates, quarantined per reason, unreadable rows)
+    as aligned lines: where the money that came in went, one column per measure."""
+    measures = list(money)
+    reasons = list(money[measures[0]]["quarantined"])
+    amounts = [(line, [money[m][line] for m in measures]) for line in ("in", "silver", "duplicates")]
+    amounts += [(f"quarantined: {r}", [money[m]["quarantined"][r] for m in measures]) for r in reasons]
+    rows = [("money", *measures), *((label, *(f"{v:,.2f}" for v in values)) for label, values in amounts),
+            ("rows without a readable amount", *(f"{money[m]['unreadable']:,}" for m in measures))]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join([row[0].ljust(widths[0]), *(v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True))])
+            for row in rows]

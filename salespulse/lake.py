@@ -56,6 +56,14 @@ _ADDITIVE = (
     ("sales", "sum"), ("cogs", "sum"), ("profit", "sum"),
 )
 
+_QUARANTINE = (
+    ("reason", "reason code (REASONS)"),
+    ("reason_detail", "the culprit and what was found, e.g. \"country: 'Brasil' is not one of USA, ...\" (null in "
+                      "rows written before the column existed)"),
+    ("raw", "map of source column -> raw text"), ("source_file", ""), ("row_number", "1-based data-record number"),
+    ("ingest_time", ""), ("run_id", ""),
+)
+
 TABLES: dict[str, LakeTable] = {t.name: t for t in (
     LakeTable("silver_sales", "silver/sales", ("event_date",),
               (*_SALES_COLUMNS, *_LINEAGE, ("event_date", "UTC date of event_time (partition)")),
@@ -122,14 +130,8 @@ TABLES: dict[str, LakeTable] = {t.name: t for t in (
                ("updated_at", "UTC time of the command that set it")),
               "Monthly sales and profit targets per country (and optionally segment), one row per month x country "
               "x segment, set with `salespulse targets load|set`; the whole table is replaced by each change."),
-    LakeTable("quarantine_sales", "quarantine/sales", (),
-              (("reason", "reason code"), ("raw", "map of source column -> raw text"), ("source_file", ""),
-               ("row_number", "1-based data-record number"), ("ingest_time", ""), ("run_id", "")),
-              "Rejected sales rows, with their raw values."),
-    LakeTable("quarantine_inventory", "quarantine/inventory", (),
-              (("reason", ""), ("raw", ""), ("source_file", ""), ("row_number", ""), ("ingest_time", ""),
-               ("run_id", "")),
-              "Rejected inventory rows."),
+    LakeTable("quarantine_sales", "quarantine/sales", (), _QUARANTINE, "Rejected sales rows, with their raw values."),
+    LakeTable("quarantine_inventory", "quarantine/inventory", (), _QUARANTINE, "Rejected inventory rows."),
 )}
 
 REASONS: dict[str, str] = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pyspark import StorageLevel
@@ -22,9 +23,16 @@ from salespulse.lake import REASONS, SILVER_LINEAGE
 from salespulse.profiles import SourceProfile
 from salespulse.settings import Settings
 from spark_jobs import io
+from spark_jobs.schemas import MONEY_TOTAL
 from spark_jobs.session import build_source_session
 from spark_jobs.transforms.aggregate import aggregate_customers_daily, aggregate_sales_hourly, compute_stock
-from spark_jobs.transforms.clean import CleaningRules, clean_events, date_order_census, date_order_warnings
+from spark_jobs.transforms.clean import (
+    CleaningRules,
+    clean_events,
+    date_order_census,
+    date_order_warnings,
+    detail_culprit,
+)
 from spark_jobs.transforms.dedupe import dedupe_events, event_key
 from spark_jobs.transforms.parse import map_to_canonical
 
@@ -48,10 +56,10 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
     cleaned = cleaned.withColumn("ingest_time", F.lit(now)).withColumn("run_id", F.lit(run_id))
     cleaned = cleaned.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        by_reason = {row["reason"]: row["count"] for row in cleaned.groupBy("reason").count().collect()}
-        valid = by_reason.pop(None, 0)
-        say(f"backfill {run_id}: read {valid + sum(by_reason.values()):,} rows, {valid:,} valid, "
-            f"{sum(by_reason.values()):,} to quarantine")
+        groups = _outcome_groups(cleaned, event)
+        valid = sum(g["rows"] for g in groups if g["reason"] is None)
+        rejected = sum(g["rows"] for g in groups if g["reason"] is not None)
+        say(f"backfill {run_id}: read {valid + rejected:,} rows, {valid:,} valid, {rejected:,} to quarantine")
         manifest = io.read_manifest(spark, lake)
         silver_table, quarantine_table = f"silver_{event}", f"quarantine_{event}"
         columns = [c.name for c in profile.schema.columns]
@@ -74,11 +82,12 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
         say(f"backfill {run_id}: silver {silver_table} +{rows_silver:,} rows")
 
         bad = cleaned.where(F.col("reason").isNotNull()).select(
-            "reason", "raw", "source_file", "row_number", "ingest_time", "run_id")
+            "reason", "reason_detail", "raw", "source_file", "row_number", "ingest_time", "run_id")
         old_bad = io.read_table(spark, lake, quarantine_table, manifest)
         quarantine = bad.withColumn("_priority", F.lit(1))
         if old_bad is not None:
-            quarantine = old_bad.withColumn("_priority", F.lit(0)).unionByName(quarantine)
+            # A lake written before reason_detail existed: its rows keep a null detail.
+            quarantine = old_bad.withColumn("_priority", F.lit(0)).unionByName(quarantine, allowMissingColumns=True)
         quarantine = dedupe_events(quarantine, ("source_file", "row_number", "reason"), "_priority").drop("_priority")
         written[quarantine_table] = io.write_table_version(quarantine, lake, quarantine_table, version)
 
@@ -96,7 +105,7 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
 
         io.update_manifest(spark, lake, replace_what_was_read, run_id)
 
-        report = _report(run_id, profile, files, valid, by_reason, rows_silver, input_keys, added, event)
+        report = _report(run_id, profile, files, groups, rows_silver, input_keys, added, event)
         report["date_warnings"] = date_warnings
         report["report_path"] = io.write_report(spark, lake, run_id, report)
         return report
@@ -118,9 +127,30 @@ def _write_gold(lake: str, version: str, sales: DataFrame | None, inventory: Dat
             for table, frame in gold.items()}
 
 
-def _report(run_id: str, profile: SourceProfile, files: list[str], valid: int, by_reason: dict[str, int],
-            rows_silver: int, input_keys: int, added: DataFrame, event: str) -> dict[str, Any]:
-    quarantined = sum(by_reason.values())
+MONEY_MEASURES = ("sales", "profit")  # the money a sales backfill reconciles
+
+
+def _outcome_groups(cleaned: DataFrame, event: str) -> list[dict[str, Any]]:
+    """Rows per outcome (``reason``, null when valid) and culprit of the detail, with the sums of the money
+    measures (exact, as the lake's total type) and the rows whose amount is missing or unreadable: one Spark job
+    over the persisted cleaning gives the report its row counts, detail counts and money split."""
+    measures = MONEY_MEASURES if event == "sales" else ()
+    return [row.asDict() for row in cleaned.groupBy(
+        "reason", detail_culprit(F.col("reason_detail")).alias("culprit")).agg(
+        F.count(F.lit(1)).alias("rows"),
+        *[F.sum(F.col(m).cast(MONEY_TOTAL)).alias(m) for m in measures],
+        *[F.count_if(F.col(m).isNull()).alias(f"{m}_unreadable") for m in measures]).collect()]
+
+
+def _report(run_id: str, profile: SourceProfile, files: list[str], groups: list[dict[str, Any]], rows_silver: int,
+            input_keys: int, added: DataFrame, event: str) -> dict[str, Any]:
+    valid = sum(g["rows"] for g in groups if g["reason"] is None)
+    quarantined = sum(g["rows"] for g in groups if g["reason"] is not None)
+    by_detail: dict[str, dict[str, int]] = {}
+    for group in groups:
+        if group["reason"] is not None:
+            culprits = by_detail.setdefault(group["reason"], {})
+            culprits[group["culprit"]] = culprits.get(group["culprit"], 0) + group["rows"]
     report: dict[str, Any] = {
         "run_id": run_id,
         "event": event,
@@ -132,16 +162,41 @@ def _report(run_id: str, profile: SourceProfile, files: list[str], valid: int, b
         "rows_duplicate": valid - rows_silver,
         "rows_duplicate_in_input": valid - input_keys,
         "rows_already_in_lake": input_keys - rows_silver,
-        "quarantined_by_reason": {reason: by_reason.get(reason, 0) for reason in REASONS if by_reason.get(reason)},
+        "quarantined_by_reason": {reason: sum(by_detail[reason].values()) for reason in REASONS if reason in by_detail},
+        "quarantined_by_detail": {reason: dict(sorted(by_detail[reason].items())) for reason in REASONS
+                                  if reason in by_detail},
     }
-    if event == "sales":
-        totals = added.agg(*[F.sum(c).alias(c) for c in ("sales", "profit", "units_sold")]).first()
-        # money rounded to cents by the display rule, as JSON numbers (the report is for people and monitors)
-        report["silver_totals"] = {c: float(round_money(totals[c] or 0)) for c in ("sales", "profit")}
-        report["silver_totals"]["units_sold"] = round(totals["units_sold"] or 0.0, 2)
     if report["rows_in"] != report["rows_silver"] + report["rows_quarantined"] + report["rows_duplicate"]:
         raise RuntimeError(f"backfill {run_id}: counts do not reconcile: {report}")
+    if event == "sales":
+        totals = added.agg(*[F.sum(c).alias(c) for c in (*MONEY_MEASURES, "units_sold")]).first()
+        # money rounded to cents by the display rule, as JSON numbers (the report is for people and monitors)
+        report["silver_totals"] = {c: float(round_money(totals[c] or 0)) for c in MONEY_MEASURES}
+        report["silver_totals"]["units_sold"] = round(totals["units_sold"] or 0.0, 2)
+        report["money"] = {m: _reconcile_money(run_id, m, groups, totals[m] or Decimal(0), report)
+                           for m in MONEY_MEASURES}
     return report
+
+
+def _reconcile_money(run_id: str, measure: str, groups: list[dict[str, Any]], silver: Decimal,
+                     report: dict[str, Any]) -> dict[str, Any]:
+    """in = silver + duplicates + quarantined (per reason), checked on the exact sums, then rounded to cents for
+    the report; rows whose amount is blank or unreadable add nothing to any line and are counted apart."""
+    def total(rows: list[dict[str, Any]]) -> Decimal:
+        return sum((g[measure] for g in rows if g[measure] is not None), Decimal(0))
+
+    quarantined = {reason: total([g for g in groups if g["reason"] == reason])
+                   for reason in report["quarantined_by_reason"]}
+    entered, valid = total(groups), total([g for g in groups if g["reason"] is None])
+    duplicates = valid - silver
+    # The rows' own arithmetic says nothing about money: a valid row the silver write lost or changed shows here.
+    if entered != silver + duplicates + sum(quarantined.values()) or (not report["rows_duplicate"] and duplicates):
+        raise RuntimeError(f"backfill {run_id}: {measure} does not reconcile: in {entered} = silver {silver} + "
+                           f"duplicates {duplicates} (of {report['rows_duplicate']} rows) + quarantined {quarantined}")
+    cents = {"in": entered, "silver": silver, "duplicates": duplicates}
+    return {**{line: float(round_money(value)) for line, value in cents.items()},
+            "quarantined": {reason: float(round_money(value)) for reason, value in quarantined.items()},
+            "unreadable": sum(g[f"{measure}_unreadable"] for g in groups)}
 
 
 if __name__ == "__main__":  # spark-submit spark_jobs/backfill.py --input ... --profile ...

@@ -505,9 +505,9 @@ class StreamJob:
                 *[F.count_if(F.col("reason") == reason).alias(reason) for reason in REASON_ORDER],
                 F.collect_set("source_file").alias("files"))
             bad = observed.where(F.col("reason").isNotNull()).select(
-                "reason", "raw", "source_file", "row_number", "ingest_time", "run_id")
+                "reason", "reason_detail", "raw", "source_file", "row_number", "ingest_time", "run_id")
             quarantine = self.submit(io.write_table_version, bad, lake, f"quarantine_{event}", run_id,
-                                             replace=True, files_per_partition=1)
+                                     replace=True, files_per_partition=1)
             # The landing times of the files the plan reads, so no job is needed for the oldest.
             first_landed = min((f.modified for f in scanned.values()), default=None)
             figures = BatchFigures(event, batch_id)

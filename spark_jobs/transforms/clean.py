@@ -5,7 +5,9 @@ money drops ``$``, thousands separators and spaces, reads ``(x)`` as ``-x`` and 
 straight to a decimal (``MONEY``, rounded half-up to its scale), never through a binary float; blanks are zero only for
 the profile's blank-is-zero columns; numbers and dates are parsed with ``try_cast`` / ``try_to_timestamp`` (never ANSI
 casts that kill a job); categories match case-insensitively, countries through the alias map. The first failing rule, in
-the order of :data:`REASON_ORDER`, is the row's reason.
+the order of :data:`REASON_ORDER`, is the row's reason; ``reason_detail`` says which column or check of that rule failed
+and what it found, as ``<culprit>: <what was expected and found>`` (the culprit, a column name or an amount check, is
+what reports count by: :func:`detail_culprit`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -74,6 +77,33 @@ class CleaningRules:
 def _blank_to_null(c: Column) -> Column:
     trimmed = F.trim(c)
     return F.when(trimmed == "", None).otherwise(trimmed)
+
+
+class Check(NamedTuple):
+    """One test of a rule: ``condition`` true rejects the row; ``culprit`` (a column, or an amount check) and
+    ``found`` (text: what was expected and found) explain it in ``reason_detail``."""
+
+    condition: Column
+    culprit: str
+    found: Column
+
+
+def detail_culprit(detail: Column) -> Column:
+    """The culprit a ``reason_detail`` names first: a column name or an amount check, a small fixed set to count by."""
+    return F.substring_index(detail, ": ", 1)
+
+
+def _shown(number: Column) -> Column:
+    """A number as text for people: money keeps its cents but not the stored scale's trailing zeros."""
+    return F.regexp_replace(number.cast("string"), r"(\.\d\d\d*?)0+$", "$1")
+
+
+def _shown_time(time: Column) -> Column:
+    return F.concat(F.date_format(time, "yyyy-MM-dd HH:mm:ss"), F.lit(" UTC"))
+
+
+def _hours(span: timedelta) -> str:
+    return f"{span.total_seconds() / 3600:g} h"
 
 
 def number_type(column: str) -> DataType:
@@ -233,21 +263,28 @@ def build_cleaning(rules: CleaningRules) -> Callable[[DataFrame], DataFrame]:
     normalised = [*[v.alias(f"_text_{k}") for k, v in text.items()], *lineage]
     parsed = [*[v.alias(k) for k, v in typed.items()], *[f"_text_{k}" for k in text], *lineage]
 
-    checks: dict[str, list[Column]] = {code: [] for code in (*REASON_ORDER, "flag_unknown_category")}
-    checks["bad_header"].append(F.col("bad_header"))
-    checks["malformed_row"].append(F.col("malformed"))
+    checks: dict[str, list[Check]] = {code: [] for code in (*REASON_ORDER, "flag_unknown_category")}
+    checks["bad_header"].append(Check(F.col("bad_header"), "header", F.lit(
+        "the file's header line does not name the profile's columns in order")))
+    checks["malformed_row"].append(Check(F.col("malformed"), "row", F.lit(
+        "the line does not split into the header's fields")))
     for column in event.columns:
         name, value = column.name, F.col(f"_text_{column.name}")
         if name in NUMBER_COLUMNS:
-            checks["malformed_number"].append(value.isNotNull() & F.col(name).isNull())
+            checks["malformed_number"].append(Check(value.isNotNull() & F.col(name).isNull(), name, F.concat(
+                F.lit("'"), value, F.lit("' is not a number"))))
         elif column.dtype == "timestamp":
-            checks["malformed_date"].append(value.isNotNull() & F.col(name).isNull())
+            tried = ", ".join(["ISO 8601", *profile.date_formats])
+            checks["malformed_date"].append(Check(value.isNotNull() & F.col(name).isNull(), name, F.concat(
+                F.lit("'"), value, F.lit(f"' fits none of [{tried}]"))))
         elif name in CATEGORY_VALUES:
             code = "flag_unknown_category" if rules.category_policy == "flag" else "unknown_category"
-            checks[code].append(value.isNotNull() & F.col(f"_known_{name}").isNull())
+            known = ", ".join(CATEGORY_VALUES[name]) + (" (or a country alias)" if name == "country" else "")
+            checks[code].append(Check(value.isNotNull() & F.col(f"_known_{name}").isNull(), name, F.concat(
+                F.lit("'"), value, F.lit(f"' is not one of {known}"))))
         derived = name in profile.derive or (name == "order_id" and profile.order_id == ROW_HASH)
         if name in REQUIRED[profile.event] and name not in profile.blank_is_zero and not derived:
-            checks["missing_field"].append(value.isNull())
+            checks["missing_field"].append(Check(value.isNull(), name, F.lit("required, but blank")))
 
     # Columns added in order, each seeing the ones before it.
     added = [(column, F.expr(expression).cast(number_type(column) if column in NUMBER_COLUMNS else "string"))
@@ -255,17 +292,32 @@ def build_cleaning(rules: CleaningRules) -> Callable[[DataFrame], DataFrame]:
     if profile.event == "sales":
         if profile.order_id == ROW_HASH:
             added.append(("order_id", _row_hash_order_id()))
-        checks["missing_field"].append(F.col("order_id").isNull())
-        checks["negative_units"].append(F.col("units_sold") < 0)
-        checks["amount_mismatch"].append(_amounts_disagree(rules.amount_tolerance))
+        checks["missing_field"].append(Check(F.col("order_id").isNull(), "order_id", F.lit("required, but blank")))
+        checks["negative_units"].append(Check(
+            F.col("units_sold") < 0, "units_sold", F.concat(_shown(F.col("units_sold")), F.lit(" is below zero"))))
+        checks["amount_mismatch"].extend(_amount_checks(rules.amount_tolerance))
     reference = rules.reference_time()
-    checks["future_event_time"].append(F.col("event_time") > reference + F.lit(rules.future_tolerance))
+    judged = "the run's time" if rules.as_of is not None else "its file's landing time"
+
+    def time_check(condition: Column, span: timedelta, side: str) -> Check:
+        return Check(condition, "event_time", F.concat(
+            _shown_time(F.col("event_time")), F.lit(f" is more than {_hours(span)} {side} {judged} "),
+            _shown_time(reference)))
+
+    checks["future_event_time"].append(time_check(
+        F.col("event_time") > reference + F.lit(rules.future_tolerance), rules.future_tolerance, "after"))
     if rules.late_after is not None:
-        checks["late_event"].append(F.col("event_time") < reference - F.lit(rules.late_after))
+        checks["late_event"].append(time_check(
+            F.col("event_time") < reference - F.lit(rules.late_after), rules.late_after, "before"))
 
     def any_of(code: str) -> Column | None:
-        conds = [F.coalesce(c, F.lit(False)) for c in checks[code]]
+        conds = [F.coalesce(c.condition, F.lit(False)) for c in checks[code]]
         return functools.reduce(lambda a, b: a | b, conds) if conds else None
+
+    def detail_of(code: str) -> Column:
+        # Every check of the rule that failed, the first one first (the culprit reports count the row under).
+        found = [F.when(c.condition, F.concat(F.lit(f"{c.culprit}: "), c.found)) for c in checks[code]]
+        return F.array_join(F.array_distinct(F.array(*found)), "; ")
 
     reason = F.lit(None).cast("string")
     for code in reversed(REASON_ORDER):
@@ -273,11 +325,17 @@ def build_cleaning(rules: CleaningRules) -> Callable[[DataFrame], DataFrame]:
         if hit is not None:
             reason = F.when(hit, F.lit(code)).otherwise(reason)
     added.append(("reason", reason))
+    # Worked out from the rows' reasons, so valid rows (nearly all) never evaluate the explanations.
+    detail = F.lit(None).cast("string")
+    for code in REASON_ORDER:
+        if checks[code]:
+            detail = F.when(F.col("reason") == code, detail_of(code)).otherwise(detail)
+    added.append(("reason_detail", detail))
     flagged = any_of("flag_unknown_category")
     flags = F.when(flagged, F.lit("unknown_category")) if flagged is not None else F.lit(None)
     output = [
         *[F.col(c.name) for c in event.columns],
-        F.col("reason"),
+        F.col("reason"), F.col("reason_detail"),
         flags.cast("string").alias("flags"),
         # Raw text is kept for rejected rows only: valid rows carry their values in the typed columns.
         F.when(F.col("reason").isNotNull(), F.col("raw")).alias("raw"),
@@ -303,16 +361,20 @@ def _row_hash_order_id() -> Column:
     return F.substring(F.sha2(fingerprint, 256), 1, 24)
 
 
-def _amounts_disagree(tolerance: float) -> Column:
+def _amount_checks(tolerance: float) -> list[Check]:
     # Exact decimal arithmetic: a gap of exactly the tolerance (exports round each amount to the cent, so
     # 0.01 is legitimate) passes, a larger one does not, with no float noise either way.
-    limit = F.lit(Decimal(str(tolerance)))
+    limit = Decimal(str(tolerance))
 
-    def off(actual: str, expected: Column) -> Column:
-        return F.coalesce(F.abs(F.col(actual) - expected) > limit, F.lit(False))
+    def check(actual: str, expected: Column, operator: str, left: str, right: str) -> Check:
+        gap = F.abs(F.col(actual) - expected)
+        found = F.concat(F.lit(f"{actual} "), _shown(F.col(actual)), F.lit(f" != {left} "), _shown(F.col(left)),
+                      F.lit(f" {operator} {right} "), _shown(F.col(right)), F.lit(" = "), _shown(expected),
+                      F.lit(" (off by "), _shown(gap), F.lit(f", tolerance {limit})"))
+        return Check(F.coalesce(gap > F.lit(limit), F.lit(False)), f"{actual} vs {left} {operator} {right}", found)
 
-    return (
-        off("gross_sales", F.col("units_sold").cast(MONEY) * F.col("sale_price"))
-        | off("sales", F.col("gross_sales") - F.col("discounts"))
-        | off("profit", F.col("sales") - F.col("cogs"))
-    )
+    return [
+        check("gross_sales", F.col("units_sold").cast(MONEY) * F.col("sale_price"), "x", "units_sold", "sale_price"),
+        check("sales", F.col("gross_sales") - F.col("discounts"), "-", "gross_sales", "discounts"),
+        check("profit", F.col("sales") - F.col("cogs"), "-", "sales", "cogs"),
+    ]

@@ -227,6 +227,16 @@ def test_stream_late_future_and_duplicate_events(spark: SparkSession, tmp_path: 
     state = stream_state(settings)
     assert state["quarantined_by_reason"] == {"late_event": 1, "future_event_time": 1}
     assert (state["rows_in"], state["rows_silver"], state["rows_duplicate"]) == (11, 6, 3)
+
+    def shown(time: datetime) -> str:
+        return f"{time:%Y-%m-%d %H:%M:%S} UTC"
+
+    quarantine = lake_table(settings, "quarantine_sales")
+    assert dict(zip(quarantine["reason"], quarantine["reason_detail"], strict=True)) == {
+        "late_event": f"event_time: {shown(landed - timedelta(hours=7))} is more than 6 h before its file's "
+                      f"landing time {shown(landed)}",
+        "future_event_time": f"event_time: {shown(landed + timedelta(hours=30))} is more than 24 h after its "
+                             f"file's landing time {shown(landed)}"}
     silver = lake_table(settings, "silver_sales")
     assert sorted(silver["order_id"]) == sorted(good_rows["order_id"].iloc[[0, 1, 2, 3, 6, 7]])
     hourly = lake_table(settings, "gold_sales_hourly")
