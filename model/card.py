@@ -140,7 +140,8 @@ def render_card(metrics: dict[str, Any], spec: dict[str, Any]) -> str:
         "stock levels as inputs): their starts are not foreseen, their ends are guessed.",
         "- Calendar features are UTC; local-time effects are learned per country from the series identity.",
         "- No holidays; a trend much faster than in training (or a new country or product) needs retraining.",
-        "- Quantiles are calibrated on the training period only; check coverage on the test split above.",
+        "- The p10/p90 spreads are calibrated on the validation fortnight only; check coverage on the test split "
+        "above.",
         "",
     ]
     return "\n".join(lines)
