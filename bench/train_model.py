@@ -40,10 +40,10 @@ def run(*args: str) -> float:
     return time.perf_counter() - began
 
 
-def build_lake(work: Path, days: float, rate: float, seed: int) -> str:
+def build_lake(work: Path, days: float, rate: float, seed: int, built: str | None) -> str:
     lake = work / "lake"
     if (lake / "_manifest.json").exists():
-        return f"not timed here: reused the lake already in {lake}, built with these two commands"
+        return f"not timed here: reused the lake already in {lake}, {built or 'built with these two commands'}"
     simulate_s = run("simulate", "--history-days", f"{days:g}", "--history-rate", f"{rate:g}", "--end", END,
                      "--seed", str(seed), "--out", str(work / "landing"), "--quiet")
     backfill_s = run("backfill", "--input", str(work / "landing" / "history" / "sales"), "--profile", "canonical",
@@ -57,11 +57,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="history sales events per second")
     parser.add_argument("--seed", type=int, default=2027, help="simulator seed (one the tests do not use)")
     parser.add_argument("--workdir", type=Path, help="keep the landing files, lake and registry here")
+    parser.add_argument("--lake-built", help="how the lake already in --workdir was built, when not by the two "
+                                             "commands (reported)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="salespulse-train-") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        lake_note = build_lake(work, args.days, args.rate, args.seed)
+        lake_note = build_lake(work, args.days, args.rate, args.seed, args.lake_built)
         registry = work / f"models-{time.strftime('%Y%m%dT%H%M%S')}"
         with LoadWatch() as load:
             train_s = run("train", "--lake", str(work / "lake"), "--registry", str(registry), "--quiet",
@@ -93,6 +95,9 @@ def body(metrics: dict, args: argparse.Namespace, train_s: float, lake_note: str
     floor = metrics["noise_floor"]
     search = ", ".join(f"{t['candidate']} {t['epochs']} epochs {t['seconds']:.0f} s" for t in metrics["search"])
     fits = metrics["fit_seconds"]
+    blend = metrics["blend"]
+    trees_mae = o["gradient_boosting"]["sales"]["mae"]
+    rounds = ", ".join(f"{name} {n}" for name, n in metrics["gradient_boosting_rounds"].items())
 
     def met(ok: bool) -> str:
         return "met" if ok else "NOT met"
@@ -116,8 +121,8 @@ then `salespulse backfill` ({lake_note}); data window {metrics['data_window']['s
 Trained with `--oracle-seed {args.seed} --oracle-end {END}`, so the oracle (the simulator's expected demand of
 every series and hour, from its parameters) is scored on the same test hours. Load average during training: {load}.
 
-Methods, in this order below: model (p50) / seasonal naive / linear regression (ridge) / gradient-boosted trees
-(HistGradientBoostingRegressor, quantile loss, p50) / oracle.
+Methods, in this order below: model (p50, the served blend of network and trees) / seasonal naive / linear
+regression (ridge) / gradient-boosted trees (HistGradientBoostingRegressor, quantile loss, p50) / oracle.
 
 | measure | value |
 | --- | --- |
@@ -126,6 +131,13 @@ Methods, in this order below: model (p50) / seasonal naive / linear regression (
 | fit time: model search / ridge / gradient-boosted trees | {fits['model']:,.0f} s / \
 {fits['linear_regression']:,.0f} s / {fits['gradient_boosting']:,.0f} s |
 | search | {search}; chosen **{metrics['chosen']}** |
+| gradient-boosted trees: leaves / boosting rounds kept (early stopping on validation) | \
+{metrics['gradient_boosting_max_leaf_nodes']} / {rounds} |
+| served model = blend chosen on validation: network weight sales / units; p10 and p90 spread factors, sales | \
+{blend['network_weight'][0]:.2f} / {blend['network_weight'][1]:.2f}; {blend['low_spread'][0]:.2f} and \
+{blend['high_spread'][0]:.2f} |
+| network alone: test sales MAE / trees' | {blend['network_alone_test_sales_mae']:,.1f} / {trees_mae:,.1f} = \
+{blend['network_alone_test_sales_mae'] / trees_mae:.3f} |
 | test sales MAE | {values("sales", "mae", 1)} |
 | **model / best baseline ({overall_best}), overall** | **{overall_ratio:.3f}** (target <= {RATIO_TARGET}: \
 {met(overall_ratio <= RATIO_TARGET)}) |

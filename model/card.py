@@ -81,9 +81,17 @@ def render_card(metrics: dict[str, Any], spec: dict[str, Any]) -> str:
             coverage = "n/a" if m["coverage_p10_p90"] is None else f"{100 * m['coverage_p10_p90']:.1f} %"
             lines.append(f"| {METHOD_NAMES[method]} | {measure} | {_number(m['mae'])} | {_number(m['rmse'])} | "
                          f"{_number(m['r2'], 3)} | {_number(m['smape'], 1)} | {coverage} |")
+    blend = metrics["blend"]
     lines += [
         "",
         f"Model / best baseline ({best}) sales MAE: **{overall['model']['sales']['mae'] / best_mae:.3f}**.",
+        "",
+        "The model is a blend of the network and the gradient-boosted trees, chosen on the validation split: "
+        f"network weight {blend['network_weight'][0]:.2f} for sales and {blend['network_weight'][1]:.2f} for units "
+        "(the trees have the rest); p50-p10 distances times "
+        f"{blend['low_spread'][0]:.2f} / {blend['low_spread'][1]:.2f} and p90-p50 distances times "
+        f"{blend['high_spread'][0]:.2f} / {blend['high_spread'][1]:.2f} (sales / units). The network alone: test "
+        f"sales MAE {blend['network_alone_test_sales_mae']:,.2f}.",
         "",
         *_noise_floor_lines(metrics),
         "## Scale-free test metrics (mean over series; each series' errors divided by its in-sample "
@@ -132,7 +140,8 @@ def render_card(metrics: dict[str, Any], spec: dict[str, Any]) -> str:
         "stock levels as inputs): their starts are not foreseen, their ends are guessed.",
         "- Calendar features are UTC; local-time effects are learned per country from the series identity.",
         "- No holidays; a trend much faster than in training (or a new country or product) needs retraining.",
-        "- Quantiles are calibrated on the training period only; check coverage on the test split above.",
+        "- The p10/p90 spreads are calibrated on the validation fortnight only; check coverage on the test split "
+        "above.",
         "",
     ]
     return "\n".join(lines)

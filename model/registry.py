@@ -1,6 +1,7 @@
 """The model registry: ``<registry>/<version>/`` holds ``model.keras``, ``spec.json`` (feature columns,
-scaling, quantiles, horizon, history hours, training window), ``metrics.json`` and ``card.md``;
-``<registry>/current`` names the promoted version. This module and ``model.scoring`` are the only model code
+scaling, quantiles, horizon, history hours, training window, the blend), ``metrics.json``, ``card.md`` and, for
+a blended model, ``trees.joblib`` (the gradient-boosted trees); ``<registry>/current`` names the promoted
+version. This module and ``model.scoring`` are the only model code
 that touches storage. A version folder appears whole (written aside, then renamed) and ``current`` is
 replaced atomically, so a scorer never reads a half-written model.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.features import HORIZON_HOURS, ID_COLUMNS, MEASURES, SHORT
+from model.blend import Blend, combine
+from model.features import FEATURE_COLUMNS, HORIZON_HOURS, ID_COLUMNS, MEASURES, SHORT
 
 CURRENT = "current"
 MODEL_FILE, SPEC_FILE, METRICS_FILE, CARD_FILE = "model.keras", "spec.json", "metrics.json", "card.md"
+TREES_FILE = "trees.joblib"
 # Rows per model call: bounded memory, and few calls, since each call has a fixed cost that small calls would repeat.
 PREDICT_CHUNK_ROWS = 4096
 
@@ -46,13 +49,22 @@ def current_version(registry: str | Path) -> str | None:
 
 @dataclass(frozen=True)
 class Forecaster:
-    """A loaded model with its feature spec: feature rows in, quantile forecasts out."""
+    """A loaded model with its feature spec: feature rows in, quantile forecasts out. With ``trees`` and
+    ``blend`` (``model.trees``, ``model.blend``) the forecast is the blend of the network and the trees."""
 
     version: str
     feature_columns: list[str]
     feature_mean: np.ndarray
     feature_std: np.ndarray
     keras_model: Any
+    trees: Any = None
+    blend: Blend | None = None
+
+    def __post_init__(self) -> None:
+        if (self.trees is None) != (self.blend is None):
+            raise ValueError("a blended forecaster needs both its trees and its blend")
+        if self.trees is not None and list(self.feature_columns) != FEATURE_COLUMNS:
+            raise ValueError("the trees read features in FEATURE_COLUMNS order")
 
     def predict_scaled(self, matrix: np.ndarray) -> np.ndarray:
         """Raw feature matrix -> scaled quantiles, shape (rows, measures, horizons, quantiles)."""
@@ -61,7 +73,10 @@ class Forecaster:
         standardized = ((matrix - self.feature_mean) / self.feature_std).astype(np.float32)
         chunks = [ops.convert_to_numpy(self.keras_model(standardized[i:i + PREDICT_CHUNK_ROWS], training=False))
                   for i in range(0, len(standardized), PREDICT_CHUNK_ROWS)]
-        return np.concatenate(chunks) if chunks else np.zeros((0, len(MEASURES), HORIZON_HOURS, 3), np.float32)
+        network = np.concatenate(chunks) if chunks else np.zeros((0, len(MEASURES), HORIZON_HOURS, 3), np.float32)
+        if self.trees is None or not len(matrix):
+            return network
+        return combine(network.astype(np.float64), self.trees.predict_scaled(matrix), self.blend)
 
     def predict_horizons(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
         """Rows of ``model.features.feature_rows`` -> ``{"sales_p10": array (rows, 24), ...}`` for the six
@@ -105,8 +120,28 @@ def _corrupt(version: str, why: str) -> ModelError:
     return ModelError(f"model {version} is corrupt: {why}")
 
 
-def load_forecaster(registry: str | Path, version: str) -> Forecaster:
-    """Load one version; ModelError (one line) when the registry, the version or a file is missing or bad."""
+def _load_trees(folder: Path, version: str, threads: int | None) -> Any:
+    """The version's gradient-boosted trees. joblib files are pickles, which run code when loaded: they are
+    read only from the operator's own registry folder, which only `salespulse train` writes."""
+    import joblib
+
+    from model.trees import GradientBoostingBaseline
+
+    if not (folder / TREES_FILE).is_file():
+        raise _corrupt(version, f"its spec names a blend but {TREES_FILE} is missing")
+    try:
+        trees = joblib.load(folder / TREES_FILE)
+    except Exception as err:  # unpickling a damaged file raises many types; all mean the same here
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise _corrupt(version, f"{TREES_FILE} does not load ({first_line})") from None
+    if not isinstance(trees, GradientBoostingBaseline):
+        raise _corrupt(version, f"{TREES_FILE} holds a {type(trees).__name__}, not gradient-boosted trees")
+    return trees if threads is None else replace(trees, threads=threads)
+
+
+def load_forecaster(registry: str | Path, version: str, threads: int | None = None) -> Forecaster:
+    """Load one version; ModelError (one line) when the registry, the version or a file is missing or bad.
+    ``threads``: scikit-learn threads of a blend's trees (default: as in training)."""
     import keras
 
     import model.networks  # noqa: F401  (registers the custom layers for loading)
@@ -123,6 +158,7 @@ def load_forecaster(registry: str | Path, version: str) -> Forecaster:
         columns = list(spec["feature_columns"])
         mean = np.asarray(spec["scaling"]["mean"], np.float32)
         std = np.asarray(spec["scaling"]["std"], np.float32)
+        blend = Blend.from_json(spec["blend"]) if "blend" in spec else None
     except FileNotFoundError:
         raise _corrupt(version, f"{SPEC_FILE} is missing") from None
     except (ValueError, KeyError, TypeError) as err:
@@ -138,7 +174,10 @@ def load_forecaster(registry: str | Path, version: str) -> Forecaster:
         raise _corrupt(version, f"{MODEL_FILE} does not load ({first_line})") from None
     if network.input_shape[-1] != len(columns):
         raise _corrupt(version, f"{MODEL_FILE} takes {network.input_shape[-1]} features, spec lists {len(columns)}")
-    return Forecaster(version, columns, mean, std, network)
+    if blend is not None and columns != FEATURE_COLUMNS:
+        raise _corrupt(version, f"{SPEC_FILE} names a blend, whose trees need the feature columns in code order")
+    trees = None if blend is None else _load_trees(folder, version, threads)
+    return Forecaster(version, columns, mean, std, network, trees, blend)
 
 
 def load_current(registry: str | Path) -> Forecaster:
@@ -150,8 +189,9 @@ def load_current(registry: str | Path) -> Forecaster:
 
 
 def write_version(registry: str | Path, version: str, keras_model: Any, spec: dict, metrics: dict,
-                  card: str) -> Path:
-    """Write a version folder aside, then rename it into place (a reader sees all of it or nothing)."""
+                  card: str, trees: Any = None) -> Path:
+    """Write a version folder aside, then rename it into place (a reader sees all of it or nothing). ``trees``:
+    a blend's gradient-boosted trees (``spec["blend"]`` says how they are blended)."""
     registry = Path(registry)
     folder, staging = registry / version, registry / f".staging-{version}"
     if folder.exists():
@@ -159,6 +199,10 @@ def write_version(registry: str | Path, version: str, keras_model: Any, spec: di
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     keras_model.save(staging / MODEL_FILE)
+    if trees is not None:
+        import joblib
+
+        joblib.dump(trees, staging / TREES_FILE)
     for name, payload in ((SPEC_FILE, spec), (METRICS_FILE, metrics)):
         (staging / name).write_text(json.dumps(payload, indent=2, sort_keys=True), encoding="utf-8")
     (staging / CARD_FILE).write_text(card, encoding="utf-8")

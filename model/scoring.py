@@ -36,9 +36,10 @@ def limit_tf_threads(n: int) -> None:
 
 
 def cached_forecaster(registry: str | Path, version: str) -> Forecaster:
-    """The forecaster of ``version``, loaded once per Python process (ModelError when missing or corrupt)."""
+    """The forecaster of ``version``, loaded once per Python process (ModelError when missing or corrupt); a
+    blend's trees use the threads given to :func:`limit_tf_threads`, like TensorFlow."""
     key = (str(registry), version)
     with _lock:
         if key not in _loaded:
-            _loaded[key] = load_forecaster(registry, version)
+            _loaded[key] = load_forecaster(registry, version, _threads)
         return _loaded[key]

@@ -1,5 +1,6 @@
 """`salespulse train`: gold hourly sales -> features -> time split -> a small search over two Keras
-architectures -> baselines on the same test rows -> metrics, model card, registry (promoted only if better).
+architectures and gradient-boosted trees -> their blend, chosen on validation -> baselines on the same test rows
+-> metrics, model card, registry (promoted only if better).
 
 ``run_training`` is the entry point; everything it calls but ``read_gold_hourly`` and the registry writes is a
 pure function of its inputs.
@@ -19,23 +20,22 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from model.blend import fit_blend
 from model.card import render_card
 from model.features import (
     FEATURE_COLUMNS,
     HISTORY_HOURS,
     HORIZON_HOURS,
     MEASURES,
-    TREE_CATEGORICAL,
-    TREE_FEATURE_COLUMNS,
     WEEK_HOURS,
     feature_rows,
     series_history,
     series_key,
-    tree_features,
     values_at,
 )
-from model.metrics import PROMOTION_BASELINES, best_baseline, forecast_metrics, scaled_metrics
+from model.metrics import best_baseline, forecast_metrics, scaled_metrics
 from model.registry import Forecaster, current_version, promote, version_name, write_version
+from model.trees import GradientBoostingBaseline
 from salespulse.lake import duckdb_scan
 from salespulse.settings import ModelSettings
 from salespulse.simulator.oracle import SimulatedRun
@@ -283,83 +283,6 @@ class RidgeBaseline:
         return _scaled_back(scaled, scales)
 
 
-QUANTILES = (0.1, 0.5, 0.9)
-
-
-def _horizon_major(scaled: np.ndarray) -> np.ndarray:
-    """(rows, horizons) -> (rows * horizons,), the row order of ``tree_features``."""
-    return scaled.reshape(-1)
-
-
-@dataclass(frozen=True)
-class GradientBoostingBaseline:
-    """scikit-learn ``HistGradientBoostingRegressor(loss="quantile")`` at p10/p50/p90 per measure, on the
-    model's features reshaped to one row per (series, origin, horizon) (``tree_features``), fitted to the same
-    scaled targets with the same weights: gradient-boosted trees on lag features, the method that won both
-    tracks of the M5 retail competition. The tree size is chosen on validation sales MAE (p50)."""
-
-    max_leaf_nodes: int
-    regressions: dict[tuple[int, float], Any]  # (measure index, quantile) -> fitted regressor
-    threads: int
-
-    @staticmethod
-    def _regressor(settings: ModelSettings, quantile: float, max_leaf_nodes: int) -> Any:
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        categorical = [c in TREE_CATEGORICAL for c in TREE_FEATURE_COLUMNS]
-        return HistGradientBoostingRegressor(
-            loss="quantile", quantile=quantile, learning_rate=settings.tree_learning_rate,
-            max_iter=settings.tree_max_iter, max_leaf_nodes=max_leaf_nodes, min_samples_leaf=50,
-            categorical_features=categorical, early_stopping=False, random_state=settings.seed)
-
-    @classmethod
-    def fit(cls, settings: ModelSettings, train: Dataset, validation: Dataset) -> GradientBoostingBaseline:
-        import sklearn.ensemble  # noqa: F401  (loads sklearn's OpenMP runtime, so the thread limit below reaches it)
-        from threadpoolctl import threadpool_limits
-
-        x_train = tree_features(train.features)
-        y_train = train.scaled_targets
-        # Every (origin, horizon) of the training split is ~1M rows. A subset drawn with probability
-        # proportional to the row weights weighs the loss as the weights do (errors count in currency), and
-        # keeps the fit short: sklearn's binning with sample_weight is ~15x slower than without.
-        weights = np.repeat(train.weights, HORIZON_HOURS)
-        rng = np.random.default_rng(settings.seed)
-        keep = np.sort(rng.choice(len(x_train), min(len(x_train), settings.tree_max_rows), replace=False,
-                                  p=weights / weights.sum()))
-        x_train = x_train[keep]
-        x_val = tree_features(validation.features)
-
-        def fit_one(measure: int, quantile: float, leaves: int) -> Any:
-            target = _horizon_major(y_train[:, measure])[keep]
-            return cls._regressor(settings, quantile, leaves).fit(x_train, target)
-
-        def validation_sales_mae(median: Any) -> float:
-            scaled = median.predict(x_val).reshape(len(validation.targets), HORIZON_HOURS)
-            return float(np.mean(np.abs(validation.targets[:, 0] - np.maximum(scaled * validation.scales[:, :1], 0))))
-
-        # OpenMP threads spin while they wait for each other: on a busy machine more threads than the
-        # configured count make the fit many times slower.
-        with threadpool_limits(settings.threads):
-            medians = {leaves: fit_one(0, 0.5, leaves) for leaves in settings.tree_leaf_nodes}
-            leaves = min(medians, key=lambda n: validation_sales_mae(medians[n]))
-            median = medians[leaves]
-            regressions = {(m, q): median if (m, q) == (0, 0.5) else fit_one(m, q, leaves)
-                           for m in range(len(MEASURES)) for q in QUANTILES}
-        return cls(leaves, regressions, settings.threads)
-
-    def predict(self, features: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw feature rows -> (p10, p50, p90) in currency and units, each (rows, measures, horizons); the
-        three separately fitted quantiles are sorted per point so they never cross."""
-        from threadpoolctl import threadpool_limits
-
-        x = tree_features(features)
-        with threadpool_limits(self.threads):
-            scaled = np.stack([np.stack([self.regressions[(m, q)].predict(x).reshape(len(features), HORIZON_HOURS)
-                                         for m in range(len(MEASURES))], axis=1) for q in QUANTILES], axis=-1)
-        values = _scaled_back(np.sort(scaled, axis=-1), scales)
-        return values[..., 0], values[..., 1], values[..., 2]
-
-
 Forecasts = dict[str, tuple[np.ndarray | None, np.ndarray, np.ndarray | None]]  # method -> (p10, p50, p90)
 
 
@@ -406,9 +329,9 @@ def seasonal_naive_scales(data: Dataset) -> dict[str, np.ndarray]:
 
 
 def promotion_decision(metrics: dict[str, Any]) -> tuple[bool, str, float]:
-    """Promote only when the model's overall test sales MAE is below the best promotion baseline's."""
+    """Promote only when the model's overall test sales MAE is below the best baseline's (trees included)."""
     overall = metrics["overall"]
-    best = best_baseline(overall, PROMOTION_BASELINES)
+    best = best_baseline(overall)
     return overall["model"]["sales"]["mae"] < overall[best]["sales"]["mae"], best, overall[best]["sales"]["mae"]
 
 
@@ -444,8 +367,9 @@ def noise_floor(overall: dict[str, Any]) -> dict[str, Any]:
 
 def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress: bool = False,
                        say: Callable[[str], None] = print,
-                       oracle: pd.DataFrame | None = None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """Series history -> (chosen network, spec, metrics without version fields). No storage access.
+                       oracle: pd.DataFrame | None = None) -> tuple[Forecaster, dict[str, Any], dict[str, Any]]:
+    """Series history -> (the served blend of the chosen network and the trees, spec, metrics without version
+    fields). No storage access.
     ``oracle``: for a simulated history, the simulator's expected gold hourly rows
     (``salespulse.simulator.oracle``), scored as one more method (``oracle``) with its noise-floor summary."""
     from model.scoring import limit_tf_threads
@@ -469,14 +393,20 @@ def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress:
     trees = GradientBoostingBaseline.fit(settings, train, validation)
     fit_seconds["gradient_boosting"] = time.monotonic() - began
     say("train: fit seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in fit_seconds.items()))
-    x_test = standardizer.apply(test.features)
-    quantiles = _scaled_back(Forecaster("candidate", list(FEATURE_COLUMNS), standardizer.mean, standardizer.std,
-                                        best.network).predict_scaled(test.features), test.scales)
+    network_only = Forecaster("candidate", list(FEATURE_COLUMNS), standardizer.mean, standardizer.std, best.network)
+    # The blend is chosen on the validation split; the test split only scores it.
+    blend = fit_blend(network_only.predict_scaled(validation.features), trees.predict_scaled(validation.features),
+                      validation.targets, validation.scales)
+    served = Forecaster("candidate", list(FEATURE_COLUMNS), standardizer.mean, standardizer.std, best.network,
+                        trees, blend)
+    say(f"train: blend network weight sales {blend.network_weight[0]:.2f}, units {blend.network_weight[1]:.2f}")
+    tree_quantiles = _scaled_back(trees.predict_scaled(test.features), test.scales)
+    quantiles = _scaled_back(served.predict_scaled(test.features), test.scales)
     forecasts: Forecasts = {
         "model": (quantiles[..., 0], quantiles[..., 1], quantiles[..., 2]),
         "seasonal_naive": (None, test.seasonal_naive, None),
-        "linear_regression": (None, ridge.predict(x_test, test.scales), None),
-        "gradient_boosting": trees.predict(test.features, test.scales),
+        "linear_regression": (None, ridge.predict(standardizer.apply(test.features), test.scales), None),
+        "gradient_boosting": (tree_quantiles[..., 0], tree_quantiles[..., 1], tree_quantiles[..., 2]),
     }
     if oracle is not None:
         forecasts["oracle"] = (None, oracle_forecast(oracle, test.rows), None)
@@ -493,6 +423,9 @@ def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress:
         "chosen": best.candidate.name,
         "linear_regression_alpha": ridge.alpha,
         "gradient_boosting_max_leaf_nodes": trees.max_leaf_nodes,
+        "gradient_boosting_rounds": trees.rounds,
+        "blend": {**blend.to_json(), "network_alone_test_sales_mae": sales_mae(
+            test.targets, _scaled_back(network_only.predict_scaled(test.features)[..., 1], test.scales))},
         "fit_seconds": {method: round(seconds, 1) for method, seconds in fit_seconds.items()},
         **evaluate(test.rows, test.targets, forecasts, seasonal_naive_scales(train)),
     }
@@ -509,11 +442,12 @@ def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress:
         "measures": list(MEASURES),
         "training_window": {"start": window["start"], "end": str(split.train_end + HORIZON_HOURS * HOUR)},
         "architecture": best.candidate.name,
+        "blend": blend.to_json(),
     }
-    return best.network, spec, metrics
+    return served, spec, metrics
 
 
-def publish_version(registry: str | Path, network: Any, spec: dict[str, Any], metrics: dict[str, Any],
+def publish_version(registry: str | Path, forecaster: Forecaster, spec: dict[str, Any], metrics: dict[str, Any],
                     now: datetime) -> TrainingResult:
     """Write the version folder (always) and point ``current`` at it only if the model beats the best
     baseline's test sales MAE."""
@@ -526,7 +460,8 @@ def publish_version(registry: str | Path, network: Any, spec: dict[str, Any], me
     model_mae = metrics["overall"]["model"]["sales"]["mae"]
     metrics = {"version": version, "trained_at": now.isoformat(), "promoted": promoted, **metrics}
     spec = {"version": version, **spec}
-    folder = write_version(registry, version, network, spec, metrics, render_card(metrics, spec))
+    folder = write_version(registry, version, forecaster.keras_model, spec, metrics, render_card(metrics, spec),
+                           forecaster.trees)
     if promoted:
         promote(registry, version)
         message = (f"train: promoted {version}: test sales MAE {model_mae:,.2f} < best baseline "
@@ -547,5 +482,5 @@ def run_training(lake: Storage | str | Path, registry: str | Path, settings: Mod
     oracle = None
     if simulated is not None and not history.empty:
         oracle = simulated.expected_gold(int(history["hour"].min().value // 1_000_000))
-    network, spec, metrics = train_and_evaluate(history, settings, progress, say, oracle)
-    return publish_version(registry, network, spec, metrics, now)
+    forecaster, spec, metrics = train_and_evaluate(history, settings, progress, say, oracle)
+    return publish_version(registry, forecaster, spec, metrics, now)

@@ -186,8 +186,8 @@ class ModelSettings(_Section):
     batch_size: int = Field(default=256, ge=8)
     learning_rate: float = Field(default=0.002, gt=0, le=1)
     dropout: float = Field(default=0.1, ge=0, lt=1)
-    mlp_hidden_units: list[int] = Field(default_factory=lambda: [128, 256], min_length=1)
-    conv_filters: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)
+    mlp_hidden_units: list[int] = Field(default_factory=lambda: [256], min_length=1)
+    conv_filters: list[int] = Field(default_factory=lambda: [16], min_length=1)
     conv_hidden_units: int = Field(default=128, ge=1)
     ridge_alphas: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0], min_length=1)
     tree_leaf_nodes: list[int] = Field(default_factory=lambda: [15, 63], min_length=1,

@@ -33,21 +33,40 @@ VERSION = "20260101T000000Z"
 KEYS = ["level", "country", "product", "origin", "hour"]
 
 
-def tiny_model(registry: Path, version: str = VERSION) -> None:
+def tiny_network():
     """A small untrained network with the real input and output shapes: the scoring path, not its skill,
     is under test here."""
     import keras
 
     keras.utils.set_random_seed(7)
-    network = keras.Sequential([
+    return keras.Sequential([
         keras.Input((len(FEATURE_COLUMNS),)),
         keras.layers.Dense(2 * 24 * 3, activation="softplus"),
         keras.layers.Reshape((2, 24, 3)),
     ])
-    spec = {"feature_columns": list(FEATURE_COLUMNS),
-            "scaling": {"mean": [0.0] * len(FEATURE_COLUMNS), "std": [1.0] * len(FEATURE_COLUMNS)}}
-    write_version(registry, version, network, spec, {"version": version}, "test model\n")
+
+
+TINY_SPEC = {"feature_columns": list(FEATURE_COLUMNS),
+             "scaling": {"mean": [0.0] * len(FEATURE_COLUMNS), "std": [1.0] * len(FEATURE_COLUMNS)}}
+
+
+def tiny_model(registry: Path, version: str = VERSION) -> None:
+    write_version(registry, version, tiny_network(), TINY_SPEC, {"version": version}, "test model\n")
     promote(registry, version)
+
+
+def tiny_trees():
+    """Gradient-boosted trees of the real feature layout fitted to random targets: six small regressors."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from model.features import TREE_FEATURE_COLUMNS
+    from model.trees import QUANTILES, GradientBoostingBaseline
+
+    rng = np.random.default_rng(11)
+    x = rng.uniform(0, 3, (2000, len(TREE_FEATURE_COLUMNS)))
+    regressions = {(m, q): HistGradientBoostingRegressor(loss="quantile", quantile=q, max_iter=5).fit(
+        x, x[:, 6 + m] * (0.5 + q) + rng.normal(0, 0.1, len(x))) for m in range(2) for q in QUANTILES}
+    return GradientBoostingBaseline(7, regressions, 1)
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +123,46 @@ def test_udf_forecasts_equal_the_model_called_directly(spark: SparkSession, lake
     pd.testing.assert_frame_equal(in_spark[KEYS].astype(str), direct[KEYS].astype(str))
     for column in ("sales_p10", "sales_p50", "sales_p90", "units_p10", "units_p50", "units_p90"):
         np.testing.assert_allclose(in_spark[column], direct[column], rtol=1e-5, atol=1e-6)
+
+
+def test_udf_scores_a_blend_of_network_and_trees_as_its_spec_says(spark: SparkSession, lake: Settings,
+                                                                  tmp_path: Path) -> None:
+    import keras
+
+    registry, version = tmp_path / "blend", "20260105T000000Z"
+    network, trees = tiny_network(), tiny_trees()
+    blend = {"network_weight": [0.3, 0.8], "low_spread": [1.5, 1.0], "high_spread": [0.5, 1.2]}
+    write_version(registry, version, network, {**TINY_SPEC, "blend": blend}, {"version": version}, "blend\n", trees)
+    origins = [last_hour(lake) - timedelta(hours=h) for h in (0, 7)]
+    hourly = io.read_table(spark, lake.paths.lake, "gold_sales_hourly")
+    features = series_features(series_hourly(hourly, min(origins) - timedelta(hours=HISTORY_HOURS - 1),
+                                             max(origins)), origins)
+    in_spark = ordered(score(features, str(registry), version, 1).toPandas())
+
+    # By hand: both members on the same rows built in pandas, mixed and spread as the spec says.
+    rows = feature_rows(gold_history(lake), [o.replace(tzinfo=None) for o in origins])
+    matrix = rows[FEATURE_COLUMNS].to_numpy(np.float32)
+    members = (keras.ops.convert_to_numpy(network(matrix, training=False)).astype(np.float64),
+               trees.predict_scaled(matrix))
+    expected = rows[["level", "country", "product", "origin"]].loc[np.repeat(rows.index, 24)].reset_index(drop=True)
+    expected["hour"] = expected["origin"] + pd.to_timedelta(np.tile(np.arange(1, 25), len(rows)), unit="h")
+    for m, short in enumerate(("sales", "units")):
+        w = blend["network_weight"][m]
+        mixed = w * members[0][:, m] + (1 - w) * members[1][:, m]
+        median = mixed[..., 1]
+        quantiles = {"p10": median - blend["low_spread"][m] * (median - mixed[..., 0]), "p50": median,
+                     "p90": median + blend["high_spread"][m] * (mixed[..., 2] - median)}
+        scale = rows[f"scale_{short}"].to_numpy()[:, None]
+        for name, values in quantiles.items():
+            expected[f"{short}_{name}"] = np.maximum(values * scale, 0).reshape(-1)
+    expected = ordered(expected)
+    assert len(in_spark) == len(expected) == len(rows) * 24
+    pd.testing.assert_frame_equal(in_spark[KEYS].astype(str), expected[KEYS].astype(str))
+    for column in ("sales_p10", "sales_p50", "sales_p90", "units_p10", "units_p50", "units_p90"):
+        np.testing.assert_allclose(in_spark[column], expected[column], rtol=1e-5, atol=1e-6)
+    # The blend moved the forecast away from the network alone.
+    alone = ordered(load_forecaster(lake.paths.models, VERSION).predict(rows))
+    assert not np.allclose(in_spark["sales_p50"], alone["sales_p50"], rtol=1e-3)
 
 
 def test_backtest_anomalies_and_stockout_match_pandas(lake: Settings) -> None:
