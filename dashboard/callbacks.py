@@ -85,6 +85,7 @@ def alert_outputs(repo: LakeRepository, settings: DashboardSettings) -> tuple[st
             for when, message in zip(since, alerts["message"], strict=True)]
     return str(len(rows)), "danger" if rows else "secondary", render_alert_items(rows, settings.time_zone)
 
+
 # -- filters -------------------------------------------------------------------------------------------------
 def filters_from_controls(preset: str, start: str | None, end: str | None, countries: list[str] | None,
                           segments: list[str] | None, products: list[str] | None, bands: list[str] | None,
