@@ -1,7 +1,8 @@
 """Alerts end to end on a small real lake (hand-made gold tables published through the manifest, read by Spark):
 each rule kind fires, is stored in gold_alert_events and reaches a local webhook receiver exactly once, stays
 quiet while it keeps firing, sends one resolution, is not sent again within the cool-down; a France-only viewer
-sees only France's alerts; a dead webhook holds up neither the evaluation nor the stream that runs it."""
+sees only France's alerts; a dead webhook holds up neither the evaluation nor the stream that runs it; the
+backfill command evaluates after its publish."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pytest
+import yaml
+from click.testing import CliRunner
 from pyspark.sql import SparkSession
 
 from dashboard.callbacks import alert_outputs
 from dashboard.data import LakeRepository
+from salespulse.cli import main
 from salespulse.lake import duckdb_scan
 from salespulse.notify import WebhookNotifier
 from salespulse.schema import COUNTRIES
@@ -196,3 +200,21 @@ def test_alert_stream_evaluates_after_publish_without_waiting_for_a_dead_webhook
         assert dead.answered == 0  # the stream ended while the dead receiver still held its request
         assert any(line.startswith("stream sales batch") for line in lines)
         assert sorted(b["alert"]["country"] for b in alive.bodies) == sorted(COUNTRIES), lines
+
+
+def test_alert_backfill_command_evaluates_after_its_publish(spark: SparkSession, tmp_path: Path) -> None:
+    """`salespulse backfill` evaluates the rules once its data is published and sends the firings before it ends."""
+    run_simulator(tmp_path / "landing", history_days=0.1, history_rate=0.05, bad_rows_pct=0, duplicate_pct=0,
+                  late_pct=0)
+    quiet = {"name": "quiet", "kind": "kpi_threshold", "kpi": "orders", "below": 1_000_000, "window_hours": 1}
+    with webhook_receiver() as receiver:
+        config = tmp_path / "settings.yaml"
+        config.write_text(yaml.safe_dump({"paths": {"lake": str(tmp_path / "lake")},
+                                          "alerts": {"rules": [quiet],
+                                                     "webhooks": [{"name": "ops", "url": receiver.url}]}}))
+        result = CliRunner().invoke(main, ["--config", str(config), "backfill", "--input",
+                                           str(tmp_path / "landing" / "history" / "sales"), "--profile", "canonical"])
+        assert result.exit_code == 0, result.output
+        assert sorted(b["alert"]["country"] for b in receiver.bodies) == sorted(COUNTRIES)
+    stored = duckdb.sql(f"SELECT count(*) FROM {duckdb_scan(tmp_path / 'lake', 'gold_alert_events')}").fetchall()
+    assert stored == [(len(COUNTRIES),)]
