@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 WINDOW_HOURS = 24 * 3
+# Read at import: the autouse fixture of tests/conftest.py removes every SALESPULSE_* variable before a test runs.
+DOC_SCREENSHOTS = bool(os.environ.get("SALESPULSE_DOC_SCREENSHOTS"))
 
 
 @pytest.fixture
@@ -66,5 +68,5 @@ def test_alerts_badge_counts_fired_rule(served: str, browser, lake_copy: SampleL
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "alerts.png"
     browser.save_screenshot(str(shot))
-    if os.environ.get("SALESPULSE_DOC_SCREENSHOTS"):  # refresh the docs' pictures only when asked
+    if DOC_SCREENSHOTS:  # refresh the docs' pictures only when asked
         shutil.copy(shot, SCREENSHOTS / "alerts.png")
