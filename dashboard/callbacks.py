@@ -31,6 +31,7 @@ from dashboard.layout import (
     fill,
     money_column,
     number_column,
+    render_alert_items,
     render_kpi_cards,
     render_note,
     render_page,
@@ -74,6 +75,15 @@ def freshness_badge(status: dict[str, Any] | None, published_at: str | None, now
 def model_badge(repo: LakeRepository) -> str:
     info = repo.model_info()
     return f"model {info.version}" if info else "no model yet"
+
+
+def alert_outputs(repo: LakeRepository, settings: DashboardSettings) -> tuple[str, str, list[Any]]:
+    """The header's alert count, its colour and the dropdown's items, for the viewer's countries."""
+    alerts = repo.active_alerts()
+    since = figures.local_time(alerts["event_time"], settings.time_zone) if len(alerts) else []
+    rows = [{"since": f"{when:%Y-%m-%d %H:%M}", "message": message}
+            for when, message in zip(since, alerts["message"], strict=True)]
+    return str(len(rows)), "danger" if rows else "secondary", render_alert_items(rows, settings.time_zone)
 
 
 # -- filters -------------------------------------------------------------------------------------------------
@@ -442,6 +452,15 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
         published = repo.published_at()
         text, color = freshness_badge(repo.stream_status(), published, datetime.now(timezone.utc), settings)
         return text, color, model_badge(repo)
+
+    @app.callback(Output(ids.ALERT_COUNT, "children"), Output(ids.ALERT_COUNT, "color"),
+                  Output(ids.ALERT_MENU, "children"), Input(ids.DATA_VERSION, "data"))
+    def update_alerts(_version: str | None) -> tuple[str, str, list[Any]]:
+        try:
+            return alert_outputs(repo, settings)
+        except Exception as err:  # the header stays up; the error goes to the log
+            log.warning("could not read the alerts", exc_info=err)
+            return "?", "warning", [dbc.DropdownMenuItem("Alerts could not be read", disabled=True)]
 
     @app.callback(
         *FILTER_OUTPUTS, Input(ids.URL, "search"), Input(ids.PRESET, "value"), Input(ids.DATES, "start_date"),

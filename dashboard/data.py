@@ -804,6 +804,21 @@ class LakeRepository:
     def has_stockout_forecasts(self) -> bool:
         return self._optional_scan("gold_stockout") is not None
 
+    # -- alerts ------------------------------------------------------------------------------------------
+    def active_alerts(self) -> pd.DataFrame:
+        """The alerts firing now (the latest event of each in gold_alert_events is a firing), newest first.
+        Through ``_visible`` like every table: a restricted viewer gets their countries' alerts, and not the
+        stream's, which have no country."""
+        def compute() -> pd.DataFrame:
+            scan = self._optional_scan("gold_alert_events")
+            if scan is None:
+                return pd.DataFrame(columns=["event_time", "alert_id", "kind", "country", "product", "message"])
+            return self._frame(f"""
+                SELECT event_time, alert_id, kind, country, product, message FROM {scan}
+                QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY event_time DESC) = 1 AND status = 'firing'
+                ORDER BY event_time DESC, alert_id""")
+        return self._cached(("active_alerts",), compute)
+
     # -- data quality ------------------------------------------------------------------------------------
     def quarantine_over_time(self, grain: str) -> pd.DataFrame:
         """Rejected rows per ingest period, event and reason."""

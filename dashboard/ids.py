@@ -9,6 +9,8 @@ HEADER_FRESHNESS = "header-freshness"
 HEADER_MODEL = "header-model"
 ACCOUNT = "header-account"
 LOGOUT = "logout-form"
+ALERT_COUNT = "header-alert-count"  # badge: how many alerts fire now (for the viewer's countries)
+ALERT_MENU = "header-alert-menu"  # dropdown listing them
 
 PRESET = "filter-preset"
 DATES = "filter-dates"

@@ -61,9 +61,26 @@ def render_header(settings: DashboardSettings, user: User | None) -> dbc.Navbar:
             dbc.Badge(id=ids.HEADER_FRESHNESS, color="secondary", className="me-2 fs-6"),
             dbc.Badge(id=ids.HEADER_MODEL, color="light", text_color="dark", className="me-2 fs-6"),
             dbc.Badge(f"times in {settings.time_zone}", color="light", text_color="dark", className="fs-6"),
+            *render_alert_menu(),
             *render_account(user),
         ], className="d-flex flex-wrap align-items-center"),
     ], fluid=True), color="primary", dark=True, className="mb-3")
+
+
+def render_alert_menu() -> list[Any]:
+    """The alert count and the dropdown listing the alerts (filled by the alerts callback)."""
+    return [dbc.DropdownMenu(id=ids.ALERT_MENU, label=["Alerts ", dbc.Badge(id=ids.ALERT_COUNT, color="secondary",
+                                                                             pill=True, className="ms-1")],
+                             color="light", size="sm", align_end=True, className="ms-2")]
+
+
+def render_alert_items(alerts: list[dict[str, Any]], zone: str) -> list[Any]:
+    """One item per active alert (``LakeRepository.active_alerts`` rows): since when, and what."""
+    if not alerts:
+        return [dbc.DropdownMenuItem("No active alerts", disabled=True)]
+    return [dbc.DropdownMenuItem([html.Small(f"since {a['since']} {zone}", className="text-muted d-block"),
+                                  html.Span(a["message"])], className="alert-item text-wrap",
+                                 style={"minWidth": "22rem"}) for a in alerts]
 
 
 def render_account(user: User | None) -> list[Any]:

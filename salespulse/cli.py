@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -206,7 +207,22 @@ def backfill(ctx: click.Context, inputs: str, profile_name: str, lake: str | Non
 
         for line in money_table(report["money"]):
             click.echo(line, err=True)
+    _evaluate_alerts(spark, settings, lambda m: click.echo(m, err=True))
     click.echo(json.dumps(report, sort_keys=True))
+
+
+def _evaluate_alerts(spark: Any, settings: Settings, say: Callable[[str], None]) -> None:
+    """The alert rules on what a command just published; its webhooks get at most alerts.timeout_seconds to
+    answer before the command ends. A failure is reported, not fatal: the data is published already."""
+    from salespulse.notify import WebhookNotifier
+    from spark_jobs.alerts import evaluate_alerts_job
+
+    notifier = WebhookNotifier(settings.alerts, say)
+    try:
+        evaluate_alerts_job(spark, settings, datetime.now(timezone.utc), notifier, say)
+    except Exception as err:  # any failure of the evaluation: the backfill itself succeeded
+        say(f"alerts: evaluation failed, done again after the next publish: {str(err).splitlines()[0]}")
+    notifier.close(settings.alerts.timeout_seconds)
 
 
 @main.command()

@@ -147,6 +147,10 @@ def compute_kpis(totals: Mapping[str, Any], keys: tuple[str, ...] | None = None)
     return result
 
 
+# The KPIs computed from a window's additive totals and its hours alone: what an alert rule can watch.
+WINDOW_KPIS: tuple[str, ...] = tuple(compute_kpis({**dict.fromkeys(ADDITIVE_MEASURES, 1), "hours": 1}))
+
+
 def format_kpi(key: str, value: Any) -> str:
     """Human format for display, rounded by :func:`round_half_up`; numbers stay numeric everywhere else."""
     if value is None or value != value:  # None or NaN

@@ -130,6 +130,16 @@ TABLES: dict[str, LakeTable] = {t.name: t for t in (
                ("updated_at", "UTC time of the command that set it")),
               "Monthly sales and profit targets per country (and optionally segment), one row per month x country "
               "x segment, set with `salespulse targets load|set`; the whole table is replaced by each change."),
+    LakeTable("gold_alert_events", "gold/alert_events", (),
+              (("event_time", "UTC time of the evaluation that saw the change"),
+               ("alert_id", "rule|country|product: one alert of one rule"), ("rule", "rule name (alerts.rules)"),
+               ("kind", "kpi_threshold, forecast_band, stockout or stream_stale"),
+               ("status", "'firing' or 'resolved'"), ("country", "null for stream_stale"),
+               ("product", "stockout only, else null"), ("value", "the measured value when it fired"),
+               ("threshold", "the rule's limit"), ("message", "text for people"),
+               ("notified", "sent to the webhooks (false: within the cool-down of its last resolution)")),
+              "Alert firings and resolutions, appended by each evaluation that changed something; an alert is "
+              "active while its latest event is a firing."),
     LakeTable("quarantine_sales", "quarantine/sales", (), _QUARANTINE, "Rejected sales rows, with their raw values."),
     LakeTable("quarantine_inventory", "quarantine/inventory", (), _QUARANTINE, "Rejected inventory rows."),
 )}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -18,6 +18,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from salespulse.kpis import WINDOW_KPIS
 from salespulse.schema import COUNTRIES
 
 ENV_PREFIX = "SALESPULSE_"
@@ -333,6 +334,115 @@ class MonitoringSettings(_Section):
     log_requests: bool = True
 
 
+class _AlertRule(_Section):
+    name: str = Field(min_length=1, description="unique; names the alert in the lake, the header and messages")
+
+
+class _CountryRule(_AlertRule):
+    countries: list[str] | None = Field(default=None, description="only these countries; None: every country")
+
+    @field_validator("countries")
+    @classmethod
+    def _known_countries(cls, value: list[str] | None) -> list[str] | None:
+        unknown = sorted(set(value or ()) - set(COUNTRIES))
+        if unknown:
+            raise ValueError(f"not a country: {', '.join(unknown)}; countries are {', '.join(COUNTRIES)}")
+        return value
+
+
+class KpiThresholdRule(_CountryRule):
+    """Fires per country when a KPI over the last ``window_hours`` complete hours is below (or above) a value."""
+
+    kind: Literal["kpi_threshold"]
+    kpi: str
+    below: float | None = None
+    above: float | None = None
+    window_hours: int = Field(ge=1, le=24 * 31)
+
+    @field_validator("kpi")
+    @classmethod
+    def _window_kpi(cls, value: str) -> str:
+        if value not in WINDOW_KPIS:
+            raise ValueError(f"must be a KPI computed from hourly totals: {', '.join(WINDOW_KPIS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> KpiThresholdRule:
+        if (self.below is None) == (self.above is None):
+            raise ValueError("set exactly one of below and above")
+        return self
+
+
+class ForecastBandRule(_CountryRule):
+    """Fires per country when each of the last ``hours`` complete hours had sales outside the forecast's p10-p90
+    band (gold_forecast_anomalies)."""
+
+    kind: Literal["forecast_band"]
+    hours: int = Field(ge=1, le=24)
+    direction: Literal["above", "below", "either"] = "either"
+
+
+class StockoutRule(_CountryRule):
+    """Fires per country x product when stock is predicted to run out within ``within_hours``."""
+
+    kind: Literal["stockout"]
+    within_hours: float = Field(gt=0, le=24 * 90)
+
+
+class StreamStaleRule(_AlertRule):
+    """Fires when the stream has published no batch for ``minutes`` (no country: shown to administrators)."""
+
+    kind: Literal["stream_stale"]
+    minutes: float = Field(gt=0)
+
+
+AlertRule = Annotated[KpiThresholdRule | ForecastBandRule | StockoutRule | StreamStaleRule,
+                      Field(discriminator="kind")]
+
+
+class WebhookSettings(_Section):
+    """An incoming webhook (Slack, Teams, or any receiver of JSON POSTs). Set by operators only."""
+
+    name: str = Field(min_length=1)
+    # Often holds its own secret (Slack's path is the credential): from the environment in production.
+    url: SecretStr
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: SecretStr) -> SecretStr:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(value.get_secret_value())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class AlertSettings(_Section):
+    """Alert rules, evaluated by the pipeline after each publish, and the webhooks they are sent to;
+    docs/operations.md."""
+
+    rules: list[AlertRule] = Field(default_factory=list)
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    # A rule that resolved and fires again within this time is stored and shown but not sent again.
+    cooldown_minutes: float = Field(default=30.0, ge=0)
+    # The stream also evaluates this often without a publish: a stale stream publishes nothing.
+    evaluate_every_seconds: float = Field(default=60.0, gt=0, le=3600)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=120, description="per webhook request")
+    retries: int = Field(default=3, ge=0, le=10, description="further attempts after a failed request")
+    backoff_seconds: float = Field(default=2.0, ge=0, le=600, description="first wait between attempts; doubles")
+    queue_size: int = Field(default=100, ge=1, description="messages waiting per webhook; more are dropped")
+
+    @field_validator("rules", "webhooks")
+    @classmethod
+    def _unique_names(cls, value: list[Any]) -> list[Any]:
+        names = [item.name for item in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"names must be unique; repeated: {', '.join(repeated)}")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -353,6 +463,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

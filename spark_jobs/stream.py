@@ -43,9 +43,11 @@ from pyspark.sql.streaming import StreamingQuery
 
 from model.registry import ModelError
 from salespulse.lake import SILVER_LINEAGE, STATUS
+from salespulse.notify import WebhookNotifier
 from salespulse.profiles import ProfileError, SourceProfile, load_profile
 from salespulse.settings import Settings
 from spark_jobs import io
+from spark_jobs.alerts import evaluate_alerts_job
 from spark_jobs.compact import compact_tables
 from spark_jobs.duplicates import DuplicateWindow
 from spark_jobs.forecast import last_complete_hour, model_version, publish_forecasts, run_forecasts
@@ -313,6 +315,36 @@ class Compactor(BackgroundWork):
             self.say(line)
 
 
+class AlertEvaluator(BackgroundWork):
+    """Evaluates the alert rules (``spark_jobs.alerts``) after batches published, and every
+    ``alerts.evaluate_every_seconds`` without one: a stale stream publishes nothing. Webhooks are posted from
+    their own threads (``salespulse.notify``), so neither this thread nor a batch waits for a receiver."""
+
+    name = "alert evaluation"
+    job_group = "salespulse-alerts"
+
+    def __init__(self, spark: SparkSession, settings: Settings, say: Callable[[str], None]):
+        super().__init__(spark, settings, say)
+        self.notifier = WebhookNotifier(settings.alerts, say)
+        self.clock = threading.Thread(target=self._tick, name="salespulse-alerts-clock", daemon=True)
+
+    def start(self) -> None:
+        if self.settings.alerts.rules:
+            super().start()
+            self.clock.start()
+
+    def request(self) -> None:
+        if self.settings.alerts.rules:
+            super().request()
+
+    def _tick(self) -> None:
+        while not self.closing.wait(self.settings.alerts.evaluate_every_seconds):
+            self.request()
+
+    def refresh(self, now: datetime) -> None:
+        evaluate_alerts_job(self.spark, self.settings, now, self.notifier, self.say)
+
+
 COMPACTED = {  # the tables the stream adds directories to, per event
     "sales": ("silver_sales", "quarantine_sales", "gold_sales_hourly", "gold_customers_daily", "gold_forecasts",
               "gold_forecast_anomalies"),
@@ -353,6 +385,7 @@ class StreamJob:
         self.forecasts = ForecastRefresher(spark, settings, say)
         self.stock = StockRefresher(spark, settings, say)
         self.compactor = Compactor(spark, settings, say)
+        self.alerts = AlertEvaluator(spark, settings, say)
         self.history: deque[dict[str, Any]] | None = None  # the status file's batch history, read at first write
         self.in_history: dict[str, BatchFigures] = {}
 
@@ -362,6 +395,7 @@ class StreamJob:
         self.forecasts.start()
         self.stock.start()
         self.compactor.start()
+        self.alerts.start()
         self.stock.request()  # a refresh a kill cut off before its swap is made up for at start
         for event in EVENTS:
             for name, _ in io.list_dirs(self.spark, self._checkpoints()):  # left by a crash inside a rotation
@@ -563,6 +597,7 @@ class StreamJob:
             if first_landed is not None:
                 figures.freshness_seconds = (datetime.now(timezone.utc) - first_landed).total_seconds()
             self.compactor.published(event, batch_id)
+            self.alerts.request()
             return figures
         finally:
             if silver is not None:
@@ -737,6 +772,9 @@ def run_stream(spark: SparkSession, settings: Settings, say: Callable[[str], Non
         job.forecasts.abandon()
         job.compactor.abandon()  # resumed after the restart; what it wrote unpublished is removed as orphans
     job.stock.finish()  # short: the stock snapshot reflects every published batch, also after a stop
+    if job.alerts.thread.is_alive():
+        job.alerts.finish(stop)  # the last batches' alerts
+    job.alerts.notifier.close(settings.alerts.timeout_seconds)  # bounded: a dead receiver does not hold a stop
     failed = [q for q in queries.values() if q.exception() is not None]
     for query in failed:
         say(f"stream: query {query.name} failed: {str(query.exception()).splitlines()[0]}")
