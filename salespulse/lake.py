@@ -114,8 +114,10 @@ TABLES: dict[str, LakeTable] = {t.name: t for t in (
                ("model_version", ""), ("generated_at", "UTC")),
               "Predicted stock-out per country x product (one snapshot, replaced on each forecast refresh)."),
     LakeTable("quarantine_sales", "quarantine/sales", (),
-              (("reason", "reason code"), ("raw", "map of source column -> raw text"), ("source_file", ""),
-               ("row_number", "1-based data-record number"), ("ingest_time", ""), ("run_id", "")),
+              (("reason", "reason code"), ("raw", "map of source column -> raw text (bad_header: _header, _missing, "
+                                                   "_detail)"), ("source_file", ""),
+               ("row_number", "1-based data-record number (0: a bad_header entry for the whole file)"),
+               ("ingest_time", ""), ("run_id", "")),
               "Rejected sales rows, with their raw values."),
     LakeTable("quarantine_inventory", "quarantine/inventory", (),
               (("reason", ""), ("raw", ""), ("source_file", ""), ("row_number", ""), ("ingest_time", ""),
@@ -124,7 +126,7 @@ TABLES: dict[str, LakeTable] = {t.name: t for t in (
 )}
 
 REASONS: dict[str, str] = {
-    "bad_header": "the file's header line does not name the profile's columns in order (every row of the file)",
+    "bad_header": "one entry for a whole file whose header does not fit the profile, or that is empty or unreadable",
     "malformed_row": "wrong number of fields, or a line that is not valid CSV",
     "missing_field": "a required field is blank",
     "malformed_number": "a number that does not parse",
