@@ -361,7 +361,8 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table | HeaderPr
     except (UnicodeDecodeError, csv.Error, zipfile.BadZipFile, SourceError) as err:
         kind = "a workbook" if path.suffix.lower() == ".xlsx" else f"text in {profile.read.encoding} (read.encoding)"
         reason = str(err).removeprefix(f"{path}: ")
-        return HeaderProblem(file, landed, [], list(profile.source_columns), f"unreadable, not {kind}",
+        summary = f"unreadable, {reason}" if isinstance(err, SourceError) else f"unreadable, not {kind}"
+        return HeaderProblem(file, landed, [], list(profile.source_columns), summary,
                              f"{path}: cannot be read as {kind}: {reason}")
 
 
