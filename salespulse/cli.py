@@ -173,7 +173,9 @@ def _fail(message: str, code: int = 1) -> None:
 @click.pass_context
 def backfill(ctx: click.Context, inputs: str, profile_name: str, lake: str | None) -> None:
     """Load history or a real export into the lake: clean, validate (bad rows to quarantine with a reason),
-    deduplicate, rebuild gold, publish atomically.
+    deduplicate, rebuild gold, publish atomically. A file whose header does not fit the profile (a stray
+    notes.txt, another export) is one quarantine entry (bad_header), named on one line and in the report's
+    bad_header_files, and the other files load.
 
     Ends with a one-line JSON report, also saved under LAKE/reports/backfill/:
     rows_in = rows_silver + rows_quarantined + rows_duplicate, quarantined rows counted by reason and by the

@@ -60,7 +60,8 @@ _QUARANTINE = (
     ("reason", "reason code (REASONS)"),
     ("reason_detail", "the culprit and what was found, e.g. \"country: 'Brasil' is not one of USA, ...\" (null in "
                       "rows written before the column existed)"),
-    ("raw", "map of source column -> raw text"), ("source_file", ""), ("row_number", "1-based data-record number"),
+    ("raw", "map of source column -> raw text (bad_header: _header, _missing, _detail)"), ("source_file", ""),
+    ("row_number", "1-based data-record number (0: a bad_header entry for the whole file)"),
     ("ingest_time", ""), ("run_id", ""),
 )
 
@@ -145,7 +146,7 @@ TABLES: dict[str, LakeTable] = {t.name: t for t in (
 )}
 
 REASONS: dict[str, str] = {
-    "bad_header": "the file's header line does not name the profile's columns in order (every row of the file)",
+    "bad_header": "one entry for a whole file whose header does not fit the profile, or that is empty or unreadable",
     "malformed_row": "wrong number of fields, or a line that is not valid CSV",
     "missing_field": "a required field is blank",
     "malformed_number": "a number that does not parse",

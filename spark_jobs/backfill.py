@@ -44,7 +44,10 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
     spark = build_source_session(spark)  # one scan partition per input file: rows are numbered as they are read
     files = io.expand_inputs(spark, inputs)
     say(f"backfill {run_id}: {len(files)} {event} file(s) with profile {profile.name!r} into {lake}")
-    raw = io.number_rows(io.read_source(spark, files, profile), profile)
+    source = io.read_source(spark, files, profile)
+    for problem in source.bad_headers:
+        say(f"backfill {run_id}: {problem.line()}")
+    raw = io.number_rows(source.frame, profile, source.bad_headers)
     rules = CleaningRules.build(profile, settings.ingest, now, privacy=settings.privacy)
     canonical = map_to_canonical(raw, profile)
     census = date_order_census(canonical, profile.date_formats)
@@ -106,6 +109,10 @@ def run_backfill(spark: SparkSession, settings: Settings, inputs: str, profile: 
         io.update_manifest(spark, lake, replace_what_was_read, run_id)
 
         report = _report(run_id, profile, files, groups, rows_silver, input_keys, added, event)
+        # Each counted as one quarantined row (reason bad_header), so the rows still reconcile.
+        report["bad_header_files"] = [{"file": p.file, "problem": p.summary, "headers": p.headers,
+                                       "missing": p.missing}
+                                      for p in source.bad_headers]
         report["date_warnings"] = date_warnings
         report["report_path"] = io.write_report(spark, lake, run_id, report)
         return report

@@ -16,18 +16,19 @@ import os
 import re
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import LongType, MapType, StringType, StructField, StructType, TimestampType
 
 from salespulse.exports import SourceError, delimiter_naming, export_rows
 from salespulse.lake import MANIFEST, TABLES
@@ -47,6 +48,11 @@ def is_local(path: str) -> bool:
 
 def _local(path: str) -> Path:
     return Path(urlparse(path).path if path.startswith("file:") else path)
+
+
+def shown_path(path: str) -> str:
+    """A path as a person reads it: a local file's URI as its plain path."""
+    return unquote(urlparse(path).path) if path.startswith("file:") else path
 
 
 def _hadoop(spark: SparkSession, path: str) -> tuple[Any, Any]:
@@ -72,24 +78,55 @@ def expand_inputs(spark: SparkSession, pattern: str) -> list[str]:
 
 
 # -- reading sources ----------------------------------------------------------------------------------------
-def read_source(spark: SparkSession, files: list[str], profile: SourceProfile) -> DataFrame:
+class HeaderProblem(NamedTuple):
+    """A file whose header does not fit the profile, or that has no header to judge (empty, not text, not a
+    workbook): the job quarantines it as one ``bad_header`` entry instead of its rows, and goes on."""
+
+    file: str  # as the rows' ``_source_file`` names it
+    landed: datetime  # UTC: the file's modification time
+    headers: list[str]  # the cells of the file's line closest to a header (Spark engine: its first record)
+    missing: list[str]  # the profile's source columns that line lacks
+    summary: str  # one line: what is wrong
+    detail: str  # the whole message: the expected names, the line found, the names missing
+
+    def raw(self) -> dict[str, str]:
+        """The entry's ``raw`` in quarantine."""
+        return {"_header": ", ".join(self.headers), "_missing": ", ".join(self.missing), "_detail": self.detail}
+
+    def line(self) -> str:
+        return f"{shown_path(self.file)}: {self.summary} — quarantined as one entry"
+
+
+class SourceRead(NamedTuple):
+    frame: DataFrame  # the rows of the files whose header fits (:func:`read_source`)
+    bad_headers: list[HeaderProblem]  # the other files, one each
+
+
+def read_source(spark: SparkSession, files: list[str], profile: SourceProfile) -> SourceRead:
     """The profile's source columns as text, plus ``_source_file``, ``_landed_time`` and ``_corrupt_record`` (the
     line, when it did not split into the header's fields); rows read on the driver also carry ``_record_id``
-    (consecutive within a file, 0 for the header). Spark reads must come from ``build_source_session``."""
+    (consecutive within a file, 0 for the header). Files whose header does not fit come back as
+    :class:`HeaderProblem` (their rows are left out by :func:`number_rows`). Spark reads must come from
+    ``build_source_session``."""
     if profile.read.engine == "spark":
-        return _read_spark_csv(spark, files, profile)
+        frame = _read_spark_csv(spark, files, profile)
+        return SourceRead(frame, header_problems(spark, csv_scan_files(frame), profile))
     remote = [f for f in files if not is_local(f)]
     if remote:
         raise SourceError(
             f"profile {profile.name!r} reads on the driver (engine: local) and needs local files; got {remote[0]}"
         )
-    tables = [read_local_export(_local(f), profile) for f in files]
-    return spark.createDataFrame(pa.concat_tables(tables).to_pandas())
+    read = [read_local_export(_local(f), profile) for f in files]
+    tables = [t for t in read if isinstance(t, pa.Table)]
+    schema = StructType([*raw_csv_schema(profile.source_columns).fields, StructField(SOURCE_FILE, StringType()),
+                         StructField(LANDED_TIME, TimestampType()), StructField(RECORD_ID, LongType())])
+    frame = spark.createDataFrame(pa.concat_tables(tables).to_pandas() if tables else [], schema)
+    return SourceRead(frame, [t for t in read if isinstance(t, HeaderProblem)])
 
 
 def _csv_reader(reader: Any, profile: SourceProfile) -> Any:
     """A batch or streaming CSV reader with the profile's options. The header line is read as a record (number 0)
-    and checked per file on the driver (:func:`bad_header_files`): Spark's own header check
+    and checked per file on the driver (:func:`header_problems`): Spark's own header check
     (``enforceSchema=false``) fails the whole job on one bad file, and ``enforceSchema=true`` maps columns by
     position.
 
@@ -139,35 +176,43 @@ def read_stream(spark: SparkSession, folder: str, profile: SourceProfile, option
 _ROWS_IN_PARTITION = (1 << 33) - 1
 
 
-def number_rows(frame: DataFrame, profile: SourceProfile) -> DataFrame:
+def number_rows(frame: DataFrame, profile: SourceProfile, bad_headers: list[HeaderProblem]) -> DataFrame:
     """Data records only, with ``_row_number`` (1-based within the file; the header is record 0) and
-    ``_bad_header`` (the file's header does not name the profile's columns in order, so its rows cannot be
-    trusted to sit in the right columns)."""
-    return build_row_numbering(profile)(frame, None)
+    ``_bad_header`` (null), the rows of ``bad_headers``' files left out (their header does not name the profile's
+    columns, so their rows cannot be trusted to sit in the right columns) and one entry per such file in their
+    place: no values, row number 0, the problem (:meth:`HeaderProblem.raw`) as ``_bad_header``."""
+    return build_row_numbering(profile)(frame, bad_headers)
 
 
-def build_row_numbering(profile: SourceProfile
-                        ) -> Callable[[DataFrame, dict[str, ScannedFile] | None], DataFrame]:
-    """:func:`number_rows` with its expressions built once (a stream reuses it for every micro-batch). The
-    function returned also takes the frame's :func:`csv_scan_files`, when the caller has them already.
+PROBLEM = MapType(StringType(), StringType())
+
+
+def build_row_numbering(profile: SourceProfile) -> Callable[[DataFrame, list[HeaderProblem]], DataFrame]:
+    """:func:`number_rows` with its expressions built once (a stream reuses it for every micro-batch).
 
     Rows of Spark's CSV reader are numbered by their index in their scan partition, in the same pass as the
     read: the session must plan one file per partition (``spark_jobs.session.build_source_session``;
-    :func:`csv_scan_files` checks it). Headers are checked on the driver, before any job
-    (:func:`bad_header_files`). Rows of the driver-side reader carry their ``_record_id``; that reader finds and
+    :func:`csv_scan_files`, which lists the files whose headers :func:`header_problems` checks on the driver
+    before any job, checks it). Rows of the driver-side reader carry their ``_record_id``; that reader finds and
     checks the header itself."""
     in_partition = F.monotonically_increasing_id().bitwiseAND(F.lit(_ROWS_IN_PARTITION))
     data_rows = F.col(ROW_NUMBER) > 0
+    no_problem = F.lit(None).cast(PROBLEM)
+    entry_schema = StructType([*raw_csv_schema(profile.source_columns).fields, StructField(SOURCE_FILE, StringType()),
+                               StructField(LANDED_TIME, TimestampType()), StructField(ROW_NUMBER, LongType()),
+                               StructField(BAD_HEADER, PROBLEM)])
+    values = [None] * (len(profile.source_columns) + 1)  # the source columns and _corrupt_record
 
-    def number(frame: DataFrame, scanned: dict[str, ScannedFile] | None) -> DataFrame:
-        if RECORD_ID in frame.columns:
-            return frame.withColumn(ROW_NUMBER, F.col(RECORD_ID)).where(data_rows).withColumn(BAD_HEADER, F.lit(False))
-        bad = bad_header_files(frame.sparkSession, csv_scan_files(frame) if scanned is None else scanned, profile)
-        return (
-            frame.withColumn(ROW_NUMBER, in_partition)
-            .where(data_rows)
-            .withColumn(BAD_HEADER, F.col(SOURCE_FILE).isin(bad) if bad else F.lit(False))
-        )
+    def number(frame: DataFrame, bad_headers: list[HeaderProblem]) -> DataFrame:
+        numbered = frame.withColumn(ROW_NUMBER, F.col(RECORD_ID) if RECORD_ID in frame.columns else in_partition)
+        bad = [problem.file for problem in bad_headers]
+        numbered = numbered.where(data_rows & ~F.col(SOURCE_FILE).isin(bad) if bad else data_rows)
+        numbered = numbered.withColumn(BAD_HEADER, no_problem)
+        if not bad_headers:
+            return numbered
+        entries = frame.sparkSession.createDataFrame(
+            [(*values, p.file, p.landed, 0, p.raw()) for p in bad_headers], entry_schema)
+        return numbered.unionByName(entries, allowMissingColumns=True)
 
     return number
 
@@ -228,9 +273,9 @@ def header_matches(cells: list[str], profile: SourceProfile) -> bool:
 HEADER_BYTES = 1 << 16  # a header record is read from at most this much of a file's start
 
 
-def first_record(spark: SparkSession, path: str, profile: SourceProfile) -> list[str] | None:
-    """The first non-blank CSV record of a file (its header), parsed as Spark's reader splits it (the profile's
-    delimiter, double quotes); None for a file without one."""
+def first_record(spark: SparkSession, path: str, profile: SourceProfile) -> tuple[int, list[str]] | None:
+    """The first non-blank CSV record of a file (its header) and the line it ends on, parsed as Spark's reader
+    splits it (the profile's delimiter, double quotes); None for a file without one."""
     if is_local(path):
         with open(_local(path), "rb") as handle:
             head = handle.read(HEADER_BYTES)
@@ -242,20 +287,21 @@ def first_record(spark: SparkSession, path: str, profile: SourceProfile) -> list
         finally:
             stream.close()
     text = head.decode("utf-8", errors="replace")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_spark_delimiter(profile))
     try:
-        return next((row for row in csv.reader(io.StringIO(text, newline=""), delimiter=_spark_delimiter(profile))
-                     if row), None)
+        return next(((reader.line_num, row) for row in reader if row), None)
     except csv.Error:  # not CSV at all (binary noise): nothing the profile's names can match
-        return [text[:200]]
+        return 1, [text[:200]]
 
 
-def bad_header_files(spark: SparkSession, files: dict[str, ScannedFile], profile: SourceProfile) -> list[str]:
+def header_problems(spark: SparkSession, files: dict[str, ScannedFile], profile: SourceProfile
+                    ) -> list[HeaderProblem]:
     """Of ``files`` (:func:`csv_scan_files`), those whose first record does not name the profile's columns in
-    order; a file without any record has no rows to judge. Remote files are opened in parallel (a round trip
-    each)."""
-    def judge(path: str) -> bool:
+    order (Spark maps a record's fields by position); a file without any record has no rows to judge. Remote
+    files are opened in parallel (a round trip each)."""
+    def judge(path: str) -> tuple[int, list[str]] | None:
         head = first_record(spark, path, profile)
-        return head is not None and not header_matches(head, profile)
+        return head if head is not None and not header_matches(head[1], profile) else None
 
     paths = [file.path for file in files.values()]
     if all(is_local(path) for path in paths):
@@ -263,7 +309,10 @@ def bad_header_files(spark: SparkSession, files: dict[str, ScannedFile], profile
     else:
         with ThreadPoolExecutor(max_workers=8) as pool:
             verdicts = list(pool.map(judge, paths))
-    return sorted(name for name, bad in zip(files, verdicts, strict=True) if bad)
+    problem = f"the first record does not name the columns profile {profile.name!r} expects, in that order"
+    return sorted((_header_problem(name, file.modified, problem, profile, *head)
+                   for (name, file), head in zip(files.items(), verdicts, strict=True) if head is not None),
+                  key=lambda found: found.file)
 
 
 def _rows(path: Path, profile: SourceProfile) -> tuple[str, Iterator[list[str]]]:
@@ -272,18 +321,25 @@ def _rows(path: Path, profile: SourceProfile) -> tuple[str, Iterator[list[str]]]
 
 
 HEADER_SEARCH_LINES = 50  # a header mismatch shows the closest of a file's first lines
+SHOWN_CELLS, SHOWN_CELL_CHARS = 100, 100  # of a "header" that is really data or noise, the report keeps this much
 
 
-def _header_mismatch(path: Path, problem: str, profile: SourceProfile, line_number: int, cells: list[str]) -> str:
+def _header_problem(file: str, landed: datetime, problem: str, profile: SourceProfile, line_number: int,
+                    cells: list[str]) -> HeaderProblem:
     """Both sides of a header that does not fit: what the profile expects, the file's line that came closest (as
-    it reads), and the expected names it lacks (matched trimmed, case-insensitively, a byte order mark ignored)."""
+    it reads), and the expected names it lacks (matched trimmed and case-insensitively, a byte order mark
+    ignored)."""
     have = {c.strip().lstrip("\ufeff").strip().lower() for c in cells}
     missing = [name for name in profile.source_columns if name.strip().lower() not in have]
     shown = ", ".join(cell.strip() for cell in cells)
-    return (f"{path}: {problem} (matched trimmed and case-insensitively)\n"
-            f"  expected: {', '.join(profile.source_columns)}\n"
-            f"  line {line_number}: {shown[:500]}{' …' if len(shown) > 500 else ''}\n"
-            f"  missing: {', '.join(missing)}")
+    detail = (f"{shown_path(file)}: {problem} (matched trimmed and case-insensitively)\n"
+              f"  expected: {', '.join(profile.source_columns)}\n"
+              f"  line {line_number}: {shown[:500]}{' …' if len(shown) > 500 else ''}\n"
+              f"  missing: {', '.join(missing) or 'none (the order or the number of columns differs)'}")
+    summary = (f"bad header, missing: {', '.join(missing)}" if missing
+               else "bad header, the expected columns in another order or with others between them")
+    headers = [cell.strip()[:SHOWN_CELL_CHARS] for cell in cells[:SHOWN_CELLS]]
+    return HeaderProblem(file, landed, headers, missing, summary, detail)
 
 
 def _record_text(row: list[str], delimiter: str) -> str:
@@ -294,16 +350,30 @@ def _record_text(row: list[str], delimiter: str) -> str:
     return text.getvalue()
 
 
-def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
+def read_local_export(path: Path, profile: SourceProfile) -> pa.Table | HeaderProblem:
     """Read a CSV/TSV/Excel export on the driver: BOM, preamble lines, padded or re-cased headers, CRLF and
-    delimiters handled; every value stays text. Blank lines are not records."""
+    delimiters handled; every value stays text. Blank lines are not records. A file without a line naming every
+    source column, or that cannot be read at all (empty, not text in ``read.encoding``, not a workbook, no such
+    sheet), is a :class:`HeaderProblem`."""
+    file, landed = path.resolve().as_uri(), datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    try:
+        return _read_local_rows(path, profile, file, landed)
+    except (UnicodeDecodeError, csv.Error, zipfile.BadZipFile, SourceError) as err:
+        kind = "a workbook" if path.suffix.lower() == ".xlsx" else f"text in {profile.read.encoding} (read.encoding)"
+        reason = str(err).removeprefix(f"{path}: ")
+        summary = f"unreadable, {reason}" if isinstance(err, SourceError) else f"unreadable, not {kind}"
+        return HeaderProblem(file, landed, [], list(profile.source_columns), summary,
+                             f"{path}: cannot be read as {kind}: {reason}")
+
+
+def _read_local_rows(path: Path, profile: SourceProfile, file: str, landed: datetime) -> pa.Table | HeaderProblem:
     wanted = {n.strip().lower(): n for n in profile.source_columns}
     header: list[str] | None = None
     index: dict[str, int] = {}
     records: dict[str, list[str | None]] = {n: [] for n in profile.source_columns}
     corrupt: list[str | None] = []
     header_line = profile.read.header
-    closest: tuple[int, int, list[str]] | None = None  # (names matched, line number, cells): for the error
+    closest: tuple[int, int, list[str]] | None = None  # (names matched, line number, cells): for the problem
     delimiter, rows = _rows(path, profile)
     for line_number, row in enumerate(rows, start=1):
         if header is None:
@@ -311,9 +381,9 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
             found = (line_number == header_line) if header_line != "auto" else set(wanted) <= set(cells)
             if found:
                 if set(wanted) - set(cells):
-                    raise SourceError(_header_mismatch(
-                        path, f"the header on line {line_number} (read.header) lacks columns profile "
-                        f"{profile.name!r} expects", profile, line_number, row))
+                    return _header_problem(
+                        file, landed, f"the header on line {line_number} (read.header) lacks columns profile "
+                        f"{profile.name!r} expects", profile, line_number, row)
                 header, index = cells, {wanted[c]: cells.index(c) for c in wanted}
             elif (line_number <= HEADER_SEARCH_LINES and any(cells)
                   and (closest is None or len(set(wanted) & set(cells)) > closest[0])):
@@ -327,16 +397,16 @@ def read_local_export(path: Path, profile: SourceProfile) -> pa.Table:
         corrupt.append(None if fits else _record_text(row, delimiter))
     if header is None:
         if closest is None:
-            raise SourceError(f"{path}: no header line: the file holds no record (profile {profile.name!r} expects "
-                              f"{', '.join(profile.source_columns)})")
-        raise SourceError(_header_mismatch(path, f"no line holds all the columns profile {profile.name!r} expects",
-                                           profile, closest[1], closest[2]))
+            return HeaderProblem(file, landed, [], list(profile.source_columns), "empty, no header line",
+                                 f"{path}: no header line: the file holds no record (profile {profile.name!r} "
+                                 f"expects {', '.join(profile.source_columns)})")
+        return _header_problem(file, landed, f"no line holds all the columns profile {profile.name!r} expects",
+                               profile, closest[1], closest[2])
     # Record 0 is the header, as the Spark reader sees it; it was matched by name above.
     n = len(corrupt) + 1
     columns = {name: pa.array([name, *values], pa.string()) for name, values in records.items()}
     columns[CORRUPT_RECORD] = pa.array([None, *corrupt], pa.string())
-    columns[SOURCE_FILE] = pa.array([path.resolve().as_uri()] * n, pa.string())
-    landed = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    columns[SOURCE_FILE] = pa.array([file] * n, pa.string())
     columns[LANDED_TIME] = pa.array([landed] * n, pa.timestamp("us", tz="UTC"))
     columns[RECORD_ID] = pa.array(range(n), pa.int64())
     return pa.table(columns)

@@ -364,7 +364,7 @@ class StreamJob:
         self.profiles: dict[str, SourceProfile] = {event: load_profile(name) for event, name in EVENTS.items()}
         lateness = timedelta(hours=settings.stream.allowed_lateness_hours)
         # Numbering, mapping and cleaning as one function per event, its expressions built once for all batches.
-        self.preparations: dict[str, Callable[[DataFrame, dict[str, io.ScannedFile]], DataFrame]] = {}
+        self.preparations: dict[str, Callable[[DataFrame, list[io.HeaderProblem]], DataFrame]] = {}
         for event, profile in self.profiles.items():
             try:
                 rules = CleaningRules.build(profile, settings.ingest, None, lateness, settings.privacy)
@@ -523,7 +523,10 @@ class StreamJob:
         # Rows are numbered and cleaned in the pass that reads them (one file per scan partition), then the files'
         # partitions are packed into one task per core: each later stage runs a few tasks, not one per file.
         scanned = io.csv_scan_files(batch)
-        persisted = self.preparations[event](batch, scanned).coalesce(
+        bad_headers = io.header_problems(spark, scanned, self.profiles[event])
+        for problem in bad_headers:
+            self.say(f"stream {event} batch {batch_id}: {problem.line()}")
+        persisted = self.preparations[event](batch, bad_headers).coalesce(
             self.spark.sparkContext.defaultParallelism).persist(StorageLevel.MEMORY_AND_DISK)
         # The batch's own values (ingest time, run id) are added after the cache, so the cached cleaning plan
         # is the same in every batch.
@@ -695,10 +698,10 @@ class StreamJob:
 
 
 def _build_preparation(profile: SourceProfile, rules: CleaningRules
-                       ) -> Callable[[DataFrame, dict[str, io.ScannedFile]], DataFrame]:
+                       ) -> Callable[[DataFrame, list[io.HeaderProblem]], DataFrame]:
     number, to_canonical = io.build_row_numbering(profile), build_canonical_mapping(profile)
     clean = build_cleaning(rules)
-    return lambda raw, scanned: clean(to_canonical(number(raw, scanned)))
+    return lambda raw, bad_headers: clean(to_canonical(number(raw, bad_headers)))
 
 
 def _batch_time(now: datetime) -> Column:

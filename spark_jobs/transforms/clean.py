@@ -264,8 +264,12 @@ def build_cleaning(rules: CleaningRules) -> Callable[[DataFrame], DataFrame]:
     parsed = [*[v.alias(k) for k, v in typed.items()], *[f"_text_{k}" for k in text], *lineage]
 
     checks: dict[str, list[Check]] = {code: [] for code in (*REASON_ORDER, "flag_unknown_category")}
-    checks["bad_header"].append(Check(F.col("bad_header"), "header", F.lit(
-        "the file's header line does not name the profile's columns in order")))
+    # A bad_header entry stands for its whole file; its raw holds what the header lacks and the line found.
+    missing, found = F.col("raw").getItem("_missing"), F.col("raw").getItem("_header")
+    checks["bad_header"].append(Check(F.col("bad_header"), "header", F.concat(
+        F.lit("missing "), F.when(missing == "", F.lit("none (the order or number of columns differs)"))
+        .otherwise(missing),
+        F.lit("; the file's header line: "), F.coalesce(found, F.lit("")))))
     checks["malformed_row"].append(Check(F.col("malformed"), "row", F.lit(
         "the line does not split into the header's fields")))
     for column in event.columns:

@@ -14,10 +14,12 @@ SOURCE_FILE, ROW_NUMBER, LANDED_TIME, BAD_HEADER = "_source_file", "_row_number"
 
 
 def map_to_canonical(raw: DataFrame, profile: SourceProfile) -> DataFrame:
-    """``raw`` holds the profile's source columns as text plus ``_source_file``, ``_row_number`` and
-    ``_corrupt_record``. Returns every canonical column of the profile's event as text (null where the
-    profile gives no source), ``raw`` (source column -> text), ``source_file``, ``row_number`` and
-    ``malformed`` (the reader could not split the line into the header's fields)."""
+    """``raw`` holds the profile's source columns as text plus ``_source_file``, ``_row_number``,
+    ``_corrupt_record`` and ``_bad_header`` (null, or for the one entry standing for a file whose header does not
+    fit, what is wrong with it as a map). Returns every canonical column of the profile's event as text (null where
+    the profile gives no source), ``raw`` (source column -> text; an entry's ``_bad_header``), ``source_file``,
+    ``row_number``, ``malformed`` (the reader could not split the line into the header's fields) and
+    ``bad_header``."""
     return build_canonical_mapping(profile)(raw)
 
 
@@ -38,11 +40,11 @@ def build_canonical_mapping(profile: SourceProfile) -> Callable[[DataFrame], Dat
                            F.lit(CORRUPT_RECORD), F.col(CORRUPT_RECORD))
     output = [
         *[expr.cast("string").alias(name) for name, expr in columns.items()],
-        raw_map.alias("raw"),
+        F.coalesce(F.col(BAD_HEADER), raw_map).alias("raw"),
         F.col(SOURCE_FILE).alias("source_file"),
         F.col(ROW_NUMBER).cast("long").alias("row_number"),
         F.col(LANDED_TIME).cast("timestamp").alias("landed_time"),
         F.col(CORRUPT_RECORD).isNotNull().alias("malformed"),
-        F.col(BAD_HEADER).alias("bad_header"),
+        F.col(BAD_HEADER).isNotNull().alias("bad_header"),
     ]
     return lambda raw: raw.select(*output)

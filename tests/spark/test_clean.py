@@ -79,12 +79,12 @@ GOOD = {"order_id": "o1", "event_time": "2026-01-01", "country": "USA", "segment
 
 def clean(spark: SparkSession, rows: list[dict[str, object]], rules: CleaningRules | None = None,
           **ingest: object) -> list[dict[str, object]]:
-    lineage = {"_source_file": "f.csv", "_corrupt_record": None, "_landed_time": NOW, "_bad_header": False}
+    lineage = {"_source_file": "f.csv", "_corrupt_record": None, "_landed_time": NOW, "_bad_header": None}
     frame = spark.createDataFrame(
         [{**lineage, "_row_number": i + 1, **r} for i, r in enumerate(rows)],
         schema=", ".join([f"`{c}` string" for c in PROFILE.source_columns]
                          + ["_source_file string", "_row_number long", "_corrupt_record string",
-                            "_landed_time timestamp", "_bad_header boolean"]))
+                            "_landed_time timestamp", "_bad_header map<string, string>"]))
     rules = rules or CleaningRules.build(PROFILE, IngestSettings(**ingest), NOW)
     return [r.asDict() for r in clean_events(map_to_canonical(frame, PROFILE), rules).orderBy("row_number").collect()]
 
@@ -105,7 +105,8 @@ REASON_CASES = [
     ({"units_sold": "-2", "gross_sales": "-40", "sales": "-40", "cogs": "-20", "profit": "-20"}, "negative_units"),
     ({"sales": "50"}, "amount_mismatch"), ({"event_time": "2026-11-25"}, "future_event_time"),
     ({"country": "", "units_sold": "x"}, "missing_field"),  # the first failing rule in the documented order
-    ({"_bad_header": True}, "bad_header"), ({"_bad_header": True, "_corrupt_record": "x"}, "bad_header"),
+    ({"_bad_header": {"_detail": "x"}}, "bad_header"),
+    ({"_bad_header": {"_detail": "x"}, "_corrupt_record": "x"}, "bad_header"),
     ({"_corrupt_record": "a,b"}, "malformed_row"),
 ]
 
