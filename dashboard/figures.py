@@ -71,7 +71,8 @@ def _base(title: str, revision: str, height: int = 340) -> dict[str, Any]:
     """Layout shared by every figure (the template is added by ``_finish``)."""
     return {"title": {"text": title, "x": 0.01, "font": {"size": 15}},
             "uirevision": revision, "height": height, "margin": {"l": 50, "r": 20, "t": 50, "b": 40},
-            "font": {"family": FONT}, "legend": {"orientation": "h", "y": -0.18}, "separators": ".,"}
+            "font": {"family": FONT}, "legend": {"orientation": "h", "y": -0.18}, "separators": ".,",
+            "modebar": {"orientation": "v"}}  # down the right edge: across the top it covers a half-width title
 
 
 def empty_figure(message: str, revision: str = "empty", height: int = 340) -> Figure:
@@ -326,7 +327,7 @@ def engagement_figure(frame: pd.DataFrame, revision: str) -> Figure:
                            "<br>%{customdata[1]:,.0f} units in stock<extra></extra>"}],
         {**_base("Customer engagement vs sales by country (bubble: stock on hand)", revision), "showlegend": False,
          "xaxis": {"title": {"text": "active customers"}, "tickformat": ",d", "rangemode": "tozero"},
-         "yaxis": {"title": {"text": "sales"}, "tickformat": "$~s", "rangemode": "tozero"}})
+         "yaxis": {"title": {"text": "sales"}, "tickformat": "$.3~s", "rangemode": "tozero"}})
 
 
 def sales_stock_figure(sales: pd.DataFrame, stock: pd.DataFrame, revision: str) -> Figure:
@@ -347,8 +348,8 @@ def sales_stock_figure(sales: pd.DataFrame, stock: pd.DataFrame, revision: str) 
     return _figure(traces, {
         **_base("Sales and stock on hand by country (UTC days; stock at each day's end)", revision, height=400),
         "xaxis": {"domain": [0.0, 0.92], "type": "date"},
-        "yaxis": {"title": {"text": "sales per day"}, "tickformat": "$~s", "rangemode": "tozero"},
-        "yaxis2": {"title": {"text": "stock (units)"}, "tickformat": "~s", "overlaying": "y", "side": "right",
+        "yaxis": {"title": {"text": "sales per day"}, "tickformat": "$.3~s", "rangemode": "tozero"},
+        "yaxis2": {"title": {"text": "stock (units)"}, "tickformat": ".3~s", "overlaying": "y", "side": "right",
                    "anchor": "x", "showgrid": False, "rangemode": "tozero"}})
 
 
@@ -370,7 +371,7 @@ def stock_gauges_figure(stock: pd.DataFrame, by: str, revision: str) -> Figure:
             mode="gauge+number", value=stock_units, title={"text": plain_text(str(item[by])), "font": {"size": 14}},
             number={"valueformat": ",.0f", "suffix": " u", "font": {"size": 22}},
             # short SI ticks (160k, 1.2M): full numbers overflow a small gauge and are cut at its edges
-            gauge={"axis": {"range": [0, top], "tickformat": "~s", "nticks": 5, "tickfont": {"size": 10}},
+            gauge={"axis": {"range": [0, top], "tickformat": ".3~s", "nticks": 5, "tickfont": {"size": 10}},
                    "bar": {"color": color},
                    "steps": [{"range": [0, reorder], "color": "#fbe3e1"}],
                    "threshold": {"line": {"color": "#2c3e50", "width": 3}, "value": reorder}}),
@@ -425,16 +426,18 @@ def ingest_figure(frame: pd.DataFrame, revision: str, time_zone: str, grain: str
         return empty_figure("no rows loaded in this period", revision)
     x = local_time(frame["period"], time_zone)
     # a bar as wide as its period (a lone bar would otherwise be a millisecond wide)
-    fig = go.Figure(go.Bar(x=x, y=frame["rows"], marker_color="#3498db", width=_bar_width(grain),
+    fig = go.Figure(go.Bar(x=x, y=frame["rows"], marker_color="#3498db", **_period_bars(grain),
                            hovertemplate="%{y:,} rows<br>%{x}<extra></extra>"))
     fig.update_layout(**_base(f"Sales rows loaded per ingest period · {time_zone}", revision),
                       yaxis={"tickformat": ",d"}, xaxis=time_axis(x, GRAIN_SPANS[grain]))
     return _finish(fig)
 
 
-def _bar_width(grain: str) -> float:
-    """Milliseconds of 80 % of a ``grain`` period: Plotly's bar width on a time axis."""
-    return GRAIN_SPANS[grain].total_seconds() * 1000 * 0.8
+def _period_bars(grain: str) -> dict[str, Any]:
+    """Bars over the ``grain`` period they count, 80 % of it wide (milliseconds on a time axis): by default a lone
+    bar is a millisecond wide and every bar is centred on its period's start."""
+    span = GRAIN_SPANS[grain].total_seconds() * 1000
+    return {"width": span * 0.8, "xperiod": "M1" if grain == "month" else span, "xperiodalignment": "middle"}
 
 
 def freshness_figure(frame: pd.DataFrame, revision: str, time_zone: str, grain: str = "hour") -> Figure:
@@ -482,7 +485,7 @@ def quarantine_figure(frame: pd.DataFrame, revision: str, time_zone: str, grain:
     fig = go.Figure()
     for reason, series in frame.groupby("reason"):
         fig.add_bar(x=local_time(series["period"], time_zone), y=series["rows"], name=reason,
-                    width=_bar_width(grain), hovertemplate=f"{reason}: %{{y:,}}<br>%{{x}}<extra></extra>")
+                    **_period_bars(grain), hovertemplate=f"{reason}: %{{y:,}}<br>%{{x}}<extra></extra>")
     fig.update_layout(**_base(f"Quarantined rows by reason · {time_zone}", revision), barmode="stack",
                       yaxis={"tickformat": ",d"}, xaxis=time_axis(local_time(frame["period"], time_zone),
                                                                  GRAIN_SPANS[grain]))
