@@ -57,18 +57,19 @@ def truth(sample_lake: SampleLake) -> pd.DataFrame:
                        event_time=pd.to_datetime(kept["event_time"]).dt.tz_convert("UTC").dt.tz_localize(None))
 
 
-def shoot(browser, name: str) -> None:
-    """A screenshot to tests/artifacts/ (and docs/screenshots/ with SALESPULSE_DOC_SCREENSHOTS=1)."""
+def shoot(browser, name: str, docs: bool = False) -> None:
+    """A screenshot to tests/artifacts/ (and, for the ``docs`` ones, to docs/screenshots/ with
+    SALESPULSE_DOC_SCREENSHOTS=1)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / f"{name}.png"
     browser.save_screenshot(str(shot))
-    if os.environ.get("SALESPULSE_DOC_SCREENSHOTS"):
+    if docs and os.environ.get("SALESPULSE_DOC_SCREENSHOTS"):
         shutil.copy(shot, SCREENSHOTS / f"{name}.png")
 
 
 def one_decimal(value: float) -> str:
     """The documented display of a day count: one decimal at most, halves up ("6.4", "8")."""
-    return f"{Decimal(repr(value)).quantize(Decimal('0.1'), ROUND_HALF_UP).normalize():f}"
+    return f"{Decimal(repr(float(value))).quantize(Decimal('0.1'), ROUND_HALF_UP).normalize():f}"
 
 
 def plot(browser, name: str) -> dict[str, Any] | None:
@@ -151,8 +152,9 @@ def test_exec_views_time_axes_and_gauge_labels_do_not_clip(served: str, width: i
         log_in(browser, served, "demo", PASSWORD)
         wait_for(lambda: kpi(browser, "orders"))
         overflow = browser.execute_script(f"""
-            const card = document.querySelector('#{ids.FILTER_COLLAPSE} .card').getBoundingClientRect();
-            return Array.from(document.querySelectorAll('#{ids.FILTER_COLLAPSE} .card *'))
+            const panel = document.getElementById('{ids.PRESET}').closest('.card');
+            const card = panel.getBoundingClientRect();
+            return Array.from(panel.querySelectorAll('*'))
                 .filter(e => e.getBoundingClientRect().width && e.getBoundingClientRect().right > card.right + 0.5)
                 .map(e => e.className);""")
         assert overflow == [], overflow  # nothing sticks out of the filter panel (the date picker did)
@@ -256,13 +258,13 @@ def test_exec_views_phone_stacks_cards_folds_filters_and_fits_the_width(served: 
             assert rights and max(rights) <= PHONE[0], (key, rights)
             assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE[0], key
             if key == "overview":
-                shoot(browser, "phone")
+                shoot(browser, "phone", docs=True)
         browser.find_element(By.LINK_TEXT, TABS["overview"]).click()
         toggle = browser.find_element(By.ID, ids.FILTER_TOGGLE)
         preset = browser.find_element(By.ID, ids.PRESET)
         toggle.click()
         wait_for(lambda: preset.is_displayed())
         assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE[0]
-        shoot(browser, "phone-filters")
+        shoot(browser, "phone-filters", docs=True)
     finally:
         browser.quit()
