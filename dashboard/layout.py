@@ -33,12 +33,12 @@ def render_page(settings: DashboardSettings, user: User | None, countries: tuple
         render_header(settings, user),
         dbc.Container([
             dbc.Row([
-                dbc.Col(render_filter_panel(settings, countries), lg=3, xl=2, className="mb-3"),
+                dbc.Col(render_filter_panel(settings, countries), lg=3, xxl=2, className="mb-3"),
                 dbc.Col([
                     dbc.Tabs([dbc.Tab(label=label, tab_id=key) for key, label in TABS.items()],
                              id=ids.TABS, active_tab=FIRST_TAB, className="mb-3"),
                     html.Div(first_tab, id=ids.TAB_CONTENT),
-                ], lg=9, xl=10),
+                ], lg=9, xxl=10),
             ]),
         ], fluid=True),
     ])

@@ -5,6 +5,7 @@ Numbers are checked against pandas over the simulator's files or DuckDB over the
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -151,6 +152,7 @@ def test_exec_views_time_axes_and_gauge_labels_do_not_clip(served: str, width: i
     try:
         log_in(browser, served, "demo", PASSWORD)
         wait_for(lambda: kpi(browser, "orders"))
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".dash-datepicker-input"))
         overflow = browser.execute_script(f"""
             const panel = document.getElementById('{ids.PRESET}').closest('.card');
             const card = panel.getBoundingClientRect();
@@ -158,6 +160,9 @@ def test_exec_views_time_axes_and_gauge_labels_do_not_clip(served: str, width: i
                 .filter(e => e.getBoundingClientRect().width && e.getBoundingClientRect().right > card.right + 0.5)
                 .map(e => e.className);""")
         assert overflow == [], overflow  # nothing sticks out of the filter panel (the date picker did)
+        edges = browser.execute_script("""return Array.from(document.querySelector('.dash-datepicker-input-wrapper')
+            .children).map(e => [e.getBoundingClientRect().left, e.getBoundingClientRect().right]);""")
+        assert all(b[0] >= a[1] - 0.5 for a, b in itertools.pairwise(edges)), edges  # dates apart
         shoot(browser, f"overview-{width}")
         # The sample lake was loaded by one backfill run: a single ingest period, which Plotly's autorange
         # would spread over milliseconds.
