@@ -152,11 +152,13 @@ def test_exec_views_time_axes_and_gauge_labels_do_not_clip(served: str, width: i
     try:
         log_in(browser, served, "demo", PASSWORD)
         wait_for(lambda: kpi(browser, "orders"))
-        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".dash-datepicker-input"))
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".dash-datepicker-input")
+                 and browser.find_elements(By.ID, ids.PRESET))
         overflow = browser.execute_script(f"""
             const panel = document.getElementById('{ids.PRESET}').closest('.card');
             const card = panel.getBoundingClientRect();
-            return Array.from(panel.querySelectorAll('*'))
+            const shown = 'label, button, svg, .dash-datepicker-input-wrapper, .dash-datepicker-input, .dash-dropdown';
+            return Array.from(panel.querySelectorAll(shown))
                 .filter(e => e.getBoundingClientRect().width && e.getBoundingClientRect().right > card.right + 0.5)
                 .map(e => e.className);""")
         assert overflow == [], overflow  # nothing sticks out of the filter panel (the date picker did)
