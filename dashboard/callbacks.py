@@ -136,13 +136,15 @@ def overview_outputs(repo: LakeRepository, query: str | None, settings: Dashboar
     grain, _ = effective_grain(where, view.grain)
     # The independent queries run side by side (each on its own DuckDB cursor; DuckDB releases the GIL): a
     # filter change waits for the slowest one instead of their sum.
+    prior, compared = previous_period(repo, where)
     with ThreadPoolExecutor(max_workers=OVERVIEW_QUERY_THREADS) as pool:
         current = submit_as_viewer(pool, repo.kpis, where)
-        previous = submit_as_viewer(pool, repo.kpis, where.previous()) if where.start and where.end else None
+        previous = submit_as_viewer(pool, repo.kpis, prior) if prior else None
         finest = submit_as_viewer(pool, repo.sales_by, where, ("country", "product"))  # breakdowns sum it
-        months = submit_as_viewer(pool, repo.sales_over_time, where, "month")
+        months = submit_as_viewer(pool, repo.sales_by_month, where)
         trend = submit_as_viewer(pool, repo.sales_over_time, where, grain, ("country",), ("sales",))
-        cards = render_kpi_cards(figures.kpi_card_values(current.result(), previous and previous.result()))
+        cards = render_kpi_cards(figures.kpi_card_values(current.result(), previous and previous.result(),
+                                                         compared=compared))
         segments = repo.sales_by(where, ("segment",))
         countries = repo.sales_by(where, ("country",))
         products = repo.sales_by(where, ("product",))
@@ -163,6 +165,14 @@ def overview_outputs(repo: LakeRepository, query: str | None, settings: Dashboar
              money_column("Sales", "sales"), money_column("Profit", "profit"),
              {"name": "Margin", "id": "margin", "type": "numeric", "format": {"specifier": ".1%"}},
              number_column("Orders", "orders", 0), number_column("Units", "units_sold")])
+
+
+def previous_period(repo: LakeRepository, where: SalesFilter) -> tuple[SalesFilter | None, str]:
+    """The like-for-like part of the previous period to compare ``where`` with, and its label (None and why, when
+    nothing is comparable)."""
+    if where.start is None or where.end is None:
+        return None, "no previous period data"
+    return repo.comparison(where)
 
 
 def trends_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
@@ -206,15 +216,18 @@ def customers_outputs(repo: LakeRepository, query: str | None, settings: Dashboa
         totals["repeat_customer_rate"] = totals["repeat_rate"]
         return totals
 
-    previous = card_totals(where.previous()) if where.start and where.end and not overall.empty else None
-    cards = render_kpi_cards(figures.kpi_card_values(card_totals(where), previous, figures.CUSTOMER_CARD_KPIS))
+    prior, compared = previous_period(repo, where) if not overall.empty else (None, "no previous period data")
+    previous = card_totals(prior) if prior else None
+    cards = render_kpi_cards(figures.kpi_card_values(card_totals(where), previous, figures.CUSTOMER_CARD_KPIS,
+                                                     compared))
     return (note, cards,
             figures.new_returning_figure(by_country, "country", revision),
             figures.new_returning_figure(by_segment, "segment", revision),
             figures.customer_ratio_figure(by_country, by_segment, "repeat_rate",
                                           "Repeat-customer rate (2+ orders in the period)", revision),
             figures.customer_ratio_figure(by_country, by_segment, "orders_per_customer", "Orders per customer",
-                                          revision))
+                                          revision),
+            figures.engagement_figure(repo.engagement_by_country(where), revision))
 
 
 def inventory_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
@@ -238,7 +251,9 @@ def inventory_outputs(repo: LakeRepository, query: str | None, settings: Dashboa
                number_column("Forecast units, next 24 h", "units_p50_24h"),
                {"name": f"Predicted stock-out ({settings.time_zone})", "id": "predicted_stockout_time"}]
     return (note, title, figures.stock_gauges_figure(stock, by, revision), alerts.to_dict("records"), columns,
-            figures.cover_figure(stock, by, revision), figures.turnover_figure(stock, by, revision))
+            figures.cover_figure(stock, by, revision), figures.turnover_figure(stock, by, revision),
+            figures.sales_stock_figure(repo.sales_over_time(where, "day", ("country",), ("sales",)),
+                                       repo.stock_over_time(where), revision))
 
 
 def quality_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
@@ -257,8 +272,10 @@ def quality_outputs(repo: LakeRepository, query: str | None, settings: Dashboard
     ingest = repo.ingest_over_time(where, grain)
     history = (repo.stream_status() or {}).get("history", [])
     return (cards, figures.batch_history_figure(history, revision, zone),
-            figures.ingest_figure(ingest, revision, zone), figures.freshness_figure(ingest, revision, zone),
-            figures.quarantine_figure(repo.quarantine_over_time(grain), revision, zone), sample.to_dict("records"),
+            figures.ingest_figure(ingest, revision, zone, grain),
+            figures.freshness_figure(ingest, revision, zone, grain),
+            figures.quarantine_figure(repo.quarantine_over_time(grain), revision, zone, grain),
+            sample.to_dict("records"),
             [{"name": f"Ingested ({zone})", "id": "ingest_time"}, {"name": "Reason", "id": "reason"},
              {"name": "Detail", "id": "reason_detail"}, {"name": "File", "id": "source_file"},
              {"name": "Row", "id": "row_number"}, {"name": "Raw values", "id": "raw"}],
@@ -348,12 +365,13 @@ TAB_OUTPUTS: dict[str, tuple[Callable[..., tuple[Any, ...]], list[Output]]] = {
         Output(ids.CUSTOMER_NOTE, "children"), Output(ids.CUSTOMER_CARDS, "children"),
         Output(ids.clickable(ids.CUSTOMERS_BY_COUNTRY, "country"), "figure"),
         Output(ids.clickable(ids.CUSTOMERS_BY_SEGMENT, "segment"), "figure"),
-        Output(ids.REPEAT_RATE, "figure"), Output(ids.ORDERS_PER_CUSTOMER, "figure")]),
+        Output(ids.REPEAT_RATE, "figure"), Output(ids.ORDERS_PER_CUSTOMER, "figure"),
+        Output(ids.clickable(ids.ENGAGEMENT_CHART, "country"), "figure")]),
     "inventory": (inventory_outputs, [
         Output(ids.INVENTORY_NOTE, "children"), Output(ids.STOCK_TITLE, "children"),
         Output(ids.STOCK_GAUGES, "figure"), Output(ids.REORDER_TABLE, "data"),
         Output(ids.REORDER_TABLE, "columns"), Output(ids.clickable(ids.COVER_CHART, "country"), "figure"),
-        Output(ids.clickable(ids.TURNOVER_CHART, "country"), "figure")]),
+        Output(ids.clickable(ids.TURNOVER_CHART, "country"), "figure"), Output(ids.SALES_STOCK_CHART, "figure")]),
     "quality": (quality_outputs, [
         Output(ids.PIPELINE_CARDS, "children"), Output(ids.BATCH_CHART, "figure"), Output(ids.INGEST_CHART, "figure"),
         Output(ids.FRESHNESS_CHART, "figure"), Output(ids.QUARANTINE_CHART, "figure"),
@@ -506,6 +524,11 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
     for name, (outputs, targets) in TAB_OUTPUTS.items():  # a tab arrives filled: only changes call these
         app.callback(*targets, READ_WARNINGS[name], Input(ids.DATA_VERSION, "data"), Input(ids.FILTERS, "data"),
                      prevent_initial_call=True)(tab_callback(outputs, len(targets)))
+
+    @app.callback(Output(ids.FILTER_COLLAPSE, "is_open"), Input(ids.FILTER_TOGGLE, "n_clicks"),
+                  State(ids.FILTER_COLLAPSE, "is_open"), prevent_initial_call=True)
+    def toggle_filters(_: int, shown: bool | None) -> bool:
+        return not shown
 
     @app.callback(Output(ids.EXPORT_DOWNLOAD, "data"), Output(ids.EXPORT_NOTE, "children"),
                   Input(ids.EXPORT_BUTTON, "n_clicks"), State(ids.FILTERS, "data"), prevent_initial_call=True)

@@ -42,8 +42,8 @@ import pandas as pd
 from dashboard.customer_sets import COLUMNS as CUSTOMER_COLUMNS
 from dashboard.customer_sets import CustomerCells, build_customer_cells, count_customers
 from dashboard.heap import release_freed_memory
-from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, data_coverage, exact_frame, kpi_totals_over
-from salespulse.kpis import Coverage, compute_kpis
+from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, data_coverage, exact_frame, group_hours, kpi_totals_over
+from salespulse.kpis import Coverage, compute_kpis, previous_comparison
 from salespulse.lake import (
     MANIFEST,
     STATUS,
@@ -681,6 +681,30 @@ class LakeRepository:
         return self._cached(("export", where, grain),
                             lambda: self._grouped(where, grain, DIMENSIONS, period=True, exact=True))
 
+    def comparison(self, where: SalesFilter) -> tuple[SalesFilter | None, str]:
+        """What the KPIs of ``where`` (a bounded period) are compared with: the like-for-like part of the previous
+        period (None: nothing comparable) and the label saying so (``salespulse.kpis.previous_comparison``, over the
+        hours the viewer's data covers)."""
+        if where.start is None or where.end is None:
+            raise ValueError("only a bounded period has a previous period")
+        chosen = previous_comparison(_naive(where.start), _naive(where.end), self._coverage())
+        if chosen.start is None or chosen.end is None:
+            return None, chosen.label
+        return replace(where, start=chosen.start.replace(tzinfo=timezone.utc),
+                       end=chosen.end.replace(tzinfo=timezone.utc)), chosen.label
+
+    def sales_by_month(self, where: SalesFilter) -> pd.DataFrame:
+        """``sales_over_time`` per month with ``hours``, the month's hours inside the period that the data covers
+        (items per hour's ``period_hours``), and ``month_hours``, all its hours: a month with fewer (the month to
+        date, or one the period or the data starts inside) is a partial month."""
+        months = self.sales_over_time(where, "month")
+        starts = pd.to_datetime(months["period"])
+        coverage = self._coverage()
+        hours = (group_hours(starts.dt.strftime("%Y-%m"), "month", where, coverage) if coverage is not None
+                 else [0.0] * len(months))
+        month_hours = ((starts + pd.offsets.MonthBegin(1)) - starts).dt.total_seconds() / 3600
+        return months.assign(hours=hours, month_hours=month_hours)
+
     # -- customers ---------------------------------------------------------------------------------------
     def customers_by(self, where: SalesFilter, dimension: str | None) -> pd.DataFrame:
         """Active, new, returning and repeat customers and orders per ``dimension`` (country or segment)."""
@@ -801,6 +825,63 @@ class LakeRepository:
                 ORDER BY s.days_of_cover NULLS LAST, s.country, s.product""", params)
         return self._cached(("reorder_alerts", where), compute)
 
+    def engagement_by_country(self, where: SalesFilter) -> pd.DataFrame:
+        """Per country: active customers (engagement), sales and stock on hand now (units, gold_stock summed over
+        products; NaN without a stock snapshot), for customer engagement against sales and inventory."""
+        customers = self.customers_by(where, "country")[["country", "active_customers", "repeat_customers"]]
+        sales = self.sales_by(where, ("country",))[["country", "sales", "orders"]]
+        stock = self.stock(where)
+        units = (stock.groupby("country", as_index=False)["stock_on_hand"].sum() if not stock.empty
+                 else pd.DataFrame({"country": pd.Series(dtype=str), "stock_on_hand": pd.Series(dtype=float)}))
+        return (customers.merge(sales, on="country", how="outer").merge(units, on="country", how="left")
+                .fillna({"active_customers": 0, "repeat_customers": 0, "sales": 0.0, "orders": 0})
+                .sort_values("country", ignore_index=True))
+
+    def stock_over_time(self, where: SalesFilter) -> pd.DataFrame:
+        """Stock on hand per country at the end of each UTC day of the period (``period``: the day), counted as
+        gold_stock counts it now: per product, the last count before the day's end plus the restocks and
+        adjustments since that count, minus the units sold since it (silver events), summed over the products
+        with a count by then. Days after the newest data are left out. Stock has no segment or discount band:
+        only the country and product filters apply."""
+        def compute() -> pd.DataFrame:
+            empty = pd.DataFrame({"period": pd.Series(dtype="datetime64[us]"), "country": pd.Series(dtype=str),
+                                  "stock_on_hand": pd.Series(dtype=float)})
+            coverage, inventory = self._coverage(), self._optional_scan("silver_inventory")
+            if coverage is None or inventory is None:
+                return empty
+            first = _naive(where.start) or coverage.first_hour
+            last = min(_naive(where.end) or coverage.as_of, coverage.last_hour + timedelta(hours=1))
+            day_ends = [datetime.combine(d, datetime.min.time()) + timedelta(days=1)
+                        for d in pd.date_range(first.date(), (last - timedelta(microseconds=1)).date()).date]
+            if not day_ends:
+                return empty
+            condition, params = where.condition(None, columns=("country", "product"))
+            counts = f"""(SELECT e.country, e.product, e.day_end, c.event_time AS count_time, c.quantity AS counted
+                          FROM (SELECT * FROM (SELECT DISTINCT country, product FROM {inventory} WHERE {condition}),
+                                               (SELECT unnest(?::TIMESTAMP[]) AS day_end)) e
+                          ASOF JOIN (SELECT * FROM {inventory} WHERE kind = 'count') c
+                            ON e.country = c.country AND e.product = c.product AND e.day_end > c.event_time)"""
+            earliest = self._con().execute(f"SELECT min(count_time) FROM {counts}", [*params, day_ends]).fetchone()[0]
+            if earliest is None:
+                return empty
+            sales = self._scan("silver_sales", (earliest.date(), day_ends[-1].date() - timedelta(days=1)))
+            sold = (f"""LEFT JOIN (SELECT l.country, l.product, l.day_end, sum(s.units_sold) AS sold FROM {counts} l
+                                   JOIN {sales} s ON s.country = l.country AND s.product = l.product
+                                    AND s.event_time >= l.count_time AND s.event_time < l.day_end GROUP BY ALL) s
+                         USING (country, product, day_end)""" if sales is not None else "")
+            return self._frame(f"""
+                SELECT (l.day_end - INTERVAL 1 DAY)::TIMESTAMP AS period, l.country,
+                       sum(l.counted + coalesce(m.moved, 0){" - coalesce(s.sold, 0)" if sales else ""})::DOUBLE
+                         AS stock_on_hand
+                FROM {counts} l
+                LEFT JOIN (SELECT l.country, l.product, l.day_end, sum(i.quantity) AS moved FROM {counts} l
+                           JOIN {inventory} i ON i.country = l.country AND i.product = l.product
+                            AND i.kind <> 'count' AND i.event_time >= l.count_time AND i.event_time < l.day_end
+                           GROUP BY ALL) m USING (country, product, day_end)
+                {sold}
+                GROUP BY ALL ORDER BY country, period""", [*params, day_ends] * (3 if sales is not None else 2))
+        return self._cached(("stock_over_time", where), compute)
+
     def has_stockout_forecasts(self) -> bool:
         return self._optional_scan("gold_stockout") is not None
 
@@ -882,6 +963,13 @@ class LakeRepository:
         if self.restricted():
             return {}
         return _read_json(self.lake, MANIFEST, default={}).get("streams", {})
+
+
+def _naive(moment: datetime | None) -> datetime | None:
+    """A UTC time as the lake stores times: naive."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _whole_days(where: SalesFilter) -> bool:

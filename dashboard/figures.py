@@ -71,7 +71,8 @@ def _base(title: str, revision: str, height: int = 340) -> dict[str, Any]:
     """Layout shared by every figure (the template is added by ``_finish``)."""
     return {"title": {"text": title, "x": 0.01, "font": {"size": 15}},
             "uirevision": revision, "height": height, "margin": {"l": 50, "r": 20, "t": 50, "b": 40},
-            "font": {"family": FONT}, "legend": {"orientation": "h", "y": -0.18}, "separators": ".,"}
+            "font": {"family": FONT}, "legend": {"orientation": "h", "y": -0.18}, "separators": ".,",
+            "modebar": {"orientation": "v"}}  # down the right edge: across the top it covers a half-width title
 
 
 def empty_figure(message: str, revision: str = "empty", height: int = 340) -> Figure:
@@ -103,9 +104,10 @@ _EXTRA_LABELS = {"orders_per_customer": ("Orders per customer", "number")}
 
 
 def kpi_card_values(current: dict[str, Any], previous: dict[str, Any] | None,
-                    keys: tuple[str, ...] = CARD_KPIS) -> list[dict[str, Any]]:
+                    keys: tuple[str, ...] = CARD_KPIS, compared: str = "vs previous period") -> list[dict[str, Any]]:
     """Label, formatted value and change vs the previous equal period for each KPI card. The change of a
-    percentage is in points; of anything else, relative."""
+    percentage is in points; of anything else, relative. ``compared`` names what ``previous`` covers
+    (``LakeRepository.comparison``), or, without ``previous``, why there is no change to show."""
     cards = []
     for key in keys:
         label = _EXTRA_LABELS[key][0] if key in _EXTRA_LABELS else KPI_BY_KEY[key].label
@@ -116,14 +118,15 @@ def kpi_card_values(current: dict[str, Any], previous: dict[str, Any] | None,
         if _number(value) and _number(before):
             if key in KPI_BY_KEY and KPI_BY_KEY[key].fmt == "percent":
                 delta = (as_decimal(value) - as_decimal(before)) * 100
-                change = f"{round_half_up(delta, 1):+f} pts vs previous period"
+                change = f"{round_half_up(delta, 1):+f} pts {compared}"
             elif before:
                 delta = (as_decimal(value) - as_decimal(before)) / abs(as_decimal(before))
-                change = f"{round_half_up(delta * 100, 1):+f}% vs previous period"
+                change = f"{round_half_up(delta * 100, 1):+f}% {compared}"
             else:
                 delta = 0.0
             tone = "success" if delta > 0 else "danger" if delta < 0 else "secondary"
-        cards.append({"key": key, "label": label, "value": text, "change": change or "no previous period data",
+        fallback = compared if previous is None else "no previous period data"
+        cards.append({"key": key, "label": label, "value": text, "change": change or fallback,
                       "tone": tone})
     return cards
 
@@ -146,13 +149,34 @@ def share_figure(frame: pd.DataFrame, dimension: str, title: str, revision: str,
 
 
 def month_area_figure(frame: pd.DataFrame, revision: str) -> Figure:
+    """Sales per month (``LakeRepository.sales_by_month``). A month the data covers only partly (the month to
+    date, or one the period starts inside) is labelled with its covered days and drawn as an open marker
+    reached by a dotted segment, so its lower total does not read as a fall in sales."""
     if frame.empty:
         return empty_figure("no sales for these filters", revision)
-    months = pd.to_datetime(frame["period"]).dt.strftime("%b %Y").tolist()
-    return _figure([{"type": "scatter", "x": months, "y": frame["sales"].tolist(), "mode": "lines+markers",
-                     "fill": "tozeroy", "line": {"color": "#18bc9c"},
-                     "hovertemplate": "%{x}: $%{y:,.2f}<extra></extra>"}],
-                   {**_base("Sales by month (UTC months)", revision), "yaxis": {"tickformat": "$,.0f"}})
+    partial = (frame["hours"] < frame["month_hours"]).tolist()
+    months = [f"{m:%b %Y}" + (f" · {_days(h)} of {_days(n)} days" if p else "")
+              for m, h, n, p in zip(pd.to_datetime(frame["period"]), frame["hours"], frame["month_hours"], partial,
+                                    strict=True)]
+    sales = frame["sales"].tolist()
+    whole = [v if not p else None for v, p in zip(sales, partial, strict=True)]
+    # the dotted part: each partial month and its neighbours, so the segments into and out of it are dotted
+    near = [any(partial[max(i - 1, 0):i + 2]) for i in range(len(sales))]
+    return _figure(
+        [{"type": "scatter", "x": months, "y": whole, "mode": "lines+markers", "fill": "tozeroy", "name": "whole month",
+          "line": {"color": "#18bc9c"}, "connectgaps": False, "hovertemplate": "%{x}: $%{y:,.2f}<extra></extra>"},
+         {"type": "scatter", "x": months, "y": [v if n else None for v, n in zip(sales, near, strict=True)],
+          "mode": "lines+markers", "fill": "tozeroy", "fillcolor": "rgba(24,188,156,0.12)", "name": "partial month",
+          "line": {"color": "#18bc9c", "dash": "dot"}, "connectgaps": False,
+          "marker": {"symbol": ["circle-open" if p else "circle" for p in partial], "size": 10},
+          "hovertemplate": "%{x} (partial month): $%{y:,.2f}<extra></extra>"}],
+        {**_base("Sales by month (UTC months)", revision), "yaxis": {"tickformat": "$,.0f"},
+         "showlegend": any(partial)})
+
+
+def _days(hours: float) -> str:
+    """Hours as days, to one decimal at most ("7", "6.6")."""
+    return f"{round_half_up(hours / 24, 1).normalize():f}"
 
 
 def product_columns_figure(frame: pd.DataFrame, revision: str) -> Figure:
@@ -283,6 +307,52 @@ def with_customer_ratios(frame: pd.DataFrame) -> pd.DataFrame:
                         orders_per_customer=frame["customer_orders"] / active)
 
 
+def engagement_figure(frame: pd.DataFrame, revision: str) -> Figure:
+    """Per country (``LakeRepository.engagement_by_country``): active customers against sales, the bubble's area
+    the stock on hand now. Clicking a bubble cross-filters its country."""
+    if frame.empty or not frame["active_customers"].any():
+        return empty_figure("no customer data for these filters", revision)
+    countries = frame["country"].tolist()
+    stock = frame["stock_on_hand"].clip(lower=0).fillna(0.0)
+    top = float(stock.max()) or 1.0
+    return _figure(
+        [{"type": "scatter", "mode": "markers+text", "x": frame["active_customers"].tolist(),
+          "y": frame["sales"].tolist(), "text": plain_text(countries), "textposition": "top center",
+          "customdata": [[c, None if pd.isna(u) else u] for c, u in zip(countries, frame["stock_on_hand"],
+                                                                        strict=True)],
+          "marker": {"size": stock.tolist(), "sizemode": "area", "sizeref": 2.0 * top / 60**2, "sizemin": 6,
+                     "color": [COLORS.get(c, "#3498db") for c in countries], "opacity": 0.75,
+                     "line": {"color": "#2c3e50", "width": 1}},
+          "hovertemplate": "%{text}<br>%{x:,} active customers<br>$%{y:,.2f} sales"
+                           "<br>%{customdata[1]:,.0f} units in stock<extra></extra>"}],
+        {**_base("Customer engagement vs sales by country (bubble: stock on hand)", revision), "showlegend": False,
+         "xaxis": {"title": {"text": "active customers"}, "tickformat": ",d", "rangemode": "tozero"},
+         "yaxis": {"title": {"text": "sales"}, "tickformat": "$.3~s", "rangemode": "tozero"}})
+
+
+def sales_stock_figure(sales: pd.DataFrame, stock: pd.DataFrame, revision: str) -> Figure:
+    """Per country over UTC days: sales (solid, left axis) and stock on hand at each day's end (dotted, right
+    axis, ``LakeRepository.stock_over_time``), in the country's colour."""
+    if sales.empty and stock.empty:
+        return empty_figure("no sales or stock for these filters", revision)
+    traces = []
+    for frame, measure, axis, dash, what in ((sales, "sales", "y", "solid", "sales"),
+                                             (stock, "stock_on_hand", "y2", "dot", "stock")):
+        for country, series in frame.groupby("country", sort=True):
+            days = pd.to_datetime(series["period"]).dt.strftime("%Y-%m-%d").tolist()
+            value = "$%{y:,.2f}" if what == "sales" else "%{y:,.0f} units"
+            traces.append({"type": "scatter", "mode": "lines+markers", "x": days, "y": series[measure].tolist(),
+                           "yaxis": axis, "name": f"{plain_text(country)} {what}", "legendgroup": plain_text(country),
+                           "line": {"color": COLORS.get(country), "dash": dash}, "marker": {"size": 4},
+                           "hovertemplate": f"{plain_text(country)} {what}: {value}<br>%{{x}}<extra></extra>"})
+    return _figure(traces, {
+        **_base("Sales and stock on hand by country (UTC days; stock at each day's end)", revision, height=400),
+        "xaxis": {"domain": [0.0, 0.92], "type": "date"},
+        "yaxis": {"title": {"text": "sales per day"}, "tickformat": "$.3~s", "rangemode": "tozero"},
+        "yaxis2": {"title": {"text": "stock (units)"}, "tickformat": ".3~s", "overlaying": "y", "side": "right",
+                   "anchor": "x", "showgrid": False, "rangemode": "tozero"}})
+
+
 # -- Inventory -----------------------------------------------------------------------------------------------
 def stock_gauges_figure(stock: pd.DataFrame, by: str, revision: str) -> Figure:
     """One gauge per ``by`` (country, or product on drill-down): stock on hand against the reorder point
@@ -300,11 +370,13 @@ def stock_gauges_figure(stock: pd.DataFrame, by: str, revision: str) -> Figure:
         fig.add_trace(go.Indicator(
             mode="gauge+number", value=stock_units, title={"text": plain_text(str(item[by])), "font": {"size": 14}},
             number={"valueformat": ",.0f", "suffix": " u", "font": {"size": 22}},
-            gauge={"axis": {"range": [0, top], "tickformat": ",.0f"}, "bar": {"color": color},
+            # short SI ticks (160k, 1.2M): full numbers overflow a small gauge and are cut at its edges
+            gauge={"axis": {"range": [0, top], "tickformat": ".3~s", "nticks": 5, "tickfont": {"size": 10}},
+                   "bar": {"color": color},
                    "steps": [{"range": [0, reorder], "color": "#fbe3e1"}],
                    "threshold": {"line": {"color": "#2c3e50", "width": 3}, "value": reorder}}),
             row=i // columns + 1, col=i % columns + 1)
-    fig.update_layout(**{**_base("", revision, height=230 * rows), "margin": {"l": 30, "r": 30, "t": 40, "b": 10}})
+    fig.update_layout(**{**_base("", revision, height=230 * rows), "margin": {"l": 40, "r": 40, "t": 40, "b": 10}})
     return _finish(fig)
 
 
@@ -337,22 +409,44 @@ def turnover_figure(stock: pd.DataFrame, by: str, revision: str) -> Figure:
 
 
 # -- Data quality & pipeline ---------------------------------------------------------------------------------
-def ingest_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> Figure:
+GRAIN_SPANS = {"minute": pd.Timedelta(minutes=1), "hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1),
+               "week": pd.Timedelta(days=7), "month": pd.Timedelta(days=31)}
+
+
+def time_axis(times: pd.Series, span: pd.Timedelta) -> dict[str, Any]:
+    """An x axis over ``times`` at least ``span`` wide on each side of a lone point: Plotly autoranges a single
+    time (or several within a millisecond) into millisecond ticks."""
+    if times.empty or times.max() - times.min() >= span:
+        return {}
+    return {"range": [iso_text(pd.Series([times.min() - span]))[0], iso_text(pd.Series([times.max() + span]))[0]]}
+
+
+def ingest_figure(frame: pd.DataFrame, revision: str, time_zone: str, grain: str = "hour") -> Figure:
     if frame.empty:
         return empty_figure("no rows loaded in this period", revision)
-    fig = go.Figure(go.Bar(x=local_time(frame["period"], time_zone), y=frame["rows"], marker_color="#3498db",
+    x = local_time(frame["period"], time_zone)
+    # a bar as wide as its period (a lone bar would otherwise be a millisecond wide)
+    fig = go.Figure(go.Bar(x=x, y=frame["rows"], marker_color="#3498db", **_period_bars(grain),
                            hovertemplate="%{y:,} rows<br>%{x}<extra></extra>"))
     fig.update_layout(**_base(f"Sales rows loaded per ingest period · {time_zone}", revision),
-                      yaxis={"tickformat": ",d"})
+                      yaxis={"tickformat": ",d"}, xaxis=time_axis(x, GRAIN_SPANS[grain]))
     return _finish(fig)
 
 
-def freshness_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> Figure:
+def _period_bars(grain: str) -> dict[str, Any]:
+    """Bars over the ``grain`` period they count, 80 % of it wide (milliseconds on a time axis): by default a lone
+    bar is a millisecond wide and every bar is centred on its period's start."""
+    span = GRAIN_SPANS[grain].total_seconds() * 1000
+    return {"width": span * 0.8, "xperiod": "M1" if grain == "month" else span, "xperiodalignment": "middle"}
+
+
+def freshness_figure(frame: pd.DataFrame, revision: str, time_zone: str, grain: str = "hour") -> Figure:
     """Lag from event to load over time (p50, p95): how fresh the lake was at each load."""
     if frame.empty:
         return empty_figure("no rows loaded in this period", revision)
     fig = go.Figure()
     x = local_time(frame["period"], time_zone)
+    fig.update_layout(xaxis=time_axis(x, GRAIN_SPANS[grain]))
     for column, name, color in (("lag_p50_s", "p50", "#18bc9c"), ("lag_p95_s", "p95", "#e74c3c")):
         fig.add_scatter(x=x, y=frame[column] / 60, name=f"lag {name}", mode="lines+markers",
                         line={"color": color}, hovertemplate="%{y:,.1f} min<br>%{x}<extra>" + name + "</extra>")
@@ -370,6 +464,7 @@ def batch_history_figure(history: list[dict[str, Any]], revision: str, time_zone
         return empty_figure("no stream batches yet (the history fills as `salespulse stream` runs)", revision)
     times = local_time(batches["time"], time_zone)
     rate = batches["rows"] / batches["seconds"].where(batches["seconds"] > 0)
+    axis = time_axis(times, GRAIN_SPANS["minute"])
     line = {"type": "scatter", "x": times, "mode": "lines+markers"}
     return _figure(
         [{**line, "y": batches["seconds"], "name": "batch duration (s)", "line": {"color": "#2c3e50"},
@@ -379,20 +474,21 @@ def batch_history_figure(history: list[dict[str, Any]], revision: str, time_zone
          {**line, "y": rate, "name": "ingest rate (rows/s)", "yaxis": "y2", "line": {"color": "#18bc9c", "dash": "dot"},
           "hovertemplate": "%{y:,.0f} rows/s<br>%{x}<extra>ingest rate</extra>"}],
         {**_base(f"Stream batches: duration, freshness and ingest rate · {time_zone}", revision),
-         "xaxis": {"domain": [0.0, 0.94]}, "yaxis": {"title": {"text": "seconds"}},
+         "xaxis": {"domain": [0.0, 0.94], **axis}, "yaxis": {"title": {"text": "seconds"}},
          "yaxis2": {"title": {"text": "rows/s"}, "overlaying": "y", "side": "right", "anchor": "x",
                     "showgrid": False, "tickformat": ",.0f"}})
 
 
-def quarantine_figure(frame: pd.DataFrame, revision: str, time_zone: str) -> Figure:
+def quarantine_figure(frame: pd.DataFrame, revision: str, time_zone: str, grain: str = "hour") -> Figure:
     if frame.empty:
         return empty_figure("no quarantined rows", revision)
     fig = go.Figure()
     for reason, series in frame.groupby("reason"):
         fig.add_bar(x=local_time(series["period"], time_zone), y=series["rows"], name=reason,
-                    hovertemplate=f"{reason}: %{{y:,}}<br>%{{x}}<extra></extra>")
+                    **_period_bars(grain), hovertemplate=f"{reason}: %{{y:,}}<br>%{{x}}<extra></extra>")
     fig.update_layout(**_base(f"Quarantined rows by reason · {time_zone}", revision), barmode="stack",
-                      yaxis={"tickformat": ",d"})
+                      yaxis={"tickformat": ",d"}, xaxis=time_axis(local_time(frame["period"], time_zone),
+                                                                 GRAIN_SPANS[grain]))
     return _finish(fig)
 
 

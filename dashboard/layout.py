@@ -34,12 +34,12 @@ def render_page(settings: DashboardSettings, user: User | None, countries: tuple
         render_header(settings, user),
         dbc.Container([
             dbc.Row([
-                dbc.Col(render_filters(settings, countries), lg=3, xl=2, className="mb-3"),
+                dbc.Col(render_filter_panel(settings, countries), lg=3, xxl=2, className="mb-3"),
                 dbc.Col([
                     dbc.Tabs([dbc.Tab(label=label, tab_id=key) for key, label in TABS.items()],
                              id=ids.TABS, active_tab=FIRST_TAB, className="mb-3"),
                     html.Div(first_tab, id=ids.TAB_CONTENT),
-                ], lg=9, xl=10),
+                ], lg=9, xxl=10),
             ]),
         ], fluid=True),
     ])
@@ -58,8 +58,9 @@ def render_header(settings: DashboardSettings, user: User | None) -> dbc.Navbar:
         dbc.NavbarBrand([html.Span("SalesPulse", className="fw-bold"),
                          html.Span(" executive dashboard", className="fw-light")]),
         html.Div([
-            dbc.Badge(id=ids.HEADER_FRESHNESS, color="secondary", className="me-2 fs-6"),
-            dbc.Badge(id=ids.HEADER_MODEL, color="light", text_color="dark", className="me-2 fs-6"),
+            # text-wrap: a long badge wraps on a phone instead of widening the page
+            dbc.Badge(id=ids.HEADER_FRESHNESS, color="secondary", className="me-2 fs-6 text-wrap text-start"),
+            dbc.Badge(id=ids.HEADER_MODEL, color="light", text_color="dark", className="me-2 fs-6 text-wrap"),
             dbc.Badge(f"times in {settings.time_zone}", color="light", text_color="dark", className="fs-6"),
             *render_alert_menu(),
             *render_account(user),
@@ -100,6 +101,17 @@ def _multi(component_id: str, name: str, label: str, options: tuple[str, ...] | 
         dcc.Dropdown(id=component_id, options=list(CATEGORIES[name] if options is None else options), multi=True,
                      placeholder="all"),
     ], className="mb-2")
+
+
+def render_filter_panel(settings: DashboardSettings, countries: tuple[str, ...]) -> html.Div:
+    """The filters, always shown on large screens; on small ones (a phone) folded behind a button so the charts
+    come first."""
+    return html.Div([
+        dbc.Button("Filters", id=ids.FILTER_TOGGLE, color="primary", outline=True, size="sm",
+                   className="d-lg-none w-100 mb-2"),
+        dbc.Collapse(render_filters(settings, countries), id=ids.FILTER_COLLAPSE, is_open=False,
+                     className="d-lg-block"),
+    ])
 
 
 def render_filters(settings: DashboardSettings, countries: tuple[str, ...]) -> dbc.Card:
@@ -145,7 +157,7 @@ def render_kpi_cards(cards: list[dict[str, Any]]) -> dbc.Row:
             html.Div(c["label"], className="small text-muted text-uppercase"),
             html.Div(c["value"], className="fs-4 fw-bold", id={"type": "kpi-value", "key": c["key"]}),
             html.Div(c["change"], className=f"small text-{c['tone']}"),
-        ]), className="shadow-sm h-100"), xs=6, md=4, xl=True, className="mb-3")
+        ]), className="shadow-sm h-100"), xs=12, sm=6, md=4, xl=True, className="mb-3")  # one per row on a phone
         for c in cards
     ])
 
@@ -185,6 +197,7 @@ def _tab_body(tab: str) -> html.Div:
             _row(_graph(ids.clickable(ids.CUSTOMERS_BY_COUNTRY, "country")),
                  _graph(ids.clickable(ids.CUSTOMERS_BY_SEGMENT, "segment"))),
             _row(_graph(ids.REPEAT_RATE), _graph(ids.ORDERS_PER_CUSTOMER)),
+            _row(_graph(ids.clickable(ids.ENGAGEMENT_CHART, "country"), 400)),
         ])
     if tab == "inventory":
         return html.Div([
@@ -194,6 +207,7 @@ def _tab_body(tab: str) -> html.Div:
                   _table(ids.REORDER_TABLE)]),
             _row(_graph(ids.clickable(ids.COVER_CHART, "country")),
                  _graph(ids.clickable(ids.TURNOVER_CHART, "country"))),
+            _row(_graph(ids.SALES_STOCK_CHART, 400)),
         ])
     if tab == "quality":
         return html.Div([

@@ -168,3 +168,53 @@ def format_kpi(key: str, value: Any) -> str:
     if fmt == "ratio":
         return f"{round_half_up(value, 2):,f}×"
     return f"{round_half_up(value, 1):,f}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What a period's KPIs are compared with: the part [``start``, ``end``) of the previous period of equal length
+    that lines up with the hours the current period holds data for (``label`` names it), or, when the previous
+    period holds data for fewer of those hours, no number (``start`` None) and ``label`` says why."""
+
+    start: datetime | None
+    end: datetime | None
+    label: str
+
+
+def previous_comparison(start: datetime, end: datetime, coverage: Coverage | None) -> Comparison:
+    """The like-for-like comparison of the period [``start``, ``end``) (naive UTC) with the one before it. Each
+    period's covered hours are ``period_hours``' (from the data's first hour; a period still running ends with the
+    data's last hour). The previous period is cut to the current one's covered hours, at the same offsets, so a
+    week to date is compared with the same days of the week before; a previous period whose data starts later
+    than the current one's (a lake younger than both periods) gives no number: "+399 %" against 5 days of data
+    would mislead."""
+    length = end - start
+    before = start - length
+    if coverage is None:
+        return Comparison(None, None, "no previous period data")
+
+    def covered(begin: datetime) -> tuple[timedelta, timedelta]:  # offsets from ``begin`` of the covered hours
+        lead = min(max(coverage.first_hour - begin, timedelta(0)), length)
+        return lead, lead + timedelta(hours=period_hours(begin, begin + length, coverage))
+
+    (now_from, now_to), (then_from, then_to) = covered(start), covered(before)
+    if now_to <= now_from:
+        return Comparison(None, None, "no data in this period")
+    if then_to <= then_from:
+        return Comparison(None, None, "no previous period data")
+    if then_from > now_from:
+        return Comparison(None, None, f"previous period partly covered ({_span(then_to - then_from, length)})")
+    if (now_from, now_to) == (timedelta(0), length):
+        return Comparison(before, start, "vs previous period")
+    return Comparison(before + now_from, before + now_to,
+                      f"vs the same {_span(now_to - now_from, None)} of the previous period")
+
+
+def _span(part: timedelta, whole: timedelta | None) -> str:
+    """``part`` (of ``whole``) in days, or in hours for spans under two days: "5 of 30 days", "6.5 days"."""
+    days = (whole or part) >= timedelta(days=2)
+    unit, size = ("days", 86_400) if days else ("hours", 3_600)
+
+    def amount(span: timedelta) -> str:
+        return f"{round_half_up(span.total_seconds() / size, 1).normalize():f}"
+    return f"{amount(part)} of {amount(whole)} {unit}" if whole is not None else f"{amount(part)} {unit}"

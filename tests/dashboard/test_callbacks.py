@@ -150,7 +150,7 @@ def test_dashboard_kpis_equal_the_kpis_command(repo: LakeRepository, sample_lake
 def test_customer_tab_matches_distinct_customers_in_the_files(repo: LakeRepository, truth: pd.DataFrame) -> None:
     query = "?range=7d&country=Germany,Mexico"
     rows = expected(truth, query, repo.newest_hour())
-    note, cards, by_country, _, repeat, _ = callbacks.customers_outputs(repo, query, SETTINGS)
+    note, cards, by_country, _, repeat, _, _ = callbacks.customers_outputs(repo, query, SETTINGS)
     assert note is None
     assert format_kpi("active_customers", rows["customer_id"].nunique()) in texts(cards)
     active = rows.groupby("country")["customer_id"].nunique()
