@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +18,10 @@ from tests.accounts import write_accounts
 from tests.servers import serve
 
 CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"  # git-ignored: every run's screenshots
+# Read at import: the autouse fixture of tests/conftest.py removes every SALESPULSE_* variable before a test runs.
+DOC_SCREENSHOTS = bool(os.environ.get("SALESPULSE_DOC_SCREENSHOTS"))
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
@@ -62,3 +68,9 @@ def serve_as_demo(settings: Settings, users_file: Path) -> Iterator[str]:
     write_accounts(users_file, {"demo": None})
     yield from serve(create_app(settings.model_copy(
         update={"auth": settings.auth.model_copy(update={"users_file": str(users_file)})})))
+
+
+def to_docs(shot: Path) -> None:
+    """Refresh the docs' copy of a screenshot, only when asked (SALESPULSE_DOC_SCREENSHOTS=1)."""
+    if DOC_SCREENSHOTS:
+        shutil.copy(shot, ROOT / "docs" / "screenshots" / shot.name)

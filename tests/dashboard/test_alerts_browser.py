@@ -5,12 +5,9 @@ SALESPULSE_DOC_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -21,16 +18,11 @@ from salespulse.lake import duckdb_scan
 from salespulse.settings import KpiThresholdRule
 from spark_jobs.alerts import evaluate_alerts_job
 from tests.accounts import PASSWORD
-from tests.dashboard.browser import csp_violations, log_in, serve_as_demo, wait_for
+from tests.dashboard.browser import ARTIFACTS, csp_violations, log_in, serve_as_demo, to_docs, wait_for
 from tests.lakes import BUILT_AT, SampleLake
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 WINDOW_HOURS = 24 * 3
-# Read at import: the autouse fixture of tests/conftest.py removes every SALESPULSE_* variable before a test runs.
-DOC_SCREENSHOTS = bool(os.environ.get("SALESPULSE_DOC_SCREENSHOTS"))
 
 
 @pytest.fixture
@@ -68,5 +60,4 @@ def test_alerts_badge_counts_fired_rule(served: str, browser, lake_copy: SampleL
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "alerts.png"
     browser.save_screenshot(str(shot))
-    if DOC_SCREENSHOTS:  # refresh the docs' pictures only when asked
-        shutil.copy(shot, SCREENSHOTS / "alerts.png")
+    to_docs(shot)

@@ -4,8 +4,6 @@ per tab to tests/artifacts/ (and docs/screenshots/ with SALESPULSE_DOC_SCREENSHO
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +17,10 @@ from dashboard import ids
 from dashboard.layout import TABS
 from tests.accounts import PASSWORD
 from tests.conftest import END_MS, run_simulator
-from tests.dashboard.browser import csp_violations, log_in, serve_as_demo, wait_for
+from tests.dashboard.browser import ARTIFACTS, csp_violations, log_in, serve_as_demo, to_docs, wait_for
 from tests.lakes import SampleLake, backfill_more
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
 @pytest.fixture
@@ -59,8 +54,7 @@ def test_browser_tabs_filters_click_export_and_live_update(served: str, browser,
         time.sleep(0.5)
         shot = ARTIFACTS / f"{key}.png"
         browser.save_screenshot(str(shot))
-        if os.environ.get("SALESPULSE_DOC_SCREENSHOTS"):  # refresh the docs' pictures only when asked
-            shutil.copy(shot, SCREENSHOTS / f"{key}.png")
+        to_docs(shot)
         assert f"{key}-read-warning" in browser.page_source
         assert "Could not read" not in browser.page_source
         assert csp_violations(browser) == []  # every tab works under the Content-Security-Policy

@@ -6,9 +6,7 @@ Numbers are checked against pandas over the simulator's files or DuckDB over the
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -27,16 +25,13 @@ from dashboard.layout import TABS
 from salespulse.lake import duckdb_scan
 from tests.accounts import PASSWORD, write_accounts
 from tests.conftest import read_landing, stock_from_events
-from tests.dashboard.browser import log_in, start_chromium, wait_for
+from tests.dashboard.browser import ARTIFACTS, log_in, start_chromium, to_docs, wait_for
 from tests.dashboard.test_browser import kpi
 from tests.lakes import SampleLake
 from tests.servers import serve
 from tests.unit.test_simulator import valid_mask
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 PHONE = (390, 844)
 
 
@@ -64,8 +59,8 @@ def shoot(browser, name: str, docs: bool = False) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / f"{name}.png"
     browser.save_screenshot(str(shot))
-    if docs and os.environ.get("SALESPULSE_DOC_SCREENSHOTS"):
-        shutil.copy(shot, SCREENSHOTS / f"{name}.png")
+    if docs:
+        to_docs(shot)
 
 
 def one_decimal(value: float) -> str:

@@ -4,8 +4,6 @@ Saves tests/artifacts/targets.png (and docs/screenshots/targets.png with SALESPU
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,16 +15,11 @@ from selenium.webdriver.common.by import By
 from dashboard import ids
 from salespulse.kpis import format_kpi, round_half_up
 from tests.accounts import PASSWORD
-from tests.dashboard.browser import csp_violations, log_in, serve_as_demo, wait_for
+from tests.dashboard.browser import ARTIFACTS, csp_violations, log_in, serve_as_demo, to_docs, wait_for
 from tests.dashboard.test_targets import Expected, build_targeted_lake, read_plan, set_goals
 from tests.lakes import SampleLake
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-# read at import: the tests' autouse fixture clears SALESPULSE_* variables before each test runs
-DOC_SCREENSHOTS = bool(os.environ.get("SALESPULSE_DOC_SCREENSHOTS"))
 
 
 @pytest.fixture
@@ -98,5 +91,4 @@ def test_targets_cards_and_table_show_pandas_numbers(served: str, browser,
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "targets.png"
     section.screenshot(str(shot))
-    if DOC_SCREENSHOTS:  # refresh the docs' picture only when asked
-        shutil.copy(shot, SCREENSHOTS / "targets.png")
+    to_docs(shot)
