@@ -11,12 +11,13 @@ DEMO_HISTORY_RATE ?= 0.1
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: demo test bench lint notebook setup java browser clean-data help
+.PHONY: demo test test-unit bench lint notebook setup java browser clean-data help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo   set up, then run SalesPulse on this machine (dashboard + simulator + stream live at once, history loaded beside them, then the model trains; Ctrl-C stops)"
 	@echo "make test   set up, then run the whole test suite"
+	@echo "make test-unit  the tests that need no JVM, browser or server (tests/unit, about a minute)"
 	@echo "make bench  run the benchmarks and update BENCHMARKS.md"
 	@echo "make lint   ruff over the code"
 	@echo "make notebook LAKE=data/lake   run notebooks/explore.ipynb headless against a lake (executed copy in data/notebooks/)"
@@ -107,6 +108,9 @@ demo: setup
 # pytest's own exit code decides: 5 (nothing collected) fails the run like any failure.
 test: setup browser
 	$(BIN)/python -m pytest
+
+test-unit: setup
+	$(BIN)/python -m pytest tests/unit
 
 bench: setup
 	$(BIN)/python bench/simulate_history.py

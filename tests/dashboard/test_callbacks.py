@@ -24,7 +24,7 @@ from salespulse.lake import duckdb_scan
 from salespulse.settings import DashboardSettings
 from tests.conftest import read_landing
 from tests.lakes import SampleLake, publish_frame, sample_forecasts
-from tests.unit.test_simulator import valid_mask
+from tests.unit.salespulse.test_simulator import valid_mask
 
 pytestmark = pytest.mark.spark
 SETTINGS = DashboardSettings(time_zone="Europe/Paris")

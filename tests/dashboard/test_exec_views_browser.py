@@ -29,7 +29,7 @@ from tests.dashboard.browser import ARTIFACTS, log_in, start_chromium, to_docs, 
 from tests.dashboard.test_browser import kpi
 from tests.lakes import SampleLake
 from tests.servers import serve
-from tests.unit.test_simulator import valid_mask
+from tests.unit.salespulse.test_simulator import valid_mask
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 PHONE = (390, 844)

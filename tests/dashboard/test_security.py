@@ -25,7 +25,7 @@ from salespulse.schema import COUNTRIES
 from tests.accounts import login, write_accounts
 from tests.conftest import read_landing
 from tests.lakes import SampleLake
-from tests.unit.test_simulator import valid_mask
+from tests.unit.salespulse.test_simulator import valid_mask
 
 pytestmark = pytest.mark.spark
 OTHERS = tuple(c for c in COUNTRIES if c != "France")

@@ -21,7 +21,7 @@ from salespulse.lake import MANIFEST, STATUS, duckdb_scan
 from salespulse.settings import SimulatorSettings
 from salespulse.simulator.run import simulate
 from tests.conftest import read_landing
-from tests.unit.test_simulator import valid_mask
+from tests.unit.salespulse.test_simulator import valid_mask
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from salespulse.profiles import SourceProfile, load_profile
 from salespulse.settings import Settings, load_settings
 from spark_jobs.backfill import run_backfill
 from tests.conftest import read_landing, run_simulator, stock_from_events
-from tests.unit.test_simulator import valid_mask
+from tests.unit.salespulse.test_simulator import valid_mask
 
 pytestmark = pytest.mark.spark
 

@@ -25,7 +25,7 @@ from salespulse.schema import SALES_EVENT
 from salespulse.settings import Settings, load_settings
 from spark_jobs.stream import build_stream_session, run_stream
 from tests.conftest import read_landing, run_simulator, stock_from_events
-from tests.unit.test_simulator import valid_mask
+from tests.unit.salespulse.test_simulator import valid_mask
 
 pytestmark = pytest.mark.spark
 COLUMNS = [c.name for c in SALES_EVENT.columns]

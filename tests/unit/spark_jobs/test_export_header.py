@@ -71,7 +71,7 @@ def test_unreadable_files_say_what_they_are_not(tmp_path: Path) -> None:
 def test_workbook_without_the_profiles_sheet_names_the_sheets_it_has(tmp_path: Path) -> None:
     sample = load_profile("financial_sample")
     profile = sample.model_copy(update={"read": sample.read.model_copy(update={"sheet": "Sales 2014"})})
-    workbook = Path(__file__).resolve().parents[1] / "fixtures" / "exports" / "financial_sample.xlsx"
+    workbook = Path(__file__).resolve().parents[2] / "fixtures" / "exports" / "financial_sample.xlsx"
     problem = read_local_export(workbook, profile)
     assert isinstance(problem, HeaderProblem)
     assert problem.summary.startswith("unreadable, no sheet 'Sales 2014' (sheets: ")

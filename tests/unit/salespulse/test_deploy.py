@@ -36,7 +36,7 @@ from salespulse.settings import ENV_PREFIX, Settings, load_settings
 from salespulse.storage import open_storage, webhdfs_options
 from tests.servers import GUNICORN, free_port, serve_process, server_env
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 APP_DIR = PurePosixPath("/app")  # the Dockerfile's WORKDIR, where the checkout is copied
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]

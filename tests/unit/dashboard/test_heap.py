@@ -12,7 +12,7 @@ import pytest
 
 from dashboard.heap import _glibc
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = """
 import ctypes, sys, threading
