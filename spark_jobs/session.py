@@ -88,6 +88,13 @@ def build_source_session(spark: SparkSession) -> SparkSession:
     session = spark.newSession()
     # A file costs more than a partition holds: Spark closes the partition after every file.
     session.conf.set("spark.sql.files.openCostInBytes", str(1 << 62))
+    # The JVM never JIT-compiles a method over 8,000 bytes of bytecode; the cleaning's whole-stage method is
+    # larger, so it ran interpreted. At this limit Spark runs such a stage operator by operator instead, with
+    # each operator's expressions split into small methods that do get compiled (same results).
+    session.conf.set("spark.sql.codegen.hugeMethodLimit", "8000")
+    # Cleaned frames are cached to be read twice or more, right away: encoding and decoding a compressed cache
+    # cost more CPU than it saves (it spills to local disk when memory runs short).
+    session.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
     return session
 
 
