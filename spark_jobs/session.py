@@ -82,9 +82,10 @@ def _jvm_output_to(log_file: str | None) -> Iterator[None]:
 
 
 def build_source_session(spark: SparkSession) -> SparkSession:
-    """A SQL session of its own (same SparkContext) that plans one scan partition per input file, so CSV rows are
-    numbered per file in the same pass as the read (``io.number_rows``). Other users of ``spark`` keep Spark's
-    packing of small files."""
+    """A SQL session of its own (same SparkContext) for the jobs that read and clean source files (backfill and
+    stream): it plans one scan partition per input file, so CSV rows are numbered per file in the same pass as the
+    read (``io.number_rows``), and suits the cleaning's large generated code and short-lived caches. Other users of
+    ``spark`` keep Spark's packing of small files and its defaults."""
     session = spark.newSession()
     # A file costs more than a partition holds: Spark closes the partition after every file.
     session.conf.set("spark.sql.files.openCostInBytes", str(1 << 62))
