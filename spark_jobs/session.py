@@ -82,12 +82,20 @@ def _jvm_output_to(log_file: str | None) -> Iterator[None]:
 
 
 def build_source_session(spark: SparkSession) -> SparkSession:
-    """A SQL session of its own (same SparkContext) that plans one scan partition per input file, so CSV rows are
-    numbered per file in the same pass as the read (``io.number_rows``). Other users of ``spark`` keep Spark's
-    packing of small files."""
+    """A SQL session of its own (same SparkContext) for the jobs that read and clean source files (backfill and
+    stream): it plans one scan partition per input file, so CSV rows are numbered per file in the same pass as the
+    read (``io.number_rows``), and suits the cleaning's large generated code and short-lived caches. Other users of
+    ``spark`` keep Spark's packing of small files and its defaults."""
     session = spark.newSession()
     # A file costs more than a partition holds: Spark closes the partition after every file.
     session.conf.set("spark.sql.files.openCostInBytes", str(1 << 62))
+    # The JVM never JIT-compiles a method over 8,000 bytes of bytecode; the cleaning's whole-stage method is
+    # larger, so it ran interpreted. At this limit Spark runs such a stage operator by operator instead, with
+    # each operator's expressions split into small methods that do get compiled (same results).
+    session.conf.set("spark.sql.codegen.hugeMethodLimit", "8000")
+    # Cleaned frames are cached to be read twice or more, right away: encoding and decoding a compressed cache
+    # cost more CPU than it saves (it spills to local disk when memory runs short).
+    session.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
     return session
 
 

@@ -28,6 +28,7 @@ from salespulse.profiles import MONEY_COLUMNS, ROW_HASH, SourceProfile, customer
 from salespulse.schema import CATEGORY_VALUES
 from salespulse.settings import IngestSettings, PrivacySettings
 from spark_jobs.schemas import MONEY
+from spark_jobs.transforms.parse import raw_columns, raw_map
 
 REASON_ORDER = (
     "bad_header", "malformed_row", "missing_field", "malformed_number", "malformed_date", "unknown_category",
@@ -114,12 +115,20 @@ def number_type(column: str) -> DataType:
 def parse_number(text: Column, to: DataType) -> Column:
     """'$32,370.00' -> 32370, '($4,533.75)' -> -4533.75, '$-' and '-' -> 0, garbage -> null; as type ``to``,
     cast from the text itself (a decimal gets exactly the digits written, rounded half-up to its scale)."""
+    # Plain numbers, the bulk of every file, are read by the cast alone: coalesce evaluates the formatted
+    # reading only where the cast gave null. Where the cast succeeds the formatted reading gives the same value
+    # (it ends in the same cast, of the same text minus characters a castable text cannot hold).
+    return F.coalesce(text.try_cast(to), parse_formatted_number(text, to))
+
+
+def parse_formatted_number(text: Column, to: DataType) -> Column:
+    """The full reading of :func:`parse_number`: drop ``$``, ``,`` and whitespace, ``(x)`` -> ``-x``, a lone ``-``
+    -> 0, then cast. Each step takes the previous one's text once: the generated code stays small (a step used
+    twice is generated twice), which keeps the cleaning stage's code within what the JIT compiles."""
     bare = F.regexp_replace(text, r"[$,\s]", "")
-    signed = F.when(bare.rlike(r"^\(.*\)$"), F.concat(F.lit("-"), F.regexp_extract(bare, r"^\((.*)\)$", 1)))
-    signed = signed.otherwise(bare)
-    cleaned = F.when(signed == "-", F.lit(0).cast(to)).otherwise(signed.try_cast(to))
-    # Plain numbers, the bulk of every file, skip the regular expressions (coalesce stops at the first hit).
-    return F.coalesce(text.try_cast(to), cleaned)
+    # `$` also matches before a final line break (\R), which the text then loses, as with a match and extract.
+    negated = F.regexp_replace(bare, r"^\((.*)\)$\R?", "-$1")
+    return F.regexp_replace(negated, r"^-$", "0").try_cast(to)
 
 
 def parse_time(text: Column, formats: list[str]) -> Column:
@@ -253,19 +262,19 @@ def build_cleaning(rules: CleaningRules) -> Callable[[DataFrame], DataFrame]:
             typed[name] = pseudonymise(value, rules.customer_id_salt)
         else:
             typed[name] = value
-    lineage = ("raw", "source_file", "row_number", "landed_time", "malformed", "bad_header")
-    hashed_raw = None
+    lineage = (*raw_columns(profile), "header_problem", "source_file", "row_number", "landed_time", "malformed",
+               "bad_header")
+    raw = raw_map(profile)
     if rules.customer_id_salt is not None:
         # Quarantine keeps a rejected row's raw text: its customer id is hashed there too.
-        source, salt = profile.columns["customer_id"], rules.customer_id_salt
-        hashed_raw = F.transform_values(
-            "raw", lambda key, raw: F.when(key == source, pseudonymise(raw, salt)).otherwise(raw))
+        customer, salt = profile.columns["customer_id"], rules.customer_id_salt
+        raw = raw_map(profile, lambda source, text: pseudonymise(text, salt) if source == customer else text)
     normalised = [*[v.alias(f"_text_{k}") for k, v in text.items()], *lineage]
     parsed = [*[v.alias(k) for k, v in typed.items()], *[f"_text_{k}" for k in text], *lineage]
 
     checks: dict[str, list[Check]] = {code: [] for code in (*REASON_ORDER, "flag_unknown_category")}
     # A bad_header entry stands for its whole file; its raw holds what the header lacks and the line found.
-    missing, found = F.col("raw").getItem("_missing"), F.col("raw").getItem("_header")
+    missing, found = F.col("header_problem").getItem("_missing"), F.col("header_problem").getItem("_header")
     checks["bad_header"].append(Check(F.col("bad_header"), "header", F.concat(
         F.lit("missing "), F.when(missing == "", F.lit("none (the order or number of columns differs)"))
         .otherwise(missing),
@@ -342,13 +351,12 @@ def build_cleaning(rules: CleaningRules) -> Callable[[DataFrame], DataFrame]:
         F.col("reason"), F.col("reason_detail"),
         flags.cast("string").alias("flags"),
         # Raw text is kept for rejected rows only: valid rows carry their values in the typed columns.
-        F.when(F.col("reason").isNotNull(), F.col("raw")).alias("raw"),
+        # A bad_header entry has no values: its raw says what is wrong with its file.
+        F.when(F.col("reason").isNotNull(), F.coalesce(F.col("header_problem"), raw)).alias("raw"),
         F.col("source_file"), F.col("row_number"), F.col("landed_time"),
     ]
 
     def clean(canonical: DataFrame) -> DataFrame:
-        if hashed_raw is not None:
-            canonical = canonical.withColumn("raw", hashed_raw)
         frame = canonical.select(*normalised).select(*parsed)
         for column, expression in added:
             frame = frame.withColumn(column, expression)

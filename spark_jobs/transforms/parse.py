@@ -17,9 +17,9 @@ def map_to_canonical(raw: DataFrame, profile: SourceProfile) -> DataFrame:
     """``raw`` holds the profile's source columns as text plus ``_source_file``, ``_row_number``,
     ``_corrupt_record`` and ``_bad_header`` (null, or for the one entry standing for a file whose header does not
     fit, what is wrong with it as a map). Returns every canonical column of the profile's event as text (null where
-    the profile gives no source), ``raw`` (source column -> text; an entry's ``_bad_header``), ``source_file``,
-    ``row_number``, ``malformed`` (the reader could not split the line into the header's fields) and
-    ``bad_header``."""
+    the profile gives no source), the source texts as they were read (:func:`raw_columns`, for :func:`raw_map`),
+    ``header_problem`` (an entry's ``_bad_header``: its raw in quarantine), ``source_file``, ``row_number``,
+    ``malformed`` (the reader could not split the line into the header's fields) and ``bad_header``."""
     return build_canonical_mapping(profile)(raw)
 
 
@@ -35,12 +35,11 @@ def build_canonical_mapping(profile: SourceProfile) -> Callable[[DataFrame], Dat
             columns[column.name] = F.concat_ws(" ", *[F.trim(F.col(f"`{p}`")) for p in profile.event_time_parts])
         else:
             columns[column.name] = F.lit(None).cast("string")
-    raw_map = F.create_map(*[item for name in profile.source_columns
-                             for item in (F.lit(name), F.col(f"`{name}`"))],
-                           F.lit(CORRUPT_RECORD), F.col(CORRUPT_RECORD))
+    sources = [*profile.source_columns, CORRUPT_RECORD]
     output = [
         *[expr.cast("string").alias(name) for name, expr in columns.items()],
-        F.coalesce(F.col(BAD_HEADER), raw_map).alias("raw"),
+        *[F.col(f"`{source}`").alias(name) for source, name in zip(sources, raw_columns(profile), strict=True)],
+        F.col(BAD_HEADER).alias("header_problem"),
         F.col(SOURCE_FILE).alias("source_file"),
         F.col(ROW_NUMBER).cast("long").alias("row_number"),
         F.col(LANDED_TIME).cast("timestamp").alias("landed_time"),
@@ -48,3 +47,18 @@ def build_canonical_mapping(profile: SourceProfile) -> Callable[[DataFrame], Dat
         F.col(BAD_HEADER).isNotNull().alias("bad_header"),
     ]
     return lambda raw: raw.select(*output)
+
+
+def raw_columns(profile: SourceProfile) -> list[str]:
+    """The columns :func:`map_to_canonical` keeps the source texts in: one per source column, in the profile's
+    order, then the unsplit line of a malformed record (positional names: source names may be anything)."""
+    return [f"_raw_{i}" for i in range(len(profile.source_columns) + 1)]
+
+
+def raw_map(profile: SourceProfile, value: Callable[[str, Column], Column] = lambda _, text: text) -> Column:
+    """Quarantine's ``raw``: source column -> text as read, and ``_corrupt_record`` -> the line of a record that
+    did not split into the header's fields; ``value(source, text)`` may rewrite a text (hash an id). Built from
+    :func:`raw_columns` where a row is rejected only: a map per valid row would be built just to be dropped."""
+    sources = [*profile.source_columns, CORRUPT_RECORD]
+    return F.create_map(*[item for source, name in zip(sources, raw_columns(profile), strict=True)
+                          for item in (F.lit(source), value(source, F.col(name)))])
