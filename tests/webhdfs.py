@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlparse
+
+from tests.servers import serve_handler
 
 PREFIX = "/webhdfs/v1"
 
@@ -133,13 +134,5 @@ def serve_webhdfs(root: Path) -> Iterator[FakeNamenode]:
     """A FakeNamenode serving ``root`` on a free loopback port until the block ends."""
     root.mkdir(parents=True, exist_ok=True)
     node = FakeNamenode(root)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(node))
-    node.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_handler(_handler(node)) as node.url:
         yield node
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)

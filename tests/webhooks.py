@@ -8,8 +8,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.servers import serve_handler
 
 
 @dataclass
@@ -38,15 +40,9 @@ def webhook_receiver(hold_seconds: float = 0.0) -> Iterator[Receiver]:
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        done.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serve_handler(Handler) as base:
+        receiver.url = f"{base}/hook"
+        try:
+            yield receiver
+        finally:
+            done.set()  # held requests answer now, so the server can shut down
