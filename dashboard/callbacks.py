@@ -149,7 +149,7 @@ def overview_outputs(repo: LakeRepository, query: str | None, settings: Dashboar
         countries = repo.sales_by(where, ("country",))
         products = repo.sales_by(where, ("product",))
         top = finest.result().nlargest(settings.top_n, "sales")
-        months, trend = months.result(), trend.result()
+        months, trend = months.result(), repo.with_partial_periods(trend.result(), where, grain)
     top = top.assign(margin=top["profit"] / top["sales"].where(top["sales"] != 0))
     # money already in cents by the display rule: the table's own $ format then shows exactly those cents
     top = top.assign(**{c: top[c].map(round_money).astype(float) for c in ("sales", "profit")})

@@ -42,7 +42,15 @@ import pandas as pd
 from dashboard.customer_sets import COLUMNS as CUSTOMER_COLUMNS
 from dashboard.customer_sets import CustomerCells, build_customer_cells, count_customers
 from dashboard.heap import release_freed_memory
-from salespulse.kpi_report import FIRSTS_SQL, SalesFilter, data_coverage, exact_frame, group_hours, kpi_totals_over
+from salespulse.kpi_report import (
+    FIRSTS_SQL,
+    SalesFilter,
+    data_coverage,
+    exact_frame,
+    group_hours,
+    kpi_totals_over,
+    partial_periods,
+)
 from salespulse.kpis import Coverage, compute_kpis, previous_comparison
 from salespulse.lake import (
     MANIFEST,
@@ -704,6 +712,12 @@ class LakeRepository:
                  else [0.0] * len(months))
         month_hours = ((starts + pd.offsets.MonthBegin(1)) - starts).dt.total_seconds() / 3600
         return months.assign(hours=hours, month_hours=month_hours)
+
+    def with_partial_periods(self, frame: pd.DataFrame, where: SalesFilter, grain: str) -> pd.DataFrame:
+        """A ``sales_over_time`` frame with ``partial``: its period shows less than the whole day, week or month
+        (the data or the filter starts or ends inside it), so a chart can draw it as partial."""
+        return frame.assign(partial=partial_periods(frame["period"], grain, where, self._coverage())
+                            if not frame.empty else [])
 
     # -- customers ---------------------------------------------------------------------------------------
     def customers_by(self, where: SalesFilter, dimension: str | None) -> pd.DataFrame:

@@ -199,16 +199,22 @@ def product_columns_figure(frame: pd.DataFrame, revision: str) -> Figure:
 
 def trend_by_figure(frame: pd.DataFrame, dimension: str, title: str, revision: str, time_zone: str,
                     measure: str = "sales") -> Figure:
-    """One line per category over time (``period`` in UTC, shown in ``time_zone``)."""
+    """One line per category over time (``period`` in UTC, shown in ``time_zone``). Periods marked ``partial``
+    (the month or week to date) get an open marker and say so on hover: their smaller totals are not a fall."""
     if frame.empty:
         return empty_figure("no sales for these filters", revision)
     times = iso_text(local_time(frame["period"], time_zone))
+    partial = frame["partial"] if "partial" in frame else pd.Series(False, index=frame.index)
     traces = [{"type": "scatter", "x": times[series.index].tolist(), "y": series[measure].tolist(),
-               "name": plain_text(value), "mode": "lines", "line": {"color": COLORS.get(value)},
+               "name": plain_text(value), "mode": "lines+markers", "line": {"color": COLORS.get(value)},
+               "marker": {"symbol": ["circle-open" if p else "circle" for p in partial[series.index]],
+                          "size": [10 if p else 4 for p in partial[series.index]]},
                "customdata": [value] * len(series),
-               "hovertemplate": f"{plain_text(value)}: $%{{y:,.2f}}<br>%{{x}}<extra></extra>"}
+               "text": [" (partial period)" if p else "" for p in partial[series.index]],
+               "hovertemplate": f"{plain_text(value)}: $%{{y:,.2f}}<br>%{{x}}%{{text}}<extra></extra>"}
               for value, series in frame.groupby(dimension, sort=False)]
-    return _figure(traces, {**_base(f"{title} · {time_zone}", revision), "yaxis": {"tickformat": "$,.0f"}})
+    note = " · open markers: partial periods" if partial.any() else ""
+    return _figure(traces, {**_base(f"{title} · {time_zone}{note}", revision), "yaxis": {"tickformat": "$,.0f"}})
 
 
 # -- Sales trends --------------------------------------------------------------------------------------------

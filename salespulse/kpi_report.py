@@ -219,6 +219,23 @@ def group_hours(groups: pd.Series, by: str | None, where: SalesFilter, coverage:
     return hours
 
 
+def partial_periods(starts: pd.Series, grain: str, where: SalesFilter, coverage: Coverage | None) -> list[bool]:
+    """Per period start (naive UTC) at ``grain`` (day, week or month), whether the view shows less than the whole
+    period: the data or the filter starts or ends inside it (the month or week to date). A chart draws such a
+    period as partial, so its smaller total does not read as a fall. Finer grains are never partial."""
+    step = {"day": pd.DateOffset(days=1), "week": pd.DateOffset(weeks=1), "month": pd.DateOffset(months=1)}.get(grain)
+    if step is None or coverage is None:
+        return [False] * len(starts)
+    start, end = _naive_utc(where.start), _naive_utc(where.end)
+    partial = []
+    for first in pd.to_datetime(starts):
+        first = first.tz_convert("UTC").tz_localize(None) if first.tzinfo else first
+        after = first + step
+        shown = period_hours(max(first, start) if start else first, min(after, end) if end else after, coverage)
+        partial.append(shown < (after - first).total_seconds() / 3600)
+    return partial
+
+
 def _naive_utc(moment: datetime | None) -> datetime | None:
     """As gold stores hours: UTC without a time zone (a naive ``moment`` is UTC already)."""
     if moment is None or moment.tzinfo is None:
