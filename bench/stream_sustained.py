@@ -101,7 +101,9 @@ def environment(root: Path) -> dict[str, str]:
         "SALESPULSE_SPARK__MASTER": "local[2]", "SALESPULSE_SPARK__LOG_FILE": str(root / "spark.log"),
         "SALESPULSE_SPARK__EXTRA_CONF": json.dumps({
             "spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(),
-            "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false"}),
+            "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false",
+            # Spark keeps the offset and commit logs of the last 100 batches only; the run reads them all.
+            "spark.sql.streaming.minBatchesToRetain": "100000"}),
         "PYSPARK_PYTHON": sys.executable,
     })
     return env
