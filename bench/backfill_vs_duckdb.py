@@ -251,12 +251,12 @@ def time_stages(spark: SparkSession, settings: Settings, sales_dir: Path, out: P
     rules = CleaningRules.build(profile, settings.ingest, now, privacy=settings.privacy)
 
     def cleaned() -> DataFrame:
-        return clean_events(map_to_canonical(io.number_rows(io.read_source(source, files, profile), profile),
-                                             profile), rules)
+        read = io.read_source(source, files, profile)
+        return clean_events(map_to_canonical(io.number_rows(read.frame, profile, read.bad_headers), profile), rules)
 
     stages = {
         "raw": _timed(spark, "raw read", jvm_pid,
-                      lambda: io.read_source(source, files, profile).write.parquet(str(out / "raw"))),
+                      lambda: io.read_source(source, files, profile).frame.write.parquet(str(out / "raw"))),
         "clean": _timed(spark, "read + parse + clean", jvm_pid, lambda: cleaned().write.parquet(str(out / "clean"))),
     }
     lake = settings.model_copy(update={"paths": settings.paths.model_copy(update={"lake": str(out / "lake")})})
