@@ -18,9 +18,15 @@ from typing import Any
 
 from salespulse.kpis import safe_ratio
 
+
+def _or_missing(apply: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``apply``, except that a missing operand (a ratio over zero) gives a missing result."""
+    return lambda left, right: None if left is None or right is None else apply(left, right)
+
+
 _OPERATORS: dict[type[ast.operator], tuple[str, Callable[[Any, Any], Any]]] = {
-    ast.Add: ("+", operator.add), ast.Sub: ("-", operator.sub), ast.Mult: ("*", operator.mul),
-    ast.Div: ("/", safe_ratio),
+    ast.Add: ("+", _or_missing(operator.add)), ast.Sub: ("-", _or_missing(operator.sub)),
+    ast.Mult: ("*", _or_missing(operator.mul)), ast.Div: ("/", safe_ratio),
 }
 
 
