@@ -146,6 +146,8 @@ KPIS: tuple[Kpi, ...] = (
     _kpi("orders", "Orders", "count", "orders", "count of distinct order_id"),
     _kpi("avg_transaction_value", "Average transaction value", "currency", "sales / orders"),
     _kpi("items_per_hour", "Items sold per hour", "number", "units_sold / hours"),
+    _kpi("discount_rate", "Discount rate", "percent", "discounts / gross_sales",
+         "the share of gross sales given away as discounts"),
     _kpi("active_customers", "Active customers", "count", "active_customers"),
     _kpi("new_customers", "New customers", "count", "new_customers"),
     _kpi("returning_customers", "Returning customers", "count", "active_customers - new_customers"),

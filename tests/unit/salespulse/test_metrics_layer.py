@@ -3,15 +3,19 @@ frame, the SQL and Spark text built from the definitions, and where each KPI can
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
-from salespulse.kpi_report import SalesFilter
+from salespulse.kpi_report import SalesFilter, format_kpi_table, kpi_totals_over
 from salespulse.lake import TABLES
 from salespulse.metrics import (
     INPUT_BY_NAME,
@@ -29,6 +33,7 @@ from salespulse.metrics import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
+EXPORTS = ROOT / "tests" / "fixtures" / "exports"
 
 # Per group: gold_sales_hourly-like rows with the customer and stock inputs beside them; group "z" has zero
 # denominators everywhere.
@@ -64,6 +69,7 @@ EXPECTED: dict[str, Callable[[pd.DataFrame], float]] = {
     "orders": lambda g: g["orders"].sum(),
     "avg_transaction_value": lambda g: ratio(g["sales"], g["orders"]),
     "items_per_hour": lambda g: ratio(g["units_sold"], g["hours"]),
+    "discount_rate": lambda g: ratio(g["discounts"], g["gross_sales"]),
     "active_customers": lambda g: g["active_customers"].sum(),
     "new_customers": lambda g: g["new_customers"].sum(),
     "returning_customers": lambda g: g["active_customers"].sum() - g["new_customers"].sum(),
@@ -162,3 +168,56 @@ def test_metrics_docs_list_every_kpi_with_its_formula() -> None:
     for kpi in KPIS:
         shown = kpi.formula.render(lambda n: f"sum({n})" if n in MEASURE_BY_NAME else n)
         assert f"| `{kpi.key}` | {kpi.label} | `{shown}` |" in doc, kpi.key
+
+
+def export_amount(text: str) -> Decimal:
+    """A money cell of the Financial Sample CSV as Excel wrote it: " $32,370.00 ", " $-   " (zero), " $(4,533.75)"."""
+    text = text.strip().replace("$", "").replace(",", "").strip()
+    if text == "-":
+        return Decimal(0)
+    return -Decimal(text[1:-1]) if text.startswith("(") else Decimal(text)
+
+
+def financial_sample() -> pd.DataFrame:
+    """The Financial Sample CSV read with pandas alone: trimmed names and text, money as exact Decimals."""
+    frame = pd.read_csv(EXPORTS / "financial_sample.csv", dtype=str, keep_default_na=False)
+    frame.columns = frame.columns.str.strip()
+    frame = frame.apply(lambda column: column.str.strip())
+    for column in ("Gross Sales", "Discounts", "Sales", "COGS", "Profit"):
+        frame[column] = frame[column].map(export_amount)
+    return frame
+
+
+def test_metrics_discount_rate_over_the_financial_sample_equals_pandas() -> None:
+    """Discount rate per segment and overall, through the query `salespulse kpis` runs (kpi_totals_over over
+    gold-shaped rows: one order per row of the export), against pandas' sums of the same cells."""
+    sample = financial_sample()
+    truth = json.loads((EXPORTS / "financial_sample_totals.json").read_text())
+    assert sum(sample["Discounts"]) == Decimal(truth["discounts"])  # the parser agrees with the reference totals
+    assert sum(sample["Gross Sales"]) == Decimal(truth["gross_sales"])
+
+    con = duckdb.connect()
+    rows = pd.DataFrame({
+        "hour": [datetime.strptime(d, "%m/%d/%Y") for d in sample["Date"]], "country": sample["Country"],
+        "segment": sample["Segment"], "product": sample["Product"], "discount_band": sample["Discount Band"],
+        "orders": 1, "units_sold": sample["Units Sold"].astype(float),
+        **{measure: sample[column].map(str) for column, measure in (
+            ("Gross Sales", "gross_sales"), ("Discounts", "discounts"), ("Sales", "sales"), ("COGS", "cogs"),
+            ("Profit", "profit"))}})
+    con.register("export_rows", rows)
+    gold = """(SELECT hour, country, segment, product, discount_band, orders, units_sold,
+                      gross_sales::DECIMAL(38,4) AS gross_sales, discounts::DECIMAL(38,4) AS discounts,
+                      sales::DECIMAL(38,4) AS sales, cogs::DECIMAL(38,4) AS cogs, profit::DECIMAL(38,4) AS profit
+               FROM export_rows)"""
+
+    by_segment = kpi_totals_over(con, gold, None, "segment", SalesFilter(), coverage=None).set_index("segment")
+    want = sample.groupby("Segment")[["Discounts", "Gross Sales"]].sum()
+    assert sorted(by_segment.index) == sorted(want.index)
+    for segment, sums in want.iterrows():
+        assert by_segment.loc[segment, "discount_rate"] == sums["Discounts"] / sums["Gross Sales"], segment
+    overall = kpi_totals_over(con, gold, None, None, SalesFilter(), coverage=None)
+    rate = Decimal(truth["discounts"]) / Decimal(truth["gross_sales"])
+    assert overall["discount_rate"].iloc[0] == rate
+    # the CLI's table: a percentage to one place, halves up (9,205,248.27 / 127,931,598.50 = 7.195...%)
+    percent = (rate * 100).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    assert format_kpi_table(overall)["discount_rate"].iloc[0] == f"{percent}%" == "7.2%"
