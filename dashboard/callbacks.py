@@ -40,7 +40,7 @@ from dashboard.layout import (
 from dashboard.monitoring import current_request_id
 from salespulse.kpi_report import SalesFilter
 from salespulse.kpis import round_money
-from salespulse.schema import MONEY_COLUMNS
+from salespulse.metrics import KPI_BY_KEY, MONEY_MEASURES
 from salespulse.settings import DashboardSettings
 from salespulse.users import User
 
@@ -150,7 +150,7 @@ def overview_outputs(repo: LakeRepository, query: str | None, settings: Dashboar
         products = repo.sales_by(where, ("product",))
         top = finest.result().nlargest(settings.top_n, "sales")
         months, trend = months.result(), repo.with_partial_periods(trend.result(), where, grain)
-    top = top.assign(margin=top["profit"] / top["sales"].where(top["sales"] != 0))
+    top = top.assign(margin=KPI_BY_KEY["gross_margin_pct"].evaluate(top))
     # money already in cents by the display rule: the table's own $ format then shows exactly those cents
     top = top.assign(**{c: top[c].map(round_money).astype(float) for c in ("sales", "profit")})
     zone = settings.time_zone
@@ -204,17 +204,12 @@ def customers_outputs(repo: LakeRepository, query: str | None, settings: Dashboa
     else:
         note = None
     overall = repo.customers_by(where, None)
-    by_country = figures.with_customer_ratios(repo.customers_by(where, "country"))
-    by_segment = figures.with_customer_ratios(repo.customers_by(where, "segment"))
+    by_country = figures.with_customer_kpis(repo.customers_by(where, "country"))
+    by_segment = figures.with_customer_kpis(repo.customers_by(where, "segment"))
 
     def card_totals(filter_: SalesFilter) -> dict[str, Any]:
         row = repo.customers_by(filter_, None)
-        if row.empty:
-            return {}
-        totals = figures.with_customer_ratios(row).iloc[0].to_dict()
-        totals["returning_customers"] = totals["active_customers"] - totals["new_customers"]
-        totals["repeat_customer_rate"] = totals["repeat_rate"]
-        return totals
+        return {} if row.empty else figures.with_customer_kpis(row).iloc[0].to_dict()
 
     prior, compared = previous_period(repo, where) if not overall.empty else (None, "no previous period data")
     previous = card_totals(prior) if prior else None
@@ -223,7 +218,7 @@ def customers_outputs(repo: LakeRepository, query: str | None, settings: Dashboa
     return (note, cards,
             figures.new_returning_figure(by_country, "country", revision),
             figures.new_returning_figure(by_segment, "segment", revision),
-            figures.customer_ratio_figure(by_country, by_segment, "repeat_rate",
+            figures.customer_ratio_figure(by_country, by_segment, "repeat_customer_rate",
                                           "Repeat-customer rate (2+ orders in the period)", revision),
             figures.customer_ratio_figure(by_country, by_segment, "orders_per_customer", "Orders per customer",
                                           revision),
@@ -321,7 +316,7 @@ def export_frame(repo: LakeRepository, query: str | None) -> tuple[pd.DataFrame,
     grain, _ = effective_grain(where, view.grain)
     frame = repo.export_rows(where, grain)
     # the cents every other view shows, written as numbers (assign: the repository's cached frame stays as is)
-    frame = frame.assign(**{c: frame[c].map(round_money) for c in frame.columns if c in MONEY_COLUMNS})
+    frame = frame.assign(**{c: frame[c].map(round_money) for c in frame.columns if c in MONEY_MEASURES})
     frame["period"] = pd.to_datetime(frame["period"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     frame = spreadsheet_safe(frame.rename(columns={"period": f"{grain}_start_utc"}))
     first = where.start.date().isoformat() if where.start else "all"

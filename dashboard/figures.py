@@ -18,7 +18,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from salespulse.kpis import KPI_BY_KEY, as_decimal, format_kpi, round_half_up
+from salespulse.kpis import as_decimal, round_half_up
+from salespulse.metrics import KPI_BY_KEY, compute_kpis, format_kpi
 from salespulse.schema import COUNTRIES, PRODUCTS, SEGMENTS
 
 COLORS = {  # one colour per category, the same in every chart
@@ -100,7 +101,6 @@ CARD_KPIS = ("total_sales", "profit", "gross_margin_pct", "orders", "avg_transac
              "active_customers")
 CUSTOMER_CARD_KPIS = ("active_customers", "new_customers", "returning_customers", "repeat_customer_rate",
                       "orders_per_customer")
-_EXTRA_LABELS = {"orders_per_customer": ("Orders per customer", "number")}
 
 
 def kpi_card_values(current: dict[str, Any], previous: dict[str, Any] | None,
@@ -110,13 +110,13 @@ def kpi_card_values(current: dict[str, Any], previous: dict[str, Any] | None,
     (``LakeRepository.comparison``), or, without ``previous``, why there is no change to show."""
     cards = []
     for key in keys:
-        label = _EXTRA_LABELS[key][0] if key in _EXTRA_LABELS else KPI_BY_KEY[key].label
+        label = KPI_BY_KEY[key].label
         value = current.get(key)
         before = (previous or {}).get(key)
-        text = format_kpi(key if key in KPI_BY_KEY else "items_per_hour", value)
+        text = format_kpi(key, value)
         change, tone = None, "secondary"
         if _number(value) and _number(before):
-            if key in KPI_BY_KEY and KPI_BY_KEY[key].fmt == "percent":
+            if KPI_BY_KEY[key].fmt == "percent":
                 delta = (as_decimal(value) - as_decimal(before)) * 100
                 change = f"{round_half_up(delta, 1):+f} pts {compared}"
             elif before:
@@ -293,10 +293,10 @@ def new_returning_figure(frame: pd.DataFrame, dimension: str, revision: str) -> 
 
 def customer_ratio_figure(by_country: pd.DataFrame, by_segment: pd.DataFrame, measure: str, title: str,
                           revision: str) -> Figure:
-    """A customer ratio (``repeat_rate`` or ``orders_per_customer``) per country and per segment."""
+    """A customer ratio KPI (``repeat_customer_rate`` or ``orders_per_customer``) per country and per segment."""
     if by_country.empty and by_segment.empty:
         return empty_figure("no customer data for these filters", revision)
-    percent = measure == "repeat_rate"
+    percent = KPI_BY_KEY[measure].fmt == "percent"
     fig = go.Figure()
     for frame, dimension, color in ((by_country, "country", "#3498db"), (by_segment, "segment", "#f39c12")):
         fig.add_bar(x=plain_text(frame[dimension]), y=frame[measure], name=f"by {dimension}", marker_color=color,
@@ -306,11 +306,13 @@ def customer_ratio_figure(by_country: pd.DataFrame, by_segment: pd.DataFrame, me
     return _finish(fig)
 
 
-def with_customer_ratios(frame: pd.DataFrame) -> pd.DataFrame:
-    """Adds repeat_rate and orders_per_customer, from summed numerators and denominators."""
-    active = frame["active_customers"].where(frame["active_customers"] != 0)
-    return frame.assign(repeat_rate=frame["repeat_customers"] / active,
-                        orders_per_customer=frame["customer_orders"] / active)
+CUSTOMER_KPIS = ("returning_customers", "repeat_customer_rate", "orders_per_customer")
+
+
+def with_customer_kpis(frame: pd.DataFrame) -> pd.DataFrame:
+    """Adds the customer KPIs derived from a frame of customer counts (returning customers, repeat-customer rate,
+    orders per customer), from its summed numerators and denominators."""
+    return frame.assign(**compute_kpis(frame, CUSTOMER_KPIS))
 
 
 def engagement_figure(frame: pd.DataFrame, revision: str) -> Figure:
@@ -390,8 +392,9 @@ def cover_figure(stock: pd.DataFrame, by: str, revision: str) -> Figure:
     """Days of cover per ``by``: summed stock / summed average daily units (trailing 7 days)."""
     if stock.empty:
         return empty_figure("no stock snapshot yet", revision)
-    totals = stock.groupby(by, sort=False)[["stock_on_hand", "avg_daily_units_7d"]].sum().reset_index()
-    days = totals["stock_on_hand"] / totals["avg_daily_units_7d"].where(totals["avg_daily_units_7d"] != 0)
+    cover = KPI_BY_KEY["days_of_cover"]
+    totals = stock.groupby(by, sort=False)[list(cover.inputs)].sum().reset_index()
+    days = cover.evaluate(totals)
     fig = go.Figure(go.Bar(x=plain_text(totals[by]), y=days,
                            marker_color=[COLORS.get(v, "#3498db") for v in totals[by]],
                            customdata=totals[by], hovertemplate="%{x}: %{y:,.1f} days<extra></extra>"))
@@ -405,8 +408,9 @@ def turnover_figure(stock: pd.DataFrame, by: str, revision: str) -> Figure:
     stands in for the average, as the lake keeps one snapshot)."""
     if stock.empty:
         return empty_figure("no stock snapshot yet", revision)
-    totals = stock.groupby(by, sort=False)[["cogs", "inventory_value"]].sum().reset_index()
-    turnover = totals["cogs"] / totals["inventory_value"].where(totals["inventory_value"] != 0)
+    kpi = KPI_BY_KEY["inventory_turnover"]
+    totals = stock.groupby(by, sort=False)[list(kpi.inputs)].sum().reset_index()
+    turnover = kpi.evaluate(totals)
     fig = go.Figure(go.Bar(x=plain_text(totals[by]), y=turnover, marker_color="#2c3e50", customdata=totals[by],
                            hovertemplate="%{x}: %{y:,.2f}×<extra></extra>"))
     fig.update_layout(**_base("Inventory turnover in the period (COGS / inventory value)", revision),

@@ -17,7 +17,8 @@ from dashboard.callbacks import guarded
 from dashboard.data import LakeRepository
 from dashboard.filters import parse_query, period
 from dashboard.layout import money_column, render_note, render_target_cards
-from salespulse.kpis import format_kpi, round_half_up, round_money
+from salespulse.kpis import round_half_up, round_money
+from salespulse.metrics import format_kpi
 from salespulse.settings import DashboardSettings
 from salespulse.targets import MEASURES, attainment_totals
 

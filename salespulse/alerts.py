@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from salespulse.kpis import ADDITIVE_MEASURES, KPI_BY_KEY, compute_kpis, format_kpi
 from salespulse.lake import TABLES
+from salespulse.metrics import KPI_BY_KEY, MEASURE_BY_NAME, compute_kpis, format_kpi
 from salespulse.schema import COUNTRIES
 from salespulse.settings import AlertRule, ForecastBandRule, KpiThresholdRule, StockoutRule, StreamStaleRule
 
@@ -104,7 +104,7 @@ def _kpi_alerts(rule: KpiThresholdRule, hourly: pd.DataFrame, now: datetime) -> 
         rows = window[window["country"] == country] if len(window) else window
         # A country without a sale in the window has totals of zero, not no totals: "no sales" is what a
         # falling-sales rule is for.
-        totals = {m: float(rows[m].astype(float).sum()) if m in rows else 0.0 for m in ADDITIVE_MEASURES}
+        totals = {m: float(rows[m].astype(float).sum()) if m in rows else 0.0 for m in MEASURE_BY_NAME}
         value = compute_kpis({**totals, "hours": rule.window_hours}, (rule.kpi,))[rule.kpi]
         if value is None:
             continue

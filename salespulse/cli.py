@@ -359,9 +359,9 @@ def _parse_hour(value: str | None) -> datetime | None:
 @click.pass_context
 def kpis(ctx: click.Context, lake: str | None, by: str | None, start: date | None, end: date | None,
          country: str | None, segment: str | None, product: str | None, band: str | None, as_json: bool) -> None:
-    """Print KPI totals read from gold (DuckDB, committed tables only): sales, profit, margin, orders,
-    average transaction value, units, items per hour, active, new, returning and repeat customers. The
-    filters are the dashboard's: its KPI cards show the same numbers for the same filters."""
+    """Print KPI totals read from gold (DuckDB, committed tables only): every measure, and every KPI of the
+    metrics layer (docs/metrics.md) that gold's sales and customer tables answer for the filters. The filters
+    are the dashboard's: its KPI cards show the same numbers for the same filters."""
     from salespulse.kpi_report import (
         SalesFilter,
         UnknownFilterValue,

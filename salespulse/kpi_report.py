@@ -1,8 +1,8 @@
 """KPI totals read from gold with DuckDB (no JVM): `salespulse kpis` and the dashboard's KPI cards, one query.
 
 Reads only the table versions the lake manifest lists, from a local or remote lake (salespulse/storage.py).
-Formulas come from salespulse.kpis. Money is summed exactly as DECIMAL and reaches Python as ``decimal.Decimal``
-(``exact_frame``: a plain DuckDB-to-pandas fetch would turn it into binary floats).
+Sums and formulas come from the metrics layer (salespulse.metrics). Money is summed exactly as DECIMAL and reaches
+Python as ``decimal.Decimal`` (``exact_frame``: a plain DuckDB-to-pandas fetch would turn it into binary floats).
 """
 
 from __future__ import annotations
@@ -17,22 +17,14 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from salespulse.kpis import (
-    ADDITIVE_MEASURES,
-    KPI_BY_KEY,
-    Coverage,
-    compute_kpis,
-    format_kpi,
-    period_hours,
-    round_half_up,
-)
+from salespulse.kpis import Coverage, period_hours
 from salespulse.lake import duckdb_scan, read_manifest
-from salespulse.schema import CATEGORY_VALUES, MONEY_COLUMNS, MONEY_TOTAL_SQL
+from salespulse.metrics import answered_by, compute_kpis, format_kpi, is_metric, measure_sums
+from salespulse.schema import CATEGORY_VALUES
 from salespulse.storage import Storage, as_storage
 
 GROUPINGS = {"country": "country", "segment": "segment", "product": "product",
              "month": "strftime(hour, '%Y-%m')"}
-_MONEY = tuple(m for m in ADDITIVE_MEASURES if m in MONEY_COLUMNS)  # the money totals, exact Decimals
 CUSTOMER_GROUPINGS = {"country": "country", "segment": "segment", "month": "strftime(event_date, '%Y-%m')"}
 
 
@@ -63,8 +55,12 @@ class SalesFilter:
 
     @property
     def per_customer(self) -> bool:
-        """Customer KPIs exist only per country and segment (gold_customers_daily has no product or band)."""
-        return not self.products and not self.bands
+        """Customer KPIs can answer this filter: it filters only on dimensions gold_customers_daily has (country
+        and segment, not product or band)."""
+        chosen = {"country": self.countries, "segment": self.segments, "product": self.products,
+                  "discount_band": self.bands}
+        dimensions = answered_by("active_customers").dimensions
+        return not any(values for column, values in chosen.items() if column not in dimensions)
 
     def sales_where(self) -> tuple[str, list[Any]]:
         """SQL condition and parameters over gold_sales_hourly (column ``hour``)."""
@@ -167,11 +163,8 @@ def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str |
         raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}")
     group = GROUPINGS[by] if by else "'all'"
     condition, params = where.sales_where()
-    # each value cast before summing: exact for DECIMAL gold, and a lake written before money was DECIMAL
-    # (doubles) is read as the same type
-    money = ", ".join(f"sum({m}::{MONEY_TOTAL_SQL}) AS {m}" for m in _MONEY)
     totals = exact_frame(con, f"""
-        SELECT {group} AS grp, sum(orders)::BIGINT AS orders, sum(units_sold) AS units_sold, {money}
+        SELECT {group} AS grp, {measure_sums()}
         FROM {sales} WHERE {condition} GROUP BY 1 ORDER BY 1""", params)
     totals["hours"] = group_hours(totals["grp"], by, where, coverage)
     per_customer = where.per_customer and (by is None or by in CUSTOMER_GROUPINGS)
@@ -179,10 +172,8 @@ def kpi_totals_over(con: duckdb.DuckDBPyConnection, sales: str, customers: str |
         customer_rows = customer_totals(con, customers, by, where)
     if customer_rows is not None:
         totals = totals.merge(customer_rows, on="grp", how="left")
-    derived = compute_kpis(totals, keys=("gross_margin_pct", "avg_transaction_value", "items_per_hour"))
-    if "active_customers" in totals:
-        derived |= compute_kpis(totals, keys=("returning_customers", "repeat_customer_rate"))
-    for key, values in derived.items():
+    # every derived KPI whose inputs these totals hold (those that only name a measure or input are columns already)
+    for key, values in compute_kpis(totals, derived_only=True).items():
         totals[key] = values
     return totals.rename(columns={"grp": by or "scope"}).drop(columns=["hours"])
 
@@ -274,12 +265,6 @@ def format_kpi_table(totals: pd.DataFrame) -> pd.DataFrame:
     """Text for people (currency, percentages, thousands separators); JSON output keeps the numbers."""
     shown = totals.copy()
     for column in shown.columns:
-        if column in _MONEY:
-            shown[column] = [format_kpi("total_sales", v) for v in shown[column]]
-        elif column == "units_sold":
-            shown[column] = [f"{round_half_up(v, 1):,f}" for v in shown[column]]
-        elif column in ("repeat_customers", "customer_orders"):
-            shown[column] = [format_kpi("orders", v) for v in shown[column]]
-        elif column in KPI_BY_KEY:
+        if is_metric(column):
             shown[column] = [format_kpi(column, v) for v in shown[column]]
     return shown

@@ -1,27 +1,19 @@
-"""KPI definitions: one name, label, format and formula per KPI, used by Spark, the dashboard and tests.
+"""The numbers behind KPIs: the one rounding rule for people, exact ratios, and the periods KPIs cover.
 
-Most KPIs are ratios of additive measures (sums that can be added across partial aggregates). Formulas are
-written with plain arithmetic so they work on Python numbers and on pandas Series alike; a zero denominator
-gives ``None`` (scalars and Decimal Series) or NaN (float Series) rather than an error or a misleading zero.
-
-Money totals are exact ``decimal.Decimal`` values (the lake stores money as DECIMAL). Text for people comes
-from :func:`format_kpi` with one rounding rule, :func:`round_half_up`: the exact value rounded to the shown
-places, halves away from zero (25,029,830.165 -> $25,029,830.17). The CLI table, the dashboard's cards, the CSV
-export (:func:`round_money`) and the notebook all use it, so they show the same cents.
+KPI definitions (names, formulas, formats) live in ``salespulse.metrics``. Money totals are exact
+``decimal.Decimal`` values (the lake stores money as DECIMAL). Text for people uses one rounding rule,
+:func:`round_half_up`: the exact value rounded to the shown places, halves away from zero (25,029,830.165 ->
+$25,029,830.17). The CLI table, the dashboard's cards, the CSV export (:func:`round_money`) and the notebook all
+use it, so they show the same cents. A zero denominator gives ``None`` (scalars and Decimal Series) or NaN (float
+Series) rather than an error or a misleading zero (:func:`safe_ratio`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
-
-Format = Literal["currency", "percent", "count", "number", "days", "ratio"]
-
-# Sums that stay correct when partial aggregates (per batch, per hour) are added together.
-ADDITIVE_MEASURES: tuple[str, ...] = ("orders", "units_sold", "gross_sales", "discounts", "sales", "cogs", "profit")
+from typing import Any
 
 
 def as_decimal(value: Any) -> Decimal:
@@ -59,52 +51,6 @@ def safe_ratio(numerator: Any, denominator: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Kpi:
-    key: str
-    label: str
-    fmt: Format
-    formula: str
-    compute: Callable[[Mapping[str, Any]], Any] | None = None
-    """For KPIs derived from totals: a function of a mapping with the inputs named in ``formula``.
-    ``None`` for KPIs that need event-level data (distinct customers, stock positions)."""
-
-
-KPIS: tuple[Kpi, ...] = (
-    Kpi("total_sales", "Total sales", "currency", "sum(sales)", lambda t: t["sales"]),
-    Kpi("profit", "Profit", "currency", "sum(profit)", lambda t: t["profit"]),
-    Kpi("gross_margin_pct", "Gross margin", "percent", "sum(profit) / sum(sales)",
-        lambda t: safe_ratio(t["profit"], t["sales"])),
-    Kpi("orders", "Orders", "count", "count of distinct order_id", lambda t: t["orders"]),
-    Kpi("avg_transaction_value", "Average transaction value", "currency", "sum(sales) / orders",
-        lambda t: safe_ratio(t["sales"], t["orders"])),
-    Kpi("items_per_hour", "Items sold per hour", "number",
-        "sum(units_sold) / calendar hours of the period (a month: all its hours; a date range: its hours), "
-        "from the data's first hour, and for the period still running when the lake was last published up to "
-        "the end of the data's last hour (period_hours)",
-        lambda t: safe_ratio(t["units_sold"], t["hours"])),
-    Kpi("active_customers", "Active customers", "count",
-        "count of distinct customer_id with an order in the period"),
-    Kpi("new_customers", "New customers", "count",
-        "active customers whose first order in the viewer's countries falls in the period (first order ever "
-        "for a viewer of every country)"),
-    Kpi("returning_customers", "Returning customers", "count",
-        "active customers - new customers", lambda t: t["active_customers"] - t["new_customers"]),
-    Kpi("repeat_customer_rate", "Repeat-customer rate", "percent",
-        "customers with 2+ orders in the period / active customers",
-        lambda t: safe_ratio(t["repeat_customers"], t["active_customers"])),
-    Kpi("stock_on_hand", "Stock on hand", "number",
-        "last count + restocks + adjustments - units sold since that count, per country x product"),
-    Kpi("days_of_cover", "Days of cover", "days",
-        "stock on hand / average daily units sold over the trailing 7 days",
-        lambda t: safe_ratio(t["stock_on_hand"], t["avg_daily_units"])),
-    Kpi("inventory_turnover", "Inventory turnover", "ratio",
-        "sum(cogs) / average inventory value (stock on hand x manufacturing price)",
-        lambda t: safe_ratio(t["cogs"], t["avg_inventory_value"])),
-)
-KPI_BY_KEY: dict[str, Kpi] = {k.key: k for k in KPIS}
-
-
-@dataclass(frozen=True)
 class Coverage:
     """What the data covers, for items sold per hour: the first and last hour with sales (of the rows the viewer
     may see, whatever the filter) and the data's "now", when the lake was last published. Naive UTC."""
@@ -126,48 +72,6 @@ def period_hours(start: datetime | None, end: datetime | None, coverage: Coverag
     if end is not None:
         stop = min(stop, end)
     return max((stop - begin).total_seconds() / 3600, 0.0)
-
-
-def compute_kpis(totals: Mapping[str, Any], keys: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Evaluate the derivable KPIs whose inputs are all present in ``totals``.
-
-    ``keys`` restricts the result; asking for a KPI whose inputs are missing raises a KeyError naming them.
-    """
-    wanted = keys if keys is not None else tuple(k.key for k in KPIS if k.compute is not None)
-    result: dict[str, Any] = {}
-    for key in wanted:
-        kpi = KPI_BY_KEY[key]
-        if kpi.compute is None:
-            raise KeyError(f"KPI {key!r} needs event-level data ({kpi.formula}); it has no totals formula")
-        try:
-            result[key] = kpi.compute(totals)
-        except KeyError as missing:
-            if keys is not None:
-                raise KeyError(f"KPI {key!r} needs input {missing.args[0]!r} ({kpi.formula})") from None
-    return result
-
-
-# The KPIs computed from a window's additive totals and its hours alone: what an alert rule can watch.
-WINDOW_KPIS: tuple[str, ...] = tuple(compute_kpis({**dict.fromkeys(ADDITIVE_MEASURES, 1), "hours": 1}))
-
-
-def format_kpi(key: str, value: Any) -> str:
-    """Human format for display, rounded by :func:`round_half_up`; numbers stay numeric everywhere else."""
-    if value is None or value != value:  # None or NaN
-        return "–"
-    fmt = KPI_BY_KEY[key].fmt
-    if fmt == "currency":
-        cents = round_money(value)
-        return f"{'-' if cents < 0 else ''}${abs(cents):,f}"
-    if fmt == "percent":
-        return f"{round_half_up(as_decimal(value) * 100, 1):f}%"
-    if fmt == "count":
-        return f"{round_half_up(value, 0):,f}"
-    if fmt == "days":
-        return f"{round_half_up(value, 1):,f} days"
-    if fmt == "ratio":
-        return f"{round_half_up(value, 2):,f}×"
-    return f"{round_half_up(value, 1):,f}"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from salespulse.metrics import MEASURES
 from salespulse.schema import MONEY_COLUMNS, MONEY_SQL
 from salespulse.storage import Storage, as_storage
 
@@ -51,10 +52,6 @@ _LINEAGE = (
 )
 SILVER_LINEAGE = tuple(name for name, _ in _LINEAGE)  # the lineage columns every silver row carries
 
-_ADDITIVE = (
-    ("orders", "count of orders"), ("units_sold", "sum"), ("gross_sales", "sum"), ("discounts", "sum"),
-    ("sales", "sum"), ("cogs", "sum"), ("profit", "sum"),
-)
 
 _QUARANTINE = (
     ("reason", "reason code (REASONS)"),
@@ -75,7 +72,7 @@ TABLES: dict[str, LakeTable] = {t.name: t for t in (
               "Valid inventory events."),
     LakeTable("gold_sales_hourly", "gold/sales_hourly", ("event_date",),
               (("hour", "UTC hour start"), ("country", ""), ("segment", ""), ("product", ""),
-               ("discount_band", ""), *_ADDITIVE, ("event_date", "partition")),
+               ("discount_band", ""), *((m.name, m.description) for m in MEASURES), ("event_date", "partition")),
               "Additive sales measures per hour x country x segment x product x discount band. The stream "
               "writes partial rows per micro-batch until compaction merges them: always SUM by key."),
     LakeTable("gold_customers_daily", "gold/customers_daily", ("event_date",),

@@ -18,7 +18,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from salespulse.kpis import WINDOW_KPIS
+from salespulse.metrics import WINDOW_KPIS
 from salespulse.schema import COUNTRIES
 
 ENV_PREFIX = "SALESPULSE_"

@@ -27,7 +27,7 @@ from salespulse.alerts import (
     webhook_body,
     window_start,
 )
-from salespulse.kpis import ADDITIVE_MEASURES
+from salespulse.metrics import MEASURES
 from salespulse.notify import WebhookNotifier
 from salespulse.settings import ForecastBandRule, KpiThresholdRule, Settings, StockoutRule
 from spark_jobs import io
@@ -93,7 +93,7 @@ def read_alert_inputs(spark: SparkSession, lake: str, manifest: dict[str, Any], 
     hourly = anomalies = stockout = stock = None
     if (table := read("gold_sales_hourly", KpiThresholdRule)) is not None:
         hourly = (table.where(F.col("event_date") >= F.lit(first.date())).where(F.col("hour") >= F.lit(first))
-                  .groupBy("hour", "country").agg(*[F.sum(m).cast("double").alias(m) for m in ADDITIVE_MEASURES]))
+                  .groupBy("hour", "country").agg(*[F.sum(m.name).cast("double").alias(m.name) for m in MEASURES]))
     if (table := read("gold_forecast_anomalies", ForecastBandRule)) is not None:
         # a back-test and the stream may both have judged an hour: the latest forecast's verdict counts
         latest = F.row_number().over(_by("country", "hour", order=("origin", "detected_at")))

@@ -7,24 +7,29 @@ from datetime import datetime
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from salespulse.schema import MANUFACTURING_PRICE, MONEY_COLUMNS
+from salespulse.metrics import KPI_BY_KEY, MEASURE_BY_NAME, MEASURES
+from salespulse.schema import MANUFACTURING_PRICE
 from spark_jobs.schemas import MONEY_TOTAL
 
-MEASURES = ("units_sold", "gross_sales", "discounts", "sales", "cogs", "profit")
+
+def total(measure: str, column: str | None = None) -> Column:
+    """SUM of a measure (of ``column``, default the measure's own column); money sums are exact decimals of one
+    type (``MONEY_TOTAL``) whether they add up events or partial sums, so stream partials, compacted rows and
+    backfilled rows share a schema."""
+    summed = F.sum(column or measure)
+    return (summed.cast(MONEY_TOTAL) if MEASURE_BY_NAME[measure].money else summed).alias(measure)
 
 
-def total(measure: str) -> Column:
-    """SUM of a measure; money sums are exact decimals of one type (``MONEY_TOTAL``) whether they add up events
-    or partial sums, so stream partials, compacted rows and backfilled rows share a schema."""
-    summed = F.sum(measure)
-    return (summed.cast(MONEY_TOTAL) if measure in MONEY_COLUMNS else summed).alias(measure)
+def _event_totals() -> list[Column]:
+    """Every measure summed over silver sales events (a measure without a source column counts the events)."""
+    return [F.count(F.lit(1)).alias(m.name) if m.source is None else total(m.name, m.source) for m in MEASURES]
 
 
 def aggregate_sales_hourly(silver_sales: DataFrame) -> DataFrame:
     hour = F.date_trunc("hour", F.col("event_time")).alias("hour")
     return (
         silver_sales.groupBy(hour, "country", "segment", "product", "discount_band")
-        .agg(F.count(F.lit(1)).alias("orders"), *[total(m) for m in MEASURES])
+        .agg(*_event_totals())
         .withColumn("event_date", F.to_date("hour"))
     )
 
@@ -51,7 +56,7 @@ def combine_sales_hourly(partials: DataFrame) -> DataFrame:
     """One row per gold key from partial aggregates (the stream writes one set per micro-batch)."""
     return (
         partials.groupBy("hour", "country", "segment", "product", "discount_band", "event_date")
-        .agg(F.sum("orders").alias("orders"), *[total(m) for m in MEASURES])
+        .agg(*[total(m.name) for m in MEASURES])
     )
 
 
@@ -117,8 +122,7 @@ def compute_stock(silver_inventory: DataFrame, sales_hourly: DataFrame, sales_ev
         stock.join(last_week, series, "left")
         .withColumn("units_sold_7d", F.coalesce("units_sold_7d", F.lit(0.0)))
         .withColumn("avg_daily_units_7d", F.col("units_sold_7d") / 7)
-        .withColumn("days_of_cover", F.when(F.col("avg_daily_units_7d") > 0,
-                                            F.col("stock_on_hand") / F.col("avg_daily_units_7d")))
+        .withColumn("days_of_cover", F.expr(KPI_BY_KEY["days_of_cover"].formula.render(sql=True)))
         .withColumn("inventory_value", F.col("stock_on_hand") * price[F.col("product")])
         .withColumn("below_reorder_point", F.col("stock_on_hand") < F.col("reorder_point"))
         .select(*series, "as_of", "stock_on_hand", "reorder_point", "last_count_time", "units_sold_7d",

@@ -19,7 +19,7 @@ from dashboard.data import LakeRepository
 from dashboard.filters import parse_query, period
 from salespulse.cli import main
 from salespulse.kpi_report import customer_totals
-from salespulse.kpis import format_kpi
+from salespulse.metrics import format_kpi
 from salespulse.lake import duckdb_scan
 from salespulse.settings import DashboardSettings
 from tests.conftest import read_landing

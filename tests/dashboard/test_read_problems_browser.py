@@ -19,7 +19,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from dashboard import ids
-from salespulse.kpis import format_kpi
+from salespulse.metrics import format_kpi
 from spark_jobs.io import update_manifest
 from tests.accounts import PASSWORD
 from tests.dashboard.browser import log_in, serve_as_demo, wait_for

@@ -20,7 +20,7 @@ from dashboard import ids
 from dashboard.app import create_app
 from dashboard.auth import is_open_path
 from dashboard.filters import parse_query, period
-from salespulse.kpis import format_kpi
+from salespulse.metrics import format_kpi
 from salespulse.schema import COUNTRIES
 from tests.accounts import login, write_accounts
 from tests.conftest import read_landing

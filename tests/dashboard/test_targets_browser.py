@@ -13,7 +13,8 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from dashboard import ids
-from salespulse.kpis import format_kpi, round_half_up
+from salespulse.kpis import round_half_up
+from salespulse.metrics import format_kpi
 from tests.accounts import PASSWORD
 from tests.dashboard.browser import ARTIFACTS, csp_violations, log_in, serve_as_demo, to_docs, wait_for
 from tests.dashboard.test_targets import Expected, build_targeted_lake, read_plan, set_goals

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from salespulse.kpis import format_kpi
+from salespulse.metrics import format_kpi
 from salespulse.lake import TABLES
 from salespulse.profiles import load_profile
 from salespulse.settings import load_settings
