@@ -12,7 +12,7 @@ from dash import Dash, html
 from flask import has_request_context, request
 
 from dashboard import callbacks, targets
-from dashboard.auth import install_auth, viewer, viewer_countries
+from dashboard.auth import install_auth, viewer, viewer_scope
 from dashboard.data import LakeRepository
 from dashboard.headers import install_security_headers
 from dashboard.heap import limit_arenas
@@ -30,7 +30,7 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
     lacks a session secret or users."""
     limit_arenas()  # before the repository's DuckDB and the server start their threads
     lake = open_storage(settings.paths.lake, settings.hdfs)  # local folder, or HDFS through WebHDFS
-    repo = repo or LakeRepository(lake, settings.paths.models, viewer_countries, settings.dashboard.query_memory_mb)
+    repo = repo or LakeRepository(lake, settings.paths.models, settings.dashboard.query_memory_mb)
     app = Dash(__name__, title="SalesPulse", assets_folder=str(ASSETS), suppress_callback_exceptions=True,
                update_title=None)
     # First, so its request ids and timings cover the login guard's 401s too. Its own reader sees every country:
@@ -43,14 +43,14 @@ def create_app(settings: Settings, repo: LakeRepository | None = None) -> Dash:
         # The renderer fetches the layout from the page itself: the Referer (same-origin policy) is the page's
         # address, whose query holds the filters of a shared link.
         search = urlsplit(request.referrer).query if has_request_context() and request.referrer else None
-        return callbacks.page(repo, viewer(), search, settings.dashboard)
+        return callbacks.page(repo, viewer_scope(), viewer(), search, settings.dashboard)
 
     app.layout = layout
     callbacks.register(app, repo, settings.dashboard)
     targets.register(app, repo, settings.dashboard)
     if settings.dashboard.response_cache_entries:  # after the login guard: only logged-in requests reach it
         install_response_cache(app.server, ResponseCache(settings.dashboard.response_cache_entries),
-                               repo.data_version, repo.viewer_countries, callbacks.CACHEABLE_OUTPUTS,
+                               repo.data_version, lambda: viewer_scope().countries, callbacks.CACHEABLE_OUTPUTS,
                                callbacks.READ_WARNINGS.values())
     install_security_headers(app.server, app.csp_hashes(), settings.dashboard.production)
     register_ingest_api(app.server, settings)

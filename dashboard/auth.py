@@ -3,7 +3,7 @@
 ``install_auth`` adds to the Dash app's Flask server: Flask-Login sessions (signed cookie, HttpOnly,
 SameSite=Lax, Secure in production), ``/login`` (form, rate-limited failures) and ``POST /logout``, and a
 ``before_request`` guard that lets through only logged-in users and the paths of ``OPEN_PATHS``.
-``viewer_countries`` tells the lake repository which countries the current request's user may see.
+``viewer_scope`` is the current request's user's Scope, which callbacks pass to every lake query.
 See docs/security.md.
 """
 
@@ -23,6 +23,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.exceptions import MethodNotAllowed
 
+from salespulse.scope import Scope
 from salespulse.settings import AuthSettings
 from salespulse.users import User, UserStore, check_login
 
@@ -78,14 +79,15 @@ def wants_html(accept: MIMEAccept) -> bool:
     return any(mimetype == "text/html" for mimetype, _ in accept)
 
 
-def viewer_countries() -> tuple[str, ...] | None:
-    """The countries the current request's user may see: None for an administrator, or outside any request
-    (callbacks called directly by tests or scripts); nothing for a request without a logged-in user."""
+def viewer_scope() -> Scope:
+    """Whose data the current request may read: the logged-in user's countries (all for an administrator), none
+    without a logged-in user. Only inside a request: code outside one has no viewer to ask and passes its own Scope,
+    so nothing ever reads as an administrator by default."""
     if not has_request_context():
-        return None
+        raise RuntimeError("viewer_scope() outside a request: pass the Scope the reader may see instead")
     if not current_user.is_authenticated:
-        return ()
-    return current_user.user.allowed_countries
+        return Scope.only(())
+    return Scope(current_user.user.allowed_countries)
 
 
 def viewer() -> User | None:

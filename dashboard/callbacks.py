@@ -10,10 +10,9 @@ read that had to leave out files the lake lists but cannot read says so.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +23,7 @@ from dash import ALL, Dash, Input, Output, State, callback_context, dcc, html, n
 from dash.exceptions import PreventUpdate
 
 from dashboard import figures, ids
+from dashboard.auth import viewer_scope
 from dashboard.data import LakeRepository, TableMissing
 from dashboard.filters import ViewFilters, effective_grain, parse_query, period, to_query, with_clicked
 from dashboard.layout import (
@@ -41,6 +41,7 @@ from dashboard.monitoring import current_request_id
 from salespulse.kpi_report import SalesFilter
 from salespulse.kpis import round_money
 from salespulse.metrics import KPI_BY_KEY, MONEY_MEASURES
+from salespulse.scope import Scope
 from salespulse.settings import DashboardSettings
 from salespulse.users import User
 
@@ -72,14 +73,14 @@ def freshness_badge(status: dict[str, Any] | None, published_at: str | None, now
     return f"data as of {updated.astimezone(zone):%H:%M:%S} ({age:,.0f} s ago)", color
 
 
-def model_badge(repo: LakeRepository) -> str:
-    info = repo.model_info()
+def model_badge(repo: LakeRepository, scope: Scope) -> str:
+    info = repo.model_info(scope)
     return f"model {info.version}" if info else "no model yet"
 
 
-def alert_outputs(repo: LakeRepository, settings: DashboardSettings) -> tuple[str, str, list[Any]]:
+def alert_outputs(repo: LakeRepository, scope: Scope, settings: DashboardSettings) -> tuple[str, str, list[Any]]:
     """The header's alert count, its colour and the dropdown's items, for the viewer's countries."""
-    alerts = repo.active_alerts()
+    alerts = repo.active_alerts(scope)
     since = figures.local_time(alerts["event_time"], settings.time_zone) if len(alerts) else []
     rows = [{"since": f"{when:%Y-%m-%d %H:%M}", "message": message}
             for when, message in zip(since, alerts["message"], strict=True)]
@@ -118,38 +119,32 @@ def only_changed(values: tuple[Any, ...], shown: tuple[Any, ...]) -> tuple[Any, 
     return tuple(no_update if i < len(shown) and value == shown[i] else value for i, value in enumerate(values))
 
 
-def _where(repo: LakeRepository, query: str | None) -> tuple[ViewFilters, SalesFilter, str]:
+def _where(repo: LakeRepository, scope: Scope, query: str | None) -> tuple[ViewFilters, SalesFilter, str]:
     view = parse_query(query)
-    return view, period(view, repo.newest_hour()), query or "default"
-
-
-def submit_as_viewer(pool: ThreadPoolExecutor, read: Callable[..., Any], *args: Any) -> Future[Any]:
-    """``read(*args)`` on ``pool`` in a copy of this thread's context: the repository asks the request's user
-    for the countries they may see (row-level security, from Flask's request context, which lives in context
-    variables); a bare pool thread has no request, which would read as an administrator."""
-    return pool.submit(contextvars.copy_context().run, read, *args)
+    return view, period(view, repo.newest_hour(scope)), query or "default"
 
 
 # -- tabs ----------------------------------------------------------------------------------------------------
-def overview_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
-    view, where, revision = _where(repo, query)
+def overview_outputs(repo: LakeRepository, scope: Scope, query: str | None,
+                     settings: DashboardSettings) -> tuple[Any, ...]:
+    view, where, revision = _where(repo, scope, query)
     grain, _ = effective_grain(where, view.grain)
     # The independent queries run side by side (each on its own DuckDB cursor; DuckDB releases the GIL): a
     # filter change waits for the slowest one instead of their sum.
-    prior, compared = previous_period(repo, where)
+    prior, compared = previous_period(repo, scope, where)
     with ThreadPoolExecutor(max_workers=OVERVIEW_QUERY_THREADS) as pool:
-        current = submit_as_viewer(pool, repo.kpis, where)
-        previous = submit_as_viewer(pool, repo.kpis, prior) if prior else None
-        finest = submit_as_viewer(pool, repo.sales_by, where, ("country", "product"))  # breakdowns sum it
-        months = submit_as_viewer(pool, repo.sales_by_month, where)
-        trend = submit_as_viewer(pool, repo.sales_over_time, where, grain, ("country",), ("sales",))
+        current = pool.submit(repo.kpis, scope, where)
+        previous = pool.submit(repo.kpis, scope, prior) if prior else None
+        finest = pool.submit(repo.sales_by, scope, where, ("country", "product"))  # breakdowns sum it
+        months = pool.submit(repo.sales_by_month, scope, where)
+        trend = pool.submit(repo.sales_over_time, scope, where, grain, ("country",), ("sales",))
         cards = render_kpi_cards(figures.kpi_card_values(current.result(), previous and previous.result(),
                                                          compared=compared))
-        segments = repo.sales_by(where, ("segment",))
-        countries = repo.sales_by(where, ("country",))
-        products = repo.sales_by(where, ("product",))
+        segments = repo.sales_by(scope, where, ("segment",))
+        countries = repo.sales_by(scope, where, ("country",))
+        products = repo.sales_by(scope, where, ("product",))
         top = finest.result().nlargest(settings.top_n, "sales")
-        months, trend = months.result(), repo.with_partial_periods(trend.result(), where, grain)
+        months, trend = months.result(), repo.with_partial_periods(scope, trend.result(), where, grain)
     top = top.assign(margin=KPI_BY_KEY["gross_margin_pct"].evaluate(top))
     # money already in cents by the display rule: the table's own $ format then shows exactly those cents
     top = top.assign(**{c: top[c].map(round_money).astype(float) for c in ("sales", "profit")})
@@ -167,20 +162,21 @@ def overview_outputs(repo: LakeRepository, query: str | None, settings: Dashboar
              number_column("Orders", "orders", 0), number_column("Units", "units_sold")])
 
 
-def previous_period(repo: LakeRepository, where: SalesFilter) -> tuple[SalesFilter | None, str]:
+def previous_period(repo: LakeRepository, scope: Scope, where: SalesFilter) -> tuple[SalesFilter | None, str]:
     """The like-for-like part of the previous period to compare ``where`` with, and its label (None and why, when
     nothing is comparable)."""
     if where.start is None or where.end is None:
         return None, "no previous period data"
-    return repo.comparison(where)
+    return repo.comparison(scope, where)
 
 
-def trends_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
-    view, where, revision = _where(repo, query)
+def trends_outputs(repo: LakeRepository, scope: Scope, query: str | None,
+                   settings: DashboardSettings) -> tuple[Any, ...]:
+    view, where, revision = _where(repo, scope, query)
     grain, _ = effective_grain(where, view.grain)
-    actuals = repo.sales_over_time(where, "hour", ("country",))
+    actuals = repo.sales_over_time(scope, where, "hour", ("country",))
     try:
-        forecasts, anomalies, note = repo.forecasts(where), repo.anomalies(where), None
+        forecasts, anomalies, note = repo.forecasts(scope, where), repo.anomalies(scope, where), None
     except TableMissing:
         forecasts, anomalies, note = pd.DataFrame(), pd.DataFrame(), render_note(NO_FORECASTS, "warning")
     zone = settings.time_zone
@@ -188,30 +184,32 @@ def trends_outputs(repo: LakeRepository, query: str | None, settings: DashboardS
     if where.start and where.end:
         previous = where.previous()
         comparison = figures.period_comparison_figure(
-            repo.sales_over_time(where, grain), repo.sales_over_time(previous, grain),
+            repo.sales_over_time(scope, where, grain), repo.sales_over_time(scope, previous, grain),
             pd.Timedelta(where.end - where.start), revision, zone)
     else:
         comparison = figures.empty_figure("pick a bounded period to compare", revision)
     return note, chart, comparison
 
 
-def customers_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
-    _, where, revision = _where(repo, query)
+def customers_outputs(repo: LakeRepository, scope: Scope, query: str | None,
+                      settings: DashboardSettings) -> tuple[Any, ...]:
+    _, where, revision = _where(repo, scope, query)
     if not where.per_customer:
         note = render_note("Customer KPIs exist per country and segment only; the product and discount-band "
                            "filters are ignored on this tab.")
         where = SalesFilter(where.start, where.end, where.countries, where.segments)
     else:
         note = None
-    overall = repo.customers_by(where, None)
-    by_country = figures.with_customer_kpis(repo.customers_by(where, "country"))
-    by_segment = figures.with_customer_kpis(repo.customers_by(where, "segment"))
+    overall = repo.customers_by(scope, where, None)
+    by_country = figures.with_customer_kpis(repo.customers_by(scope, where, "country"))
+    by_segment = figures.with_customer_kpis(repo.customers_by(scope, where, "segment"))
 
     def card_totals(filter_: SalesFilter) -> dict[str, Any]:
-        row = repo.customers_by(filter_, None)
+        row = repo.customers_by(scope, filter_, None)
         return {} if row.empty else figures.with_customer_kpis(row).iloc[0].to_dict()
 
-    prior, compared = previous_period(repo, where) if not overall.empty else (None, "no previous period data")
+    prior, compared = (previous_period(repo, scope, where) if not overall.empty
+                       else (None, "no previous period data"))
     previous = card_totals(prior) if prior else None
     cards = render_kpi_cards(figures.kpi_card_values(card_totals(where), previous, figures.CUSTOMER_CARD_KPIS,
                                                      compared))
@@ -222,19 +220,20 @@ def customers_outputs(repo: LakeRepository, query: str | None, settings: Dashboa
                                           "Repeat-customer rate (2+ orders in the period)", revision),
             figures.customer_ratio_figure(by_country, by_segment, "orders_per_customer", "Orders per customer",
                                           revision),
-            figures.engagement_figure(repo.engagement_by_country(where), revision))
+            figures.engagement_figure(repo.engagement_by_country(scope, where), revision))
 
 
-def inventory_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
-    _, where, revision = _where(repo, query)
-    stock = repo.stock(where)
+def inventory_outputs(repo: LakeRepository, scope: Scope, query: str | None,
+                      settings: DashboardSettings) -> tuple[Any, ...]:
+    _, where, revision = _where(repo, scope, query)
+    stock = repo.stock(scope, where)
     drill = len(where.countries) == 1  # one country chosen: drill down to its products
     by = "product" if drill else "country"
     title = (f"Stock health of {where.countries[0]} by product (units vs reorder point)" if drill
              else "Stock health by country (units vs reorder point; choose one country, or click its bar "
                   "below, to see its products)")
-    alerts = repo.reorder_alerts(where)
-    note = None if repo.has_stockout_forecasts() else render_note(
+    alerts = repo.reorder_alerts(scope, where)
+    note = None if repo.has_stockout_forecasts(scope) else render_note(
         NO_FORECASTS + " Predicted stock-out times appear here once forecasts exist.", "warning")
     for column in ("alerted_at", "predicted_stockout_time", "as_of"):
         if column in alerts:
@@ -247,29 +246,31 @@ def inventory_outputs(repo: LakeRepository, query: str | None, settings: Dashboa
                {"name": f"Predicted stock-out ({settings.time_zone})", "id": "predicted_stockout_time"}]
     return (note, title, figures.stock_gauges_figure(stock, by, revision), alerts.to_dict("records"), columns,
             figures.cover_figure(stock, by, revision), figures.turnover_figure(stock, by, revision),
-            figures.sales_stock_figure(repo.sales_over_time(where, "day", ("country",), ("sales",)),
-                                       repo.stock_over_time(where), revision))
+            figures.sales_stock_figure(repo.sales_over_time(scope, where, "day", ("country",), ("sales",)),
+                                       repo.stock_over_time(scope, where), revision))
 
 
-def quality_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
-    view, where, revision = _where(repo, query)
+def quality_outputs(repo: LakeRepository, scope: Scope, query: str | None,
+                    settings: DashboardSettings) -> tuple[Any, ...]:
+    view, where, revision = _where(repo, scope, query)
     grain, _ = effective_grain(where, view.grain)
     zone = settings.time_zone
-    cards = (render_note(ADMINS_ONLY) if repo.restricted()
-             else render_pipeline_cards(repo.stream_status(), repo.manifest_streams(), repo.backfill_reports()))
-    sample = repo.quarantine_sample()
+    cards = (render_note(ADMINS_ONLY) if scope.restricted
+             else render_pipeline_cards(repo.stream_status(scope), repo.manifest_streams(scope),
+                                        repo.backfill_reports(scope)))
+    sample = repo.quarantine_sample(scope)
     sample["ingest_time"] = figures.local_time(sample["ingest_time"], zone).dt.strftime("%Y-%m-%d %H:%M:%S")
-    info = repo.model_info()
+    info = repo.model_info(scope)
     metrics = figures.model_metrics_frame(info.metrics if info else {})
     model_note = None if info else render_note("No model yet — run `salespulse train`; its metrics against the "
                                                "seasonal-naive, linear-regression and gradient-boosting baselines "
                                                "appear here.", "warning")
-    ingest = repo.ingest_over_time(where, grain)
-    history = (repo.stream_status() or {}).get("history", [])
+    ingest = repo.ingest_over_time(scope, where, grain)
+    history = (repo.stream_status(scope) or {}).get("history", [])
     return (cards, figures.batch_history_figure(history, revision, zone),
             figures.ingest_figure(ingest, revision, zone, grain),
             figures.freshness_figure(ingest, revision, zone, grain),
-            figures.quarantine_figure(repo.quarantine_over_time(grain), revision, zone, grain),
+            figures.quarantine_figure(repo.quarantine_over_time(scope, grain), revision, zone, grain),
             sample.to_dict("records"),
             [{"name": f"Ingested ({zone})", "id": "ingest_time"}, {"name": "Reason", "id": "reason"},
              {"name": "Detail", "id": "reason_detail"}, {"name": "File", "id": "source_file"},
@@ -298,11 +299,11 @@ def render_pipeline_cards(status: dict[str, Any] | None, streams: dict[str, Any]
                              for label, value in cards])
 
 
-def export_outputs(repo: LakeRepository, query: str | None) -> tuple[Any, Any]:
+def export_outputs(repo: LakeRepository, scope: Scope, query: str | None) -> tuple[Any, Any]:
     """The CSV download of the filtered view and the note beside the export button: empty, or that the file
     leaves out unreadable files, or (no download) that reading failed, with the request id."""
     try:
-        frame, name = export_frame(repo, query)
+        frame, name = export_frame(repo, scope, query)
         left_out = unreadable_count(repo)
     except Exception as err:  # the user gets a message in the page, not a failed request
         return no_update, read_failure(err, "Could not read the data to export.")
@@ -310,11 +311,11 @@ def export_outputs(repo: LakeRepository, query: str | None) -> tuple[Any, Any]:
     return dcc.send_data_frame(frame.to_csv, name, index=False), note
 
 
-def export_frame(repo: LakeRepository, query: str | None) -> tuple[pd.DataFrame, str]:
+def export_frame(repo: LakeRepository, scope: Scope, query: str | None) -> tuple[pd.DataFrame, str]:
     """The filtered view as a CSV-ready frame (numbers numeric, times UTC ISO) and its file name."""
-    view, where, _ = _where(repo, query)
+    view, where, _ = _where(repo, scope, query)
     grain, _ = effective_grain(where, view.grain)
-    frame = repo.export_rows(where, grain)
+    frame = repo.export_rows(scope, where, grain)
     # the cents every other view shows, written as numbers (assign: the repository's cached frame stays as is)
     frame = frame.assign(**{c: frame[c].map(round_money) for c in frame.columns if c in MONEY_MEASURES})
     frame["period"] = pd.to_datetime(frame["period"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -389,11 +390,12 @@ READ_WARNINGS = {name: Output(ids.warning(name), "children") for name in TAB_OUT
 CACHEABLE_OUTPUTS = (Output(ids.FILTERS, "data"), *(w for name, w in READ_WARNINGS.items() if name != "quality"))
 
 
-def guarded(outputs: Callable[..., tuple[Any, ...]], size: int, repo: LakeRepository, *args: Any) -> tuple[Any, ...]:
+def guarded(outputs: Callable[..., tuple[Any, ...]], size: int, repo: LakeRepository, scope: Scope,
+            *args: Any) -> tuple[Any, ...]:
     """Run a tab's outputs; on a failed read keep the last good content and say so, and say when the figures
     leave out files that cannot be read."""
     try:
-        values = outputs(repo, *args)
+        values = outputs(repo, scope, *args)
         left_out = unreadable_count(repo)
     except Exception as err:  # any read failure: the page must not go blank
         warning = read_failure(err, "Could not read the latest data; showing the last good data. Retrying at the "
@@ -422,23 +424,25 @@ def partial_notice(count: int, consequence: str) -> dbc.Alert:
                      "The operators' log names the files.", color="warning", className="py-2 partial-data")
 
 
-def tab_content(repo: LakeRepository, tab: str, query: str | None, settings: DashboardSettings) -> Any:
+def tab_content(repo: LakeRepository, scope: Scope, tab: str, query: str | None,
+                settings: DashboardSettings) -> Any:
     """The tab's frame already holding its figures, cards and tables for the filters ``query`` (or its read
     warning): a tab arrives whole, in one round trip."""
     outputs, targets = TAB_OUTPUTS[tab]
-    values = guarded(outputs, len(targets), repo, query, settings)
+    values = guarded(outputs, len(targets), repo, scope, query, settings)
     return fill(render_tab(tab), ((o.component_id, o.component_property, v)
                                   for o, v in zip([*targets, READ_WARNINGS[tab]], values, strict=True)
                                   if v is not no_update))
 
 
-def page(repo: LakeRepository, user: User | None, search: str | None, settings: DashboardSettings) -> Any:
+def page(repo: LakeRepository, scope: Scope, user: User | None, search: str | None,
+         settings: DashboardSettings) -> Any:
     """The page for the URL query ``search`` with its filters set and the first tab filled, so the browser
     draws the charts straight from the layout. A link whose query did not reach the server opens on the
     default view; the filter sync then moves it to the link's view."""
     version = repo.data_version()  # first: data published meanwhile is picked up by the next version poll
     try:
-        newest = repo.newest_hour()
+        newest = repo.newest_hour(scope)
     except TableMissing:  # nothing published yet
         newest = None
     except Exception as err:  # the page opens whatever the lake's state; the tab shows the read warning
@@ -447,8 +451,8 @@ def page(repo: LakeRepository, user: User | None, search: str | None, settings: 
     controls = dict(zip(((o.component_id, o.component_property) for o in FILTER_OUTPUTS),
                         controls_for(parse_query(search), newest), strict=True))
     del controls[(ids.URL, "search")]  # the address stays as typed until the filter sync tidies it
-    first = tab_content(repo, FIRST_TAB, controls[(ids.FILTERS, "data")], settings)
-    shell = render_page(settings, user, repo.countries(), version, first)
+    first = tab_content(repo, scope, FIRST_TAB, controls[(ids.FILTERS, "data")], settings)
+    shell = render_page(settings, user, repo.countries(scope), version, first)
     return fill(shell, ((component_id, prop, value) for (component_id, prop), value in controls.items()))
 
 
@@ -456,21 +460,24 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
     @app.callback(Output(ids.DATA_VERSION, "data"), Input(ids.REFRESH, "n_intervals"),
                   State(ids.DATA_VERSION, "data"), prevent_initial_call=True)
     def poll_data_version(_: int | None, known: str | None) -> Any:
-        version = repo.ready_version()  # a new version once its shared tables are built: the views then are quick
+        scope = viewer_scope()
+        version = repo.ready_version(scope)  # new once its shared tables are built: the views then are quick
         return no_update if not version or version == known else version
 
     @app.callback(Output(ids.HEADER_FRESHNESS, "children"), Output(ids.HEADER_FRESHNESS, "color"),
                   Output(ids.HEADER_MODEL, "children"), Input(ids.REFRESH, "n_intervals"))
     def update_header(_: int | None) -> tuple[str, str, str]:
+        scope = viewer_scope()
         published = repo.published_at()
-        text, color = freshness_badge(repo.stream_status(), published, datetime.now(timezone.utc), settings)
-        return text, color, model_badge(repo)
+        text, color = freshness_badge(repo.stream_status(scope), published, datetime.now(timezone.utc), settings)
+        return text, color, model_badge(repo, scope)
 
     @app.callback(Output(ids.ALERT_COUNT, "children"), Output(ids.ALERT_COUNT, "color"),
                   Output(ids.ALERT_MENU, "children"), Input(ids.DATA_VERSION, "data"))
     def update_alerts(_version: str | None) -> tuple[str, str, list[Any]]:
+        scope = viewer_scope()
         try:
-            return alert_outputs(repo, settings)
+            return alert_outputs(repo, scope, settings)
         except Exception as err:  # the header stays up; the error goes to the log
             log.warning("could not read the alerts", exc_info=err)
             return "?", "warning", [dbc.DropdownMenuItem("Alerts could not be read", disabled=True)]
@@ -484,6 +491,7 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
                      countries: list[str] | None, segments: list[str] | None, products: list[str] | None,
                      bands: list[str] | None, grain: str | None, _reset: int | None, _version: str | None,
                      applied: str | None) -> tuple[Any, ...]:
+        scope = viewer_scope()
         triggered = {t["prop_id"].split(".")[0] for t in callback_context.triggered}
         if ids.RESET in triggered:
             view = ViewFilters()
@@ -495,26 +503,28 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
             view = filters_from_controls(preset, start, end, countries, segments, products, bands,
                                          grain or "day", bool(triggered & {ids.DATES}))
         shown = (preset, start, end, countries, segments, products, bands, grain, search, applied)
-        return only_changed(controls_for(view, repo.newest_hour()), shown)
+        return only_changed(controls_for(view, repo.newest_hour(scope)), shown)
 
     @app.callback(Output(ids.URL, "search", allow_duplicate=True),
                   Input(ids.clickable(ALL, ALL), "clickData"), State(ids.FILTERS, "data"),
                   prevent_initial_call=True)
     def cross_filter(_clicks: list[Any], applied: str | None) -> str:
+        scope = viewer_scope()
         trigger = callback_context.triggered_id
         value = clicked_value(callback_context.triggered[0]["value"]) if trigger else None
         if value is None:
             raise PreventUpdate
         view = with_clicked(parse_query(applied), trigger["dimension"], value)
-        return to_query(view, repo.newest_hour())
+        return to_query(view, repo.newest_hour(scope))
 
     @app.callback(Output(ids.TAB_CONTENT, "children"), Input(ids.TABS, "active_tab"), State(ids.FILTERS, "data"),
                   prevent_initial_call=True)  # the page opens with the first tab filled
     def show_tab(tab: str, applied: str | None) -> Any:
-        return tab_content(repo, tab, applied, settings)
+        scope = viewer_scope()
+        return tab_content(repo, scope, tab, applied, settings)
 
     def tab_callback(outputs: Callable[..., tuple[Any, ...]], size: int) -> Callable[[str, str], tuple[Any, ...]]:
-        return lambda _version, query: guarded(outputs, size, repo, query, settings)
+        return lambda _version, query: guarded(outputs, size, repo, viewer_scope(), query, settings)
 
     for name, (outputs, targets) in TAB_OUTPUTS.items():  # a tab arrives filled: only changes call these
         app.callback(*targets, READ_WARNINGS[name], Input(ids.DATA_VERSION, "data"), Input(ids.FILTERS, "data"),
@@ -528,4 +538,5 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
     @app.callback(Output(ids.EXPORT_DOWNLOAD, "data"), Output(ids.EXPORT_NOTE, "children"),
                   Input(ids.EXPORT_BUTTON, "n_clicks"), State(ids.FILTERS, "data"), prevent_initial_call=True)
     def export_csv(_: int, applied: str | None) -> tuple[Any, Any]:
-        return export_outputs(repo, applied)
+        scope = viewer_scope()
+        return export_outputs(repo, scope, applied)

@@ -12,15 +12,18 @@ gold_sales_hourly's rollup per UTC day (periods of whole days at day, week and m
 only their days' hourly files), and in memory the customer bitsets of ``dashboard/customer_sets.py`` (exact distinct
 customers of any period in milliseconds), both built from the previous version's for the days whose files did not
 change. docs/dashboard.md says what each costs.
-Row-level security: ``viewer_countries`` (a callable, e.g. the logged-in user's countries) says which countries the
-current viewer may see, None for all. Every table is read through ``_visible``, which keeps only those countries' rows
-(a table without a country column reads as empty for a restricted viewer), and every cache key starts with the viewer's
-countries (``_cached``), so one viewer's results never serve another. A background build (``ready_version``) has no
-request: it reads as the viewer whose version check started it.
+Row-level security: every query method takes the caller's ``salespulse.scope.Scope`` as its first argument (the
+countries it may see, or all), checked on entry; nothing is looked up from the request or the thread, and a call
+without one fails. The private readers a query calls find its scope through ``_viewer``, which raises outside a query
+call, so no read can fall back to every country. Every table is read through ``_visible``, which keeps only the scope's
+rows (a table without a country column reads as empty for a restricted scope), and every cache key starts with the
+scope's countries (``_cached``), so one viewer's results never serve another. A background build (``ready_version``)
+runs for the scope of the call that started it.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -64,6 +67,7 @@ from salespulse.lake import (
 )
 from salespulse.metrics import MEASURES, SHOWN_MEASURES, compute_kpis, event_measures, measure_sums
 from salespulse.schema import COUNTRIES
+from salespulse.scope import Scope, require
 from salespulse.settings import DashboardSettings
 from salespulse.storage import Storage, as_storage
 from salespulse.targets import MEASURES as TARGET_MEASURES
@@ -105,9 +109,23 @@ PREPARE_HOLD_SECONDS = 3.0
 # DuckDB keeps a little memory for good (tens of KB) per version's tables created and dropped in one database, which
 # a worker of a live lake does every few seconds; a new database after this many versions frees it.
 DATABASE_VERSIONS = 240
-# The viewer a background build works for (it has no request to ask), as a one-element tuple; None: ask the request.
-_BUILDING_FOR: ContextVar[tuple[tuple[str, ...] | None] | None] = ContextVar("salespulse_building_for", default=None)
+# The scope of the query method running in this context (set on entry by ``_query`` from its argument, and by a
+# background build for the scope that started it); None outside one, where ``_viewer`` raises.
+_CALL_SCOPE: ContextVar[Scope | None] = ContextVar("salespulse_call_scope", default=None)
 log = logging.getLogger(__name__)
+
+
+def _query(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A query method: its first argument must be a Scope (``salespulse.scope.require``), which the private readers it
+    calls see through ``_viewer`` until it returns."""
+    @functools.wraps(method)
+    def call(self: LakeRepository, scope: Scope, *args: Any, **kwargs: Any) -> Any:
+        token = _CALL_SCOPE.set(require(scope))
+        try:
+            return method(self, scope, *args, **kwargs)
+        finally:
+            _CALL_SCOPE.reset(token)
+    return call
 
 
 class TableMissing(LookupError):
@@ -162,11 +180,9 @@ class LakeRepository:
     model registry (a local folder)."""
 
     def __init__(self, lake: Storage | str | Path, models: str | Path,
-                 viewer_countries: Callable[[], tuple[str, ...] | None] = lambda: None,
                  memory_mb: int = DashboardSettings.model_fields["query_memory_mb"].default):
         self.lake = as_storage(lake)
         self.models = Path(models)
-        self._viewer_countries = viewer_countries  # asked per read (``viewer_countries``)
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_version = ""
         self._lock = threading.Lock()
@@ -192,12 +208,13 @@ class LakeRepository:
         HDFS file id, size, modification time) changes. No read of the manifest itself."""
         return self.lake.version(MANIFEST)
 
-    def ready_version(self) -> str:
+    @_query
+    def ready_version(self, scope: Scope) -> str:
         """The data version to tell the viewer's pages about: the current one once the tables all its views share
         (the daily rollup and the customer bitsets) are built for this viewer, else "" ("no change yet"; for at
         most PREPARE_HOLD_SECONDS after the version appeared). The first request that finds them missing starts
         their build in the background; each waits for it PREPARE_WAIT_SECONDS at most."""
-        version, viewer = self.data_version(), self.viewer_countries()
+        version, viewer = self.data_version(), scope.countries
         start = None
         with self._lock:
             if self._prepared.get(viewer) == version:
@@ -209,16 +226,16 @@ class LakeRepository:
             if build is None:
                 build = start = self._preparing[viewer] = _Preparation(version, threading.Event())
         if start is not None:
-            threading.Thread(target=self._prepare, args=(viewer, start), name="salespulse-prepare", daemon=True).start()
+            threading.Thread(target=self._prepare, args=(scope, start), name="salespulse-prepare", daemon=True).start()
         if build.done.wait(PREPARE_WAIT_SECONDS) and build.version == version:
             return version
         return version if time.monotonic() - appeared > PREPARE_HOLD_SECONDS else ""
 
-    def _prepare(self, viewer: tuple[str, ...] | None, build: _Preparation) -> None:
-        """Builds the current version's shared tables for ``viewer`` (run in a thread of its own)."""
-        _BUILDING_FOR.set((viewer,))
+    def _prepare(self, scope: Scope, build: _Preparation) -> None:
+        """Builds the current version's shared tables for ``scope`` (run in a thread of its own)."""
+        _CALL_SCOPE.set(scope)
         try:
-            self.newest_hour()  # builds the daily rollup
+            self.newest_hour(scope)  # builds the daily rollup
             self._customer_cells()
             self.unreadable_files()  # lists every table (and reads new files' footers) before the views ask
         except TableMissing:  # nothing published yet: nothing to build
@@ -227,15 +244,17 @@ class LakeRepository:
             log.warning("building a new data version's tables failed; the views read on demand", exc_info=err)
         finally:
             with self._lock:
-                self._prepared[viewer] = build.version
-                del self._preparing[viewer]
+                self._prepared[scope.countries] = build.version
+                del self._preparing[scope.countries]
             build.done.set()
 
-    def viewer_countries(self) -> tuple[str, ...] | None:
-        """The countries the current viewer may see (None: all), from the request or, in a background build,
-        the viewer it builds for."""
-        building_for = _BUILDING_FOR.get()
-        return building_for[0] if building_for is not None else self._viewer_countries()
+    def _viewer(self) -> tuple[str, ...] | None:
+        """The countries the running query's scope may see (None: all). Raises outside a query method: a read
+        must never fall back to every country."""
+        scope = _CALL_SCOPE.get()
+        if scope is None:
+            raise RuntimeError("a lake read outside a query method: no Scope says whose data it may return")
+        return scope.countries
 
     def memory_bytes(self) -> dict[str, int]:
         """The repository's DuckDB memory in use, by part (DuckDB's tags, e.g. IN_MEMORY_TABLE), for /metrics; empty
@@ -254,15 +273,17 @@ class LakeRepository:
         """When the manifest was last published (UTC ISO), for the header when no stream runs."""
         return _read_json(self.lake, MANIFEST, default={}).get("published_at")
 
-    def stream_status(self) -> dict[str, Any] | None:
+    @_query
+    def stream_status(self, scope: Scope) -> dict[str, Any] | None:
         """The running stream's figures (``_status/stream.json``), or None when no stream has run. They count
         every country's rows, so a restricted viewer gets only when it last published (the header's freshness)."""
         status = _read_json(self.lake, STATUS)
-        if status is None or not self.restricted():
+        if status is None or not scope.restricted:
             return status
         return {"updated_at": status["updated_at"]} if "updated_at" in status else None
 
-    def model_info(self) -> ModelInfo | None:
+    @_query
+    def model_info(self, scope: Scope) -> ModelInfo | None:
         """The promoted model of the registry (``<models>/current``), or None before the first training."""
         try:
             version = (self.models / "current").read_text(encoding="utf-8").strip()
@@ -270,23 +291,20 @@ class LakeRepository:
             return None
         metrics = _read_json(as_storage(self.models), f"{version}/metrics.json") or {}
         # measured over every country's sales: administrators only
-        return ModelInfo(version, metrics.get("trained_at"), {} if self.restricted() else metrics)
-
-    def restricted(self) -> bool:
-        """Whether the current viewer may see only some countries (then all-country figures are withheld)."""
-        return self.viewer_countries() is not None
+        return ModelInfo(version, metrics.get("trained_at"), {} if scope.restricted else metrics)
 
     # -- cache and scans ---------------------------------------------------------------------------------
-    def countries(self) -> tuple[str, ...]:
+    @_query
+    def countries(self, scope: Scope) -> tuple[str, ...]:
         """The countries the current viewer may see (the country filter's options)."""
-        allowed = self.viewer_countries()
-        return COUNTRIES if allowed is None else tuple(c for c in COUNTRIES if c in allowed)
+        return scope.visible(COUNTRIES)
 
-    def _cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    def _cached(self, key: tuple[Any, ...], compute: Callable[[], Any], per_viewer: bool = True) -> Any:
         """``compute()``'s value for ``key`` under the current data version, computed once: threads asking for a
         key another thread is computing wait for its result instead of computing it again (after a publish,
         every open page asks for the same new tables at once)."""
-        key = (self.viewer_countries(), *key)  # row-level security: results are per set of visible countries
+        # Row-level security: results are per set of visible countries, except what holds no row (file listings).
+        key = (self._viewer() if per_viewer else "files of every viewer", *key)
         version = self.data_version()
         dropped = False
         while True:
@@ -372,7 +390,7 @@ class LakeRepository:
             except FileNotFoundError:
                 raise TableMissing(table) from None
             return self._check_files(table, by_dir, table_listed_files(self.lake, table))
-        return self._cached(("files", table), listing)
+        return self._cached(("files", table), listing, per_viewer=False)
 
     def _check_files(self, table: str, by_dir: dict[str, list[str] | None],
                      listed: dict[str, tuple[str, ...]]) -> _Listing:
@@ -441,7 +459,7 @@ class LakeRepository:
         """The rows of ``files`` (some of ``table``'s) the viewer may see; None when there are none. The one place
         where row-level security applies."""
         scan = parquet_scan(tuple(files))
-        allowed = self.viewer_countries()
+        allowed = self._viewer()
         if scan is None or allowed is None:
             return scan
         if not allowed or "country" not in TABLES[table].column_names:  # nothing to attribute: nothing shown
@@ -501,7 +519,7 @@ class LakeRepository:
         created before (None: the first). Tables it replaces are dropped once no computation runs
         (``_unused_tables``)."""
         with self._lock:
-            versions = self._tables.setdefault(f"{name}:{self.viewer_countries()}", [])
+            versions = self._tables.setdefault(f"{name}:{self._viewer()}", [])
             previous = next((built for built in reversed(versions) if built.ready), None)
             table = _Built(f"{name}_{next(self._serial)}", days)
             versions.append(table)
@@ -538,7 +556,7 @@ class LakeRepository:
             return None
 
         def build() -> CustomerCells:
-            viewer = self.viewer_countries()
+            viewer = self._viewer()
             by_day = self._files_by_day("gold_customers_daily")
             ids = self._table("customer_ids", CUSTOMER_IDS_SQL.format(customers=customers))
             groups = self._table("customer_groups", CUSTOMER_GROUPS_SQL.format(customers=customers))
@@ -613,7 +631,8 @@ class LakeRepository:
                     FROM {silver})"""
 
     # -- sales -------------------------------------------------------------------------------------------
-    def newest_hour(self) -> pd.Timestamp | None:
+    @_query
+    def newest_hour(self, scope: Scope) -> pd.Timestamp | None:
         """Start of the newest hour with sales (UTC, naive), the anchor of the date presets."""
         coverage = self._coverage()
         return None if coverage is None else pd.Timestamp(coverage.last_hour)
@@ -630,7 +649,8 @@ class LakeRepository:
             return data_coverage(first, last, self.published_at())
         return self._cached(("coverage",), compute)
 
-    def kpis(self, where: SalesFilter) -> dict[str, Any]:
+    @_query
+    def kpis(self, scope: Scope, where: SalesFilter) -> dict[str, Any]:
         """The KPI row `salespulse kpis` prints for the same filter (same function), as a dict."""
         def compute() -> dict[str, Any]:
             sales = self._sales("day", where)
@@ -644,7 +664,8 @@ class LakeRepository:
             return row | compute_kpis(row)
         return self._cached(("kpis", where), compute)
 
-    def sales_by(self, where: SalesFilter, dimensions: tuple[str, ...]) -> pd.DataFrame:
+    @_query
+    def sales_by(self, scope: Scope, where: SalesFilter, dimensions: tuple[str, ...]) -> pd.DataFrame:
         """Additive measures summed per combination of ``dimensions`` (one or more of DIMENSIONS)."""
         if not dimensions or not set(dimensions) <= set(DIMENSIONS):
             raise ValueError(f"dimensions must be one or more of {DIMENSIONS}")
@@ -655,7 +676,8 @@ class LakeRepository:
             return finest.groupby(list(dimensions), as_index=False, sort=True)[list(SHOWN_MEASURES)].sum()
         return self._cached(("sales_by", where, dimensions), compute)
 
-    def sales_over_time(self, where: SalesFilter, grain: str, dimensions: tuple[str, ...] = (),
+    @_query
+    def sales_over_time(self, scope: Scope, where: SalesFilter, grain: str, dimensions: tuple[str, ...] = (),
                         measures: tuple[str, ...] = SHOWN_MEASURES) -> pd.DataFrame:
         """``measures`` (some of SHOWN_MEASURES) per ``period`` (start of the minute/hour/day/week/month, UTC)
         and ``dimensions``. Asking for fewer measures reads fewer Parquet columns: a 90-day hourly trend of
@@ -681,13 +703,15 @@ class LakeRepository:
             SELECT {group}{measure_sums(measures)}
             FROM {sales} WHERE {condition} {"GROUP BY ALL" if keys else ""} {order}""", params, exact)
 
-    def export_rows(self, where: SalesFilter, grain: str) -> pd.DataFrame:
+    @_query
+    def export_rows(self, scope: Scope, where: SalesFilter, grain: str) -> pd.DataFrame:
         """The filtered view for CSV: numeric measures per period and every category (UTC periods); money as
         exact Decimals, for the export to round to cents by the display rule."""
         return self._cached(("export", where, grain),
                             lambda: self._grouped(where, grain, DIMENSIONS, period=True, exact=True))
 
-    def comparison(self, where: SalesFilter) -> tuple[SalesFilter | None, str]:
+    @_query
+    def comparison(self, scope: Scope, where: SalesFilter) -> tuple[SalesFilter | None, str]:
         """What the KPIs of ``where`` (a bounded period) are compared with: the like-for-like part of the previous
         period (None: nothing comparable) and the label saying so (``salespulse.kpis.previous_comparison``, over the
         hours the viewer's data covers)."""
@@ -699,11 +723,12 @@ class LakeRepository:
         return replace(where, start=chosen.start.replace(tzinfo=timezone.utc),
                        end=chosen.end.replace(tzinfo=timezone.utc)), chosen.label
 
-    def sales_by_month(self, where: SalesFilter) -> pd.DataFrame:
+    @_query
+    def sales_by_month(self, scope: Scope, where: SalesFilter) -> pd.DataFrame:
         """``sales_over_time`` per month with ``hours``, the month's hours inside the period that the data covers
         (items per hour's ``period_hours``), and ``month_hours``, all its hours: a month with fewer (the month to
         date, or one the period or the data starts inside) is a partial month."""
-        months = self.sales_over_time(where, "month")
+        months = self.sales_over_time(scope, where, "month")
         starts = pd.to_datetime(months["period"])
         coverage = self._coverage()
         hours = (group_hours(starts.dt.strftime("%Y-%m"), "month", where, coverage) if coverage is not None
@@ -711,14 +736,16 @@ class LakeRepository:
         month_hours = ((starts + pd.offsets.MonthBegin(1)) - starts).dt.total_seconds() / 3600
         return months.assign(hours=hours, month_hours=month_hours)
 
-    def with_partial_periods(self, frame: pd.DataFrame, where: SalesFilter, grain: str) -> pd.DataFrame:
+    @_query
+    def with_partial_periods(self, scope: Scope, frame: pd.DataFrame, where: SalesFilter, grain: str) -> pd.DataFrame:
         """A ``sales_over_time`` frame with ``partial``: its period shows less than the whole day, week or month
         (the data or the filter starts or ends inside it), so a chart can draw it as partial."""
         return frame.assign(partial=partial_periods(frame["period"], grain, where, self._coverage())
                             if not frame.empty else [])
 
     # -- customers ---------------------------------------------------------------------------------------
-    def customers_by(self, where: SalesFilter, dimension: str | None) -> pd.DataFrame:
+    @_query
+    def customers_by(self, scope: Scope, where: SalesFilter, dimension: str | None) -> pd.DataFrame:
         """Active, new, returning and repeat customers and orders per ``dimension`` (country or segment)."""
         def compute() -> pd.DataFrame:
             rows = self._customer_rows(where, dimension) if where.per_customer else None
@@ -727,7 +754,8 @@ class LakeRepository:
         return frame.rename(columns={"grp": dimension or "scope"})
 
     # -- forecasts ---------------------------------------------------------------------------------------
-    def forecasts(self, where: SalesFilter) -> pd.DataFrame:
+    @_query
+    def forecasts(self, scope: Scope, where: SalesFilter) -> pd.DataFrame:
         """Country-level forecasts for hours from the period's start on (including the hours after the newest
         data): for each target hour, the forecast with the latest origin before it. Raises TableMissing."""
         def compute() -> pd.DataFrame:
@@ -743,7 +771,8 @@ class LakeRepository:
                 ORDER BY country, hour""", params)
         return self._cached(("forecasts", where), compute)
 
-    def anomalies(self, where: SalesFilter) -> pd.DataFrame:
+    @_query
+    def anomalies(self, scope: Scope, where: SalesFilter) -> pd.DataFrame:
         """Country-level sales anomalies in the period (none before the scorer has published any)."""
         def compute() -> pd.DataFrame:
             scan = self._optional_scan("gold_forecast_anomalies")
@@ -759,7 +788,8 @@ class LakeRepository:
         return self._cached(("anomalies", where), compute)
 
     # -- targets -----------------------------------------------------------------------------------------
-    def target_attainment(self, where: SalesFilter) -> tuple[MonthToDate, pd.DataFrame] | None:
+    @_query
+    def target_attainment(self, scope: Scope, where: SalesFilter) -> tuple[MonthToDate, pd.DataFrame] | None:
         """The month ``where`` ends in (or the newest data's month) and, per target of the viewer's countries (and
         the chosen ones) in it, attainment to date and the projected month end (salespulse.targets). Targets judge
         whole countries or segments: the segment, product and band filters do not apply. None before any sales."""
@@ -791,7 +821,7 @@ class LakeRepository:
                 # from a day before the data's end: the latest origin's whole day gives the hourly rate past the
                 # forecast's horizon
                 since = window.data_end.replace(tzinfo=timezone.utc) - timedelta(days=1)
-                forecasts = self.forecasts(replace(month, start=since))
+                forecasts = self.forecasts(scope, replace(month, start=since))
             except TableMissing:
                 forecasts = pd.DataFrame()
             remaining = remaining_forecast(forecasts, window) if not forecasts.empty else {}
@@ -799,7 +829,8 @@ class LakeRepository:
         return self._cached(("target_attainment", where), compute)
 
     # -- inventory ---------------------------------------------------------------------------------------
-    def stock(self, where: SalesFilter) -> pd.DataFrame:
+    @_query
+    def stock(self, scope: Scope, where: SalesFilter) -> pd.DataFrame:
         """The stock snapshot per country x product, with the period's COGS for inventory turnover."""
         def compute() -> pd.DataFrame:
             scan = self._scan("gold_stock")
@@ -807,11 +838,12 @@ class LakeRepository:
                 return pd.DataFrame()
             condition, params = _country_period(where, None, products=True)
             stock = self._frame(f"SELECT * FROM {scan} WHERE {condition} ORDER BY country, product", params)
-            cogs = self.sales_by(where, ("country", "product"))[["country", "product", "cogs"]]
+            cogs = self.sales_by(scope, where, ("country", "product"))[["country", "product", "cogs"]]
             return stock.merge(cogs, on=["country", "product"], how="left").fillna({"cogs": 0.0})
         return self._cached(("stock", where), compute)
 
-    def reorder_alerts(self, where: SalesFilter) -> pd.DataFrame:
+    @_query
+    def reorder_alerts(self, scope: Scope, where: SalesFilter) -> pd.DataFrame:
         """Series below their reorder point now, with the first alert time and the predicted stock-out time
         when forecasts exist (null: not within the forecast horizon)."""
         def compute() -> pd.DataFrame:
@@ -837,19 +869,21 @@ class LakeRepository:
                 ORDER BY s.days_of_cover NULLS LAST, s.country, s.product""", params)
         return self._cached(("reorder_alerts", where), compute)
 
-    def engagement_by_country(self, where: SalesFilter) -> pd.DataFrame:
+    @_query
+    def engagement_by_country(self, scope: Scope, where: SalesFilter) -> pd.DataFrame:
         """Per country: active customers (engagement), sales and stock on hand now (units, gold_stock summed over
         products; NaN without a stock snapshot), for customer engagement against sales and inventory."""
-        customers = self.customers_by(where, "country")[["country", "active_customers", "repeat_customers"]]
-        sales = self.sales_by(where, ("country",))[["country", "sales", "orders"]]
-        stock = self.stock(where)
+        customers = self.customers_by(scope, where, "country")[["country", "active_customers", "repeat_customers"]]
+        sales = self.sales_by(scope, where, ("country",))[["country", "sales", "orders"]]
+        stock = self.stock(scope, where)
         units = (stock.groupby("country", as_index=False)["stock_on_hand"].sum() if not stock.empty
                  else pd.DataFrame({"country": pd.Series(dtype=str), "stock_on_hand": pd.Series(dtype=float)}))
         return (customers.merge(sales, on="country", how="outer").merge(units, on="country", how="left")
                 .fillna({"active_customers": 0, "repeat_customers": 0, "sales": 0.0, "orders": 0})
                 .sort_values("country", ignore_index=True))
 
-    def stock_over_time(self, where: SalesFilter) -> pd.DataFrame:
+    @_query
+    def stock_over_time(self, scope: Scope, where: SalesFilter) -> pd.DataFrame:
         """Stock on hand per country at the end of each UTC day of the period (``period``: the day), counted as
         gold_stock counts it now: per product, the last count before the day's end plus the restocks and
         adjustments since that count, minus the units sold since it (silver events), summed over the products
@@ -894,11 +928,13 @@ class LakeRepository:
                 GROUP BY ALL ORDER BY country, period""", [*params, day_ends] * (3 if sales is not None else 2))
         return self._cached(("stock_over_time", where), compute)
 
-    def has_stockout_forecasts(self) -> bool:
+    @_query
+    def has_stockout_forecasts(self, scope: Scope) -> bool:
         return self._optional_scan("gold_stockout") is not None
 
     # -- alerts ------------------------------------------------------------------------------------------
-    def active_alerts(self) -> pd.DataFrame:
+    @_query
+    def active_alerts(self, scope: Scope) -> pd.DataFrame:
         """The alerts firing now (the latest event of each in gold_alert_events is a firing), newest first.
         Through ``_visible`` like every table: a restricted viewer gets their countries' alerts, and not the
         stream's, which have no country."""
@@ -913,7 +949,8 @@ class LakeRepository:
         return self._cached(("active_alerts",), compute)
 
     # -- data quality ------------------------------------------------------------------------------------
-    def quarantine_over_time(self, grain: str) -> pd.DataFrame:
+    @_query
+    def quarantine_over_time(self, scope: Scope, grain: str) -> pd.DataFrame:
         """Rejected rows per ingest period, event and reason."""
         def compute() -> pd.DataFrame:
             parts = []
@@ -927,7 +964,8 @@ class LakeRepository:
             return self._frame(" UNION ALL ".join(parts) + " ORDER BY period")
         return self._cached(("quarantine_over_time", grain), compute)
 
-    def quarantine_sample(self, limit: int = 20) -> pd.DataFrame:
+    @_query
+    def quarantine_sample(self, scope: Scope, limit: int = 20) -> pd.DataFrame:
         """The latest rejected sales rows: reason, its detail (the culprit and what was found), raw values as text."""
         shown = ["ingest_time", "reason", "reason_detail", "source_file", "row_number", "raw"]
 
@@ -946,7 +984,8 @@ class LakeRepository:
             return frame
         return self._cached(("quarantine_sample", limit), compute)
 
-    def ingest_over_time(self, where: SalesFilter, grain: str) -> pd.DataFrame:
+    @_query
+    def ingest_over_time(self, scope: Scope, where: SalesFilter, grain: str) -> pd.DataFrame:
         """Silver sales rows loaded per ingest period and run, and their lag (ingest time - event time):
         ingest rate and freshness over time, from the lineage every silver row carries."""
         def compute() -> pd.DataFrame:
@@ -961,18 +1000,20 @@ class LakeRepository:
                 FROM {scan} WHERE {condition} GROUP BY 1 ORDER BY 1""", params)
         return self._cached(("ingest_over_time", where, grain), compute)
 
-    def backfill_reports(self) -> list[dict[str, Any]]:
+    @_query
+    def backfill_reports(self, scope: Scope) -> list[dict[str, Any]]:
         """The backfill run reports (``reports/backfill/*.json``), oldest first; all-country counts, so
         administrators only."""
-        if self.restricted():
+        if scope.restricted:
             return []
         files = self.lake.find("reports/backfill", ".json", recursive=False)
         reports = [_read_json(self.lake, f"reports/backfill/{f.rsplit('/', 1)[1]}") for f in files]
         return [r for r in reports if r]
 
-    def manifest_streams(self) -> dict[str, Any]:
+    @_query
+    def manifest_streams(self, scope: Scope) -> dict[str, Any]:
         """The stream counters published with the data (exact after any crash); administrators only."""
-        if self.restricted():
+        if scope.restricted:
             return {}
         return _read_json(self.lake, MANIFEST, default={}).get("streams", {})
 

@@ -49,6 +49,7 @@ from werkzeug.exceptions import HTTPException
 
 from dashboard.auth import viewer
 from dashboard.data import LakeRepository
+from salespulse.scope import Scope
 from salespulse.settings import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -63,6 +64,8 @@ STREAM_COUNTERS = ("rows_in", "rows_silver", "rows_quarantined", "rows_duplicate
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_METHOD = "OTHER"
 OTHER_CALLBACK = "<other>"
+# The probes and /metrics report on the whole pipeline and are guarded by their own token, not by a user session.
+SYSTEM = Scope.everything()
 
 log = logging.getLogger("salespulse.errors")
 access_log = logging.getLogger(ACCESS_LOG)
@@ -115,7 +118,7 @@ class LakeCollector(Collector):
                                  "(manifest counters)", labels=["event", "kind"])
         by_reason = GaugeMetricFamily("salespulse_stream_quarantined_rows", "Quarantined rows by reason code",
                                       labels=["event", "reason"])
-        for event, state in sorted(self.repo.manifest_streams().items()):
+        for event, state in sorted(self.repo.manifest_streams(SYSTEM).items()):
             for counter in STREAM_COUNTERS:
                 rows.add_metric([event, counter.removeprefix("rows_")], float(state.get(counter, 0)))
             for reason, count in sorted(state.get("quarantined_by_reason", {}).items()):
@@ -131,7 +134,7 @@ class LakeCollector(Collector):
                                     labels=["event"])
         age = GaugeMetricFamily("salespulse_stream_status_age_seconds", "Seconds since the stream last wrote its "
                                 "status (after every batch)")
-        status = self.repo.stream_status() or {}
+        status = self.repo.stream_status(SYSTEM) or {}
         for event, figures in sorted(status.get("events", {}).items()):
             for family, key in ((lag, "freshness_seconds"), (duration, "last_batch_seconds"),
                                 (pending, "files_in_landing")):
@@ -179,8 +182,8 @@ def readiness(repo: LakeRepository, max_lag_seconds: float, now: float) -> str |
     try:
         if not repo.has_data():
             return "lake not readable: no published manifest"
-        repo.manifest_streams()
-        status = repo.stream_status()
+        repo.manifest_streams(SYSTEM)
+        status = repo.stream_status(SYSTEM)
         unreadable = sum(len(parts) for parts in repo.unreadable_files().values())
     except OSError:
         return "lake not readable: permission or I/O error"

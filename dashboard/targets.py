@@ -13,12 +13,14 @@ import pandas as pd
 from dash import Dash, Input, Output
 
 from dashboard import ids
+from dashboard.auth import viewer_scope
 from dashboard.callbacks import guarded
 from dashboard.data import LakeRepository
 from dashboard.filters import parse_query, period
 from dashboard.layout import money_column, render_note, render_target_cards
 from salespulse.kpis import round_half_up, round_money
 from salespulse.metrics import format_kpi
+from salespulse.scope import Scope
 from salespulse.settings import DashboardSettings
 from salespulse.targets import MEASURES, attainment_totals
 
@@ -70,8 +72,9 @@ TABLE_COLUMNS = [{"name": "Country", "id": "country"}, {"name": "Segment", "id":
                  money_column("Projected month end", "projected"), {"name": "Status", "id": "status"}]
 
 
-def targets_outputs(repo: LakeRepository, query: str | None, settings: DashboardSettings) -> tuple[Any, ...]:
-    found = repo.target_attainment(period(parse_query(query), repo.newest_hour()))
+def targets_outputs(repo: LakeRepository, scope: Scope, query: str | None,
+                    settings: DashboardSettings) -> tuple[Any, ...]:
+    found = repo.target_attainment(scope, period(parse_query(query), repo.newest_hour(scope)))
     if found is None:
         return [], "Targets", [], TABLE_COLUMNS
     window, rows = found
@@ -88,4 +91,4 @@ def register(app: Dash, repo: LakeRepository, settings: DashboardSettings) -> No
     @app.callback(*OUTPUTS, Output(ids.TARGET_WARNING, "children"), Input(ids.DATA_VERSION, "data"),
                   Input(ids.FILTERS, "data"))
     def update_targets(_version: str | None, query: str | None) -> tuple[Any, ...]:
-        return guarded(targets_outputs, len(OUTPUTS), repo, query, settings)
+        return guarded(targets_outputs, len(OUTPUTS), repo, viewer_scope(), query, settings)

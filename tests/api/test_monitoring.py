@@ -24,6 +24,7 @@ from salespulse.lake import MANIFEST, STATUS
 from salespulse.settings import load_settings
 from tests.accounts import login, write_accounts
 from tests.api.test_ingest_api import AUTH, TOKEN, sale
+from tests.scopes import inside_a_query
 
 STREAMS = {"sales": {"rows_in": 120, "rows_silver": 100, "rows_quarantined": 15, "rows_duplicate": 5, "files": 7,
                      "quarantined_by_reason": {"malformed_number": 9, "unknown_category": 6}, "batch_id": 6}}
@@ -229,7 +230,8 @@ def test_metrics_show_the_workers_resident_and_duckdb_memory(tmp_path: Path) -> 
     write_lake(tmp_path / "lake", 30)
     served = LakeRepository(tmp_path / "lake", tmp_path / "models")
     app = make_app(tmp_path, served)
-    served._table("numbers", "SELECT range AS n FROM range(2000000)")  # 2M BIGINTs: 16 MB in DuckDB's table
+    with inside_a_query():
+        served._table("numbers", "SELECT range AS n FROM range(2000000)")  # 2M BIGINTs: 16 MB in DuckDB's table
     samples = _samples(app.server.test_client().get("/metrics").get_data(as_text=True))
     assert 16e6 <= _value(samples, "salespulse_dashboard_duckdb_memory_bytes", part="in_memory_table") < 24e6
     assert 0.8 < _value(samples, "process_resident_memory_bytes") / psutil.Process().memory_info().rss < 1.25

@@ -14,17 +14,20 @@ import plotly.graph_objects as go
 import pytest
 from click.testing import CliRunner
 
-from dashboard import callbacks, figures, ids
+from dashboard import callbacks, ids
 from dashboard.data import LakeRepository
 from dashboard.filters import parse_query, period
 from salespulse.cli import main
 from salespulse.kpi_report import customer_totals
-from salespulse.metrics import format_kpi
 from salespulse.lake import duckdb_scan
+from salespulse.metrics import format_kpi
+from salespulse.scope import Scope
 from salespulse.settings import DashboardSettings
 from tests.conftest import read_landing
 from tests.lakes import SampleLake, publish_frame, sample_forecasts
 from tests.unit.salespulse.test_simulator import valid_mask
+
+ADMIN = Scope.everything()  # the reader's scope: every country
 
 pytestmark = pytest.mark.spark
 SETTINGS = DashboardSettings(time_zone="Europe/Paris")
@@ -78,9 +81,10 @@ def repo(sample_lake: SampleLake) -> LakeRepository:
 @pytest.mark.parametrize("query", QUERIES)
 def test_overview_cards_and_charts_match_pandas_over_the_source_files(repo: LakeRepository, truth: pd.DataFrame,
                                                                       query: str) -> None:
-    rows = expected(truth, query, repo.newest_hour())
+    rows = expected(truth, query, repo.newest_hour(ADMIN))
     assert len(rows) > 0, "the filter combination must select some sales"
-    cards, segment_donut, country_pie, _, products, trend, top, _ = callbacks.overview_outputs(repo, query, SETTINGS)
+    cards, segment_donut, country_pie, _, products, trend, top, _ = callbacks.overview_outputs(
+        repo, ADMIN, query, SETTINGS)
     segment_donut, country_pie, products = (go.Figure(f) for f in (segment_donut, country_pie, products))
     shown = texts(cards)
     assert format_kpi("total_sales", round(rows["sales"].sum(), 2)) in shown
@@ -105,13 +109,13 @@ def test_overview_cards_and_charts_match_pandas_over_the_source_files(repo: Lake
 @pytest.mark.parametrize("search", [QUERIES[1], None])
 def test_the_page_opens_on_its_links_view_with_the_first_tab_drawn(repo: LakeRepository, truth: pd.DataFrame,
                                                                   search: str | None) -> None:
-    page = callbacks.page(repo, None, search, SETTINGS)
+    page = callbacks.page(repo, ADMIN, None, search, SETTINGS)
     view = parse_query(search)
-    rows = expected(truth, search, repo.newest_hour())
+    rows = expected(truth, search, repo.newest_hour(ADMIN))
     assert len(rows) > 0
     assert set(page[ids.COUNTRY].value) == set(view.countries)  # the controls show the link's filters
     assert page[ids.GRAIN].value == view.grain
-    newest = repo.newest_hour()
+    newest = repo.newest_hour(ADMIN)
     assert period(parse_query(page[ids.FILTERS].data), newest) == period(view, newest)
     if view.start:
         assert (page[ids.DATES].start_date, page[ids.DATES].end_date) == (str(view.start), str(view.end))
@@ -127,7 +131,7 @@ def test_the_page_opens_on_its_links_view_with_the_first_tab_drawn(repo: LakeRep
 @pytest.mark.parametrize("query", QUERIES[:3])
 def test_dashboard_kpis_equal_the_kpis_command(repo: LakeRepository, sample_lake: SampleLake, query: str) -> None:
     view = parse_query(query)
-    where = period(view, repo.newest_hour())
+    where = period(view, repo.newest_hour(ADMIN))
     flags = ["--start", where.start.date().isoformat(),
              "--end", (where.end - pd.Timedelta(microseconds=1)).date().isoformat()]
     for flag, values in (("--country", view.countries), ("--segment", view.segments), ("--band", view.bands)):
@@ -136,7 +140,7 @@ def test_dashboard_kpis_equal_the_kpis_command(repo: LakeRepository, sample_lake
     result = CliRunner().invoke(main, ["kpis", "--lake", str(sample_lake.lake), "--json", *flags])
     assert result.exit_code == 0, result.output
     cli = json.loads(result.output, parse_float=Decimal)[0]
-    shown = repo.kpis(where)
+    shown = repo.kpis(ADMIN, where)
     assert {"orders", "sales", "items_per_hour"} < set(cli) and set(cli) - {"scope"} <= set(shown)
     for key, value in cli.items():
         if key == "scope":
@@ -149,8 +153,8 @@ def test_dashboard_kpis_equal_the_kpis_command(repo: LakeRepository, sample_lake
 
 def test_customer_tab_matches_distinct_customers_in_the_files(repo: LakeRepository, truth: pd.DataFrame) -> None:
     query = "?range=7d&country=Germany,Mexico"
-    rows = expected(truth, query, repo.newest_hour())
-    note, cards, by_country, _, repeat, _, _ = callbacks.customers_outputs(repo, query, SETTINGS)
+    rows = expected(truth, query, repo.newest_hour(ADMIN))
+    note, cards, by_country, _, repeat, _, _ = callbacks.customers_outputs(repo, ADMIN, query, SETTINGS)
     assert note is None
     assert format_kpi("active_customers", rows["customer_id"].nunique()) in texts(cards)
     active = rows.groupby("country")["customer_id"].nunique()
@@ -179,7 +183,7 @@ def test_customer_rollup_equals_pandas_and_the_kpis_commands_sql(repo: LakeRepos
                                                                   sample_lake: SampleLake, query: str) -> None:
     """The dashboard's customer bitsets vs distinct customers in the source files (whole UTC days touching the
     period, "new" = first order ever on or after its first day) and vs `salespulse kpis`' SQL (customer_totals)."""
-    where = period(parse_query(query), repo.newest_hour())
+    where = period(parse_query(query), repo.newest_hour(ADMIN))
     first, last = where.start.date(), (where.end - pd.Timedelta(microseconds=1)).date()
     day = truth["event_time"].dt.date
     first_ever = truth.assign(day=day).groupby("customer_id")["day"].min()
@@ -197,19 +201,19 @@ def test_customer_rollup_equals_pandas_and_the_kpis_commands_sql(repo: LakeRepos
             "new_customers": groups["customer_id"].agg(lambda c: (first_ever[c.unique()] >= first).sum()),
             "repeat_customers": (orders >= 2).groupby("grp").sum(),
             "customer_orders": groups.size()}).astype("int64").sort_index()
-        shown = repo.customers_by(where, dimension).set_index(dimension or "scope").sort_index()
+        shown = repo.customers_by(ADMIN, where, dimension).set_index(dimension or "scope").sort_index()
         sql = customer_totals(duckdb.connect(), customers, dimension, where).set_index("grp").sort_index()
         assert shown.to_dict("index") == expected_rows.to_dict("index"), dimension
         assert shown.to_dict("index") == sql.to_dict("index"), dimension
     view = parse_query(query)
-    cards = texts(callbacks.overview_outputs(repo, query, SETTINGS)[0])
+    cards = texts(callbacks.overview_outputs(repo, ADMIN, query, SETTINGS)[0])
     assert format_kpi("active_customers", rows["customer_id"].nunique()) in cards, view
 
 
 def test_export_csv_holds_the_filtered_view(repo: LakeRepository, truth: pd.DataFrame) -> None:
     query = "?start=2026-09-12&end=2026-09-14&segment=Midmarket&grain=day"
-    frame, name = callbacks.export_frame(repo, query)
-    rows = expected(truth, query, repo.newest_hour())
+    frame, name = callbacks.export_frame(repo, ADMIN, query)
+    rows = expected(truth, query, repo.newest_hour(ADMIN))
     assert name == "salespulse-2026-09-12-2026-09-14-day.csv"
     assert set(frame["segment"]) == {"Midmarket"}
     assert cents(round(frame["sales"].sum(), 2)) == cents(round(rows["sales"].sum(), 2))
@@ -219,15 +223,16 @@ def test_export_csv_holds_the_filtered_view(repo: LakeRepository, truth: pd.Data
 
 def test_forecast_tabs_say_so_before_training_then_show_forecasts(lake_copy: SampleLake, spark) -> None:
     repo = LakeRepository(lake_copy.lake, lake_copy.root / "models")
-    note, chart, _ = callbacks.trends_outputs(repo, "?range=7d", SETTINGS)
+    note, chart, _ = callbacks.trends_outputs(repo, ADMIN, "?range=7d", SETTINGS)
     assert "salespulse train" in " ".join(texts(note))
-    assert "salespulse train" in " ".join(texts(callbacks.inventory_outputs(repo, "?range=7d", SETTINGS)[0]))
+    assert "salespulse train" in " ".join(texts(callbacks.inventory_outputs(repo, ADMIN, "?range=7d", SETTINGS)[0]))
 
-    hourly = repo.sales_over_time(period(parse_query("?range=30d"), repo.newest_hour()), "hour", ("country",))
+    last30 = period(parse_query("?range=30d"), repo.newest_hour(ADMIN))
+    hourly = repo.sales_over_time(ADMIN, last30, "hour", ("country",))
     hourly = hourly.rename(columns={"period": "hour"})
-    origin = repo.newest_hour() - pd.Timedelta(hours=5)
+    origin = repo.newest_hour(ADMIN) - pd.Timedelta(hours=5)
     publish_frame(spark, lake_copy.lake, "gold_forecasts", "gold/forecasts", sample_forecasts(hourly, origin), "test-1")
-    note, chart, _ = callbacks.trends_outputs(repo, "?range=7d&country=USA", SETTINGS)
+    note, chart, _ = callbacks.trends_outputs(repo, ADMIN, "?range=7d&country=USA", SETTINGS)
     assert note is None
     p50 = [t for t in chart.data if t.name == "forecast p50"]
     assert len(p50) == 1 and len(p50[0].x) == 24  # USA only, one forecast per hour of the horizon
@@ -240,13 +245,13 @@ def test_new_data_changes_the_version_and_the_numbers(lake_copy: SampleLake, spa
     from tests.lakes import backfill_more
 
     repo = LakeRepository(lake_copy.lake, lake_copy.root / "models")
-    version, before = repo.data_version(), repo.kpis(period(parse_query(""), repo.newest_hour()))
+    version, before = repo.data_version(), repo.kpis(ADMIN, period(parse_query(""), repo.newest_hour(ADMIN)))
     assert repo.data_version() == version  # nothing published: the same version, served from cache
     more = lake_copy.root / "more"
     run_simulator(more, history_days=0.25, history_rate=0.05, end_ms=END_MS + 6 * 3600 * 1000, seed=11)
     backfill_more(spark, lake_copy, more / "history" / "sales", "more")
     assert repo.data_version() != version
-    after = repo.kpis(period(parse_query(""), repo.newest_hour()))
+    after = repo.kpis(ADMIN, period(parse_query(""), repo.newest_hour(ADMIN)))
     assert after["orders"] > before["orders"]
 
 
@@ -266,17 +271,9 @@ def test_clicks_name_the_category() -> None:
     assert callbacks.clicked_value(None) is None
 
 
-def test_row_level_security_hook_limits_every_read(sample_lake: SampleLake) -> None:
-    repo = LakeRepository(sample_lake.lake, sample_lake.root / "models", lambda: ("Canada",))
-    where = period(parse_query(""), repo.newest_hour())
-    assert set(repo.sales_by(where, ("country",))["country"]) == {"Canada"}
-    assert set(repo.stock(where)["country"]) == {"Canada"}
-    assert figures.kpi_card_values(repo.kpis(where), None)[0]["value"].startswith("$")
-
-
 def test_a_viewer_of_no_country_gets_an_empty_page_not_a_warning(sample_lake: SampleLake) -> None:
-    repo = LakeRepository(sample_lake.lake, sample_lake.root / "models", lambda: ())
-    outputs = callbacks.guarded(callbacks.overview_outputs, 8, repo, "?range=30d", SETTINGS)
+    repo = LakeRepository(sample_lake.lake, sample_lake.root / "models")
+    outputs = callbacks.guarded(callbacks.overview_outputs, 8, repo, Scope.only(()), "?range=30d", SETTINGS)
     assert outputs[8] == []  # no read warning
     assert outputs[6] == []  # an empty top table
     assert not any(trace.get("values") for trace in outputs[2]["data"])  # an empty country pie

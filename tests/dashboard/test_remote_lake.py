@@ -24,10 +24,13 @@ from dashboard.data import LakeRepository
 from salespulse.cli import main
 from salespulse.kpi_report import SalesFilter
 from salespulse.lake import MANIFEST, TABLES, duckdb_scan
+from salespulse.scope import Scope
 from salespulse.settings import load_settings
 from salespulse.storage import Storage, open_storage
 from tests.lakes import SampleLake
 from tests.webhdfs import serve_webhdfs
+
+ADMIN = Scope.everything()  # the reader's scope: every country
 
 pytestmark = pytest.mark.spark
 PERIOD = SalesFilter.for_dates(pd.Timestamp("2026-09-12").date(), pd.Timestamp("2026-09-18").date())
@@ -60,8 +63,8 @@ def test_remote_lake_queries_equal_local_and_pandas(sample_lake: SampleLake, rem
     remote = LakeRepository(remote_lake, sample_lake.root / "models")
     assert remote.data_version() and remote.published_at() == local.published_at()
 
-    by_country = remote.sales_by(SalesFilter(), ("country",)).set_index("country")
-    pd.testing.assert_frame_equal(by_country, local.sales_by(SalesFilter(), ("country",)).set_index("country"))
+    by_country = remote.sales_by(ADMIN, SalesFilter(), ("country",)).set_index("country")
+    pd.testing.assert_frame_equal(by_country, local.sales_by(ADMIN, SalesFilter(), ("country",)).set_index("country"))
     gold = gold_from_parquet(sample_lake.lake)
     truth = gold.groupby("country")[["orders", "sales", "profit"]].sum()
     assert by_country["orders"].to_dict() == truth["orders"].to_dict()
@@ -69,15 +72,17 @@ def test_remote_lake_queries_equal_local_and_pandas(sample_lake: SampleLake, rem
     assert as_floats(by_country["profit"].to_dict()) == pytest.approx(as_floats(truth["profit"].to_dict()))
 
     # a bounded period reads only its days' partitions: the event_date level still comes from the folder names
-    kpis = remote.kpis(PERIOD)
-    assert as_floats(kpis) == pytest.approx(as_floats(local.kpis(PERIOD)))
+    kpis = remote.kpis(ADMIN, PERIOD)
+    assert as_floats(kpis) == pytest.approx(as_floats(local.kpis(ADMIN, PERIOD)))
     days = pd.to_datetime(gold["event_date"].astype(str)).dt.date
     inside = gold[(days >= PERIOD.start.date()) & (days < PERIOD.end.date())]
     assert kpis["orders"] == inside["orders"].sum() > 0
     assert float(kpis["sales"]) == pytest.approx(float(inside["sales"].sum()))
-    pd.testing.assert_frame_equal(remote.sales_over_time(PERIOD, "hour"), local.sales_over_time(PERIOD, "hour"))
-    pd.testing.assert_frame_equal(remote.customers_by(PERIOD, "country"), local.customers_by(PERIOD, "country"))
-    pd.testing.assert_frame_equal(remote.stock(PERIOD), local.stock(PERIOD))
+    pd.testing.assert_frame_equal(remote.sales_over_time(ADMIN, PERIOD, "hour"),
+                                  local.sales_over_time(ADMIN, PERIOD, "hour"))
+    pd.testing.assert_frame_equal(remote.customers_by(ADMIN, PERIOD, "country"),
+                                  local.customers_by(ADMIN, PERIOD, "country"))
+    pd.testing.assert_frame_equal(remote.stock(ADMIN, PERIOD), local.stock(ADMIN, PERIOD))
 
 
 def test_remote_scan_keeps_the_table_contract(remote_lake: Storage) -> None:
@@ -95,7 +100,7 @@ def test_remote_scan_keeps_the_table_contract(remote_lake: Storage) -> None:
 def test_remote_data_version_changes_when_a_manifest_is_published(sample_lake: SampleLake,
                                                                   remote_lake: Storage) -> None:
     repo = LakeRepository(remote_lake, "unused-models")
-    before, sales_before = repo.data_version(), repo.kpis(SalesFilter())["sales"]
+    before, sales_before = repo.data_version(), repo.kpis(ADMIN, SalesFilter())["sales"]
     assert repo.data_version() == before  # unchanged lake, unchanged version
     # publish as the writers do: a new table directory (here a copy of gold's), then the manifest by rename
     fs = remote_lake.fs
@@ -109,7 +114,7 @@ def test_remote_data_version_changes_when_a_manifest_is_published(sample_lake: S
     assert repo.data_version() not in ("", before)
     assert repo.published_at() == "2026-09-21T16:00:00+00:00"
     copied = pd.read_parquet(sample_lake.lake / first)["sales"].sum()
-    assert float(repo.kpis(SalesFilter())["sales"]) == pytest.approx(float(sales_before) + float(copied))
+    assert float(repo.kpis(ADMIN, SalesFilter())["sales"]) == pytest.approx(float(sales_before) + float(copied))
 
 
 def test_kpis_command_reads_a_remote_lake(sample_lake: SampleLake, remote_lake: Storage) -> None:
@@ -131,16 +136,16 @@ def test_hdfs_lake_read_through_webhdfs_equals_local(sample_lake: SampleLake, tm
         remote = LakeRepository(open_storage(settings.paths.lake, settings.hdfs), sample_lake.root / "models")
         local = LakeRepository(sample_lake.lake, sample_lake.root / "models")
         version = remote.data_version()
-        assert as_floats(remote.kpis(PERIOD)) == pytest.approx(as_floats(local.kpis(PERIOD)))
-        pd.testing.assert_frame_equal(remote.sales_by(SalesFilter(), ("country", "segment")),
-                                      local.sales_by(SalesFilter(), ("country", "segment")))
-        assert remote.stream_status() is None and remote.published_at() == local.published_at()
+        assert as_floats(remote.kpis(ADMIN, PERIOD)) == pytest.approx(as_floats(local.kpis(ADMIN, PERIOD)))
+        pd.testing.assert_frame_equal(remote.sales_by(ADMIN, SalesFilter(), ("country", "segment")),
+                                      local.sales_by(ADMIN, SalesFilter(), ("country", "segment")))
+        assert remote.stream_status(ADMIN) is None and remote.published_at() == local.published_at()
 
         # an unchanged lake: the same version (HDFS's access times move on every read), no file read again
         reads = namenode.ops["OPEN"]
         for _ in range(5):
             assert remote.data_version() == version
-            assert as_floats(remote.kpis(PERIOD)) == pytest.approx(as_floats(local.kpis(PERIOD)))
+            assert as_floats(remote.kpis(ADMIN, PERIOD)) == pytest.approx(as_floats(local.kpis(ADMIN, PERIOD)))
         assert namenode.ops["OPEN"] == reads
         # each version check is one status call; hdfs.version_check_seconds bounds them per process
         throttled = open_storage(settings.paths.lake, settings.hdfs.model_copy(update={"version_check_seconds": 60}))
@@ -156,5 +161,5 @@ def test_hdfs_lake_read_through_webhdfs_equals_local(sample_lake: SampleLake, tm
         os.replace(manifest.with_name(".next"), manifest)
         listings = namenode.ops["LISTSTATUS"]
         assert remote.data_version() != version and remote.published_at() == "2026-09-22T00:00:00+00:00"
-        assert as_floats(remote.kpis(PERIOD)) == pytest.approx(as_floats(local.kpis(PERIOD)))
+        assert as_floats(remote.kpis(ADMIN, PERIOD)) == pytest.approx(as_floats(local.kpis(ADMIN, PERIOD)))
         assert namenode.ops["LISTSTATUS"] == listings and namenode.ops["OPEN"] > reads

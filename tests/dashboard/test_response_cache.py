@@ -16,11 +16,14 @@ from dashboard.callbacks import NO_FORECASTS
 from dashboard.data import LakeRepository
 from dashboard.filters import parse_query, period
 from dashboard.response_cache import CACHE_HEADER
+from salespulse.scope import Scope
 from salespulse.settings import Settings
 from tests.accounts import write_accounts
 from tests.dashboard.test_security import OTHERS, callback_body, client_for, texts
 from tests.dashboard.test_unreadable_files import corrupt_pages
 from tests.lakes import SampleLake, publish_frame, sample_forecasts
+
+ADMIN = Scope.everything()  # the reader's scope: every country
 
 pytestmark = pytest.mark.spark
 QUERY = "?range=30d&grain=day"
@@ -86,8 +89,10 @@ def test_a_publish_changes_the_response(lake_copy: SampleLake, spark, tmp_path: 
     assert NO_FORECASTS in " ".join(texts(before.get_json()))
 
     repo = LakeRepository(lake_copy.lake, lake_copy.root / "models")
-    hourly = repo.sales_over_time(period(parse_query("?range=30d"), repo.newest_hour()), "hour", ("country",))
-    forecasts = sample_forecasts(hourly.rename(columns={"period": "hour"}), repo.newest_hour() - pd.Timedelta(hours=5))
+    last30 = period(parse_query("?range=30d"), repo.newest_hour(ADMIN))
+    hourly = repo.sales_over_time(ADMIN, last30, "hour", ("country",))
+    forecasts = sample_forecasts(hourly.rename(columns={"period": "hour"}),
+                                 repo.newest_hour(ADMIN) - pd.Timedelta(hours=5))
     publish_frame(spark, lake_copy.lake, "gold_forecasts", "gold/forecasts", forecasts, "test-1")
     after = post(boss, body)  # the same request body, after a new manifest: computed again
     assert after.headers[CACHE_HEADER] == "miss"

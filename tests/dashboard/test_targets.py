@@ -17,10 +17,13 @@ from dashboard import targets as targets_view
 from dashboard.data import LakeRepository
 from dashboard.filters import parse_query, period
 from salespulse.cli import main
+from salespulse.scope import Scope
 from salespulse.settings import DashboardSettings
 from tests.conftest import read_landing
 from tests.lakes import SampleLake, publish_frame, sample_forecasts
 from tests.unit.salespulse.test_simulator import valid_mask
+
+ADMIN = Scope.everything()  # the reader's scope: every country
 
 pytestmark = pytest.mark.spark
 SETTINGS = DashboardSettings(time_zone="Europe/Paris")
@@ -84,8 +87,10 @@ def build_targeted_lake(sample_lake: SampleLake, spark, root: Path) -> tuple[Sam
     settings = load_settings(overrides={"paths.lake": str(root / "lake"), "paths.models": str(root / "models")})
     sample = replace(sample_lake, root=root, settings=settings)
     repo = LakeRepository(sample.lake, root / "models")
-    hourly = repo.sales_over_time(period(parse_query("?range=30d"), repo.newest_hour()), "hour", ("country",))
-    forecasts = sample_forecasts(hourly.rename(columns={"period": "hour"}), repo.newest_hour() - pd.Timedelta(hours=5))
+    last30 = period(parse_query("?range=30d"), repo.newest_hour(ADMIN))
+    hourly = repo.sales_over_time(ADMIN, last30, "hour", ("country",))
+    forecasts = sample_forecasts(hourly.rename(columns={"period": "hour"}),
+                                 repo.newest_hour(ADMIN) - pd.Timedelta(hours=5))
     publish_frame(spark, sample.lake, "gold_forecasts", "gold/forecasts", forecasts, "test-1")
     expected = expected_figures(september_truth(sample), forecasts)
 
@@ -156,7 +161,7 @@ def test_targets_list_shows_what_was_loaded_and_set(targeted: tuple[SampleLake, 
 def test_attainment_and_projection_equal_pandas_over_the_files(targeted: tuple[SampleLake, Expected]) -> None:
     sample, expected = targeted
     repo = LakeRepository(sample.lake, sample.root / "models")
-    window, rows = repo.target_attainment(period(parse_query("?range=30d"), repo.newest_hour()))
+    window, rows = repo.target_attainment(ADMIN, period(parse_query("?range=30d"), repo.newest_hour(ADMIN)))
     assert (window.start, window.end) == (pd.Timestamp("2026-09-01"), MONTH_END)
     plan = read_plan(sample)
     goals = {(r["country"], r["segment"]): (r["sales_target"], r["profit_target"]) for r in plan.to_dict("records")}
@@ -179,7 +184,7 @@ def test_attainment_and_projection_equal_pandas_over_the_files(targeted: tuple[S
                                        ("Germany", None, "sales"), ("Germany", None, "profit"))] == \
         ["on track", "at risk", "at risk", "on track", "at risk", "at risk", "on track"]
 
-    cards, title, data, _ = targets_view.targets_outputs(repo, "?range=30d", SETTINGS)
+    cards, title, data, _ = targets_view.targets_outputs(repo, ADMIN, "?range=30d", SETTINGS)
     assert "September 2026" in title
     whole = [(c, None) for c in ("France", "USA", "Germany")]
     sales_target = sum(goals[k][0] for k in whole)
@@ -194,16 +199,16 @@ def test_attainment_and_projection_equal_pandas_over_the_files(targeted: tuple[S
 
 def test_a_france_only_viewer_sees_only_frances_targets(targeted: tuple[SampleLake, Expected]) -> None:
     sample, expected = targeted
-    repo = LakeRepository(sample.lake, sample.root / "models", lambda: ("France",))
-    _, rows = repo.target_attainment(period(parse_query("?range=30d"), repo.newest_hour()))
+    repo, france = LakeRepository(sample.lake, sample.root / "models"), Scope.only(("France",))
+    _, rows = repo.target_attainment(france, period(parse_query("?range=30d"), repo.newest_hour(france)))
     assert set(rows["country"]) == {"France"} and len(rows) == 4
     # asking for other countries through the filter adds none of them
-    _, rows = repo.target_attainment(period(parse_query("?range=30d&country=USA,Germany,France"),
-                                            repo.newest_hour()))
+    _, rows = repo.target_attainment(france, period(parse_query("?range=30d&country=USA,Germany,France"),
+                                             repo.newest_hour(france)))
     assert set(rows["country"]) == {"France"}
-    cards, _, data, _ = targets_view.targets_outputs(repo, "?range=30d&country=USA", SETTINGS)
+    cards, _, data, _ = targets_view.targets_outputs(repo, france, "?range=30d&country=USA", SETTINGS)
     assert data == [] and "No targets" in str(cards)
-    _, _, data, _ = targets_view.targets_outputs(repo, "?range=30d", SETTINGS)
+    _, _, data, _ = targets_view.targets_outputs(repo, france, "?range=30d", SETTINGS)
     assert {r["country"] for r in data} == {"France"}
     france = next(r for r in data if r["segment"] == "(whole country)" and r["measure"] == "Sales")
     assert Decimal(str(france["actual"])) == expected.actual[("France", None)][0].quantize(CENT)
@@ -211,7 +216,7 @@ def test_a_france_only_viewer_sees_only_frances_targets(targeted: tuple[SampleLa
 
 def test_a_lake_without_targets_says_how_to_load_them(sample_lake: SampleLake) -> None:
     repo = LakeRepository(sample_lake.lake, sample_lake.root / "models")
-    cards, title, data, _ = targets_view.targets_outputs(repo, "?range=30d", SETTINGS)
+    cards, title, data, _ = targets_view.targets_outputs(repo, ADMIN, "?range=30d", SETTINGS)
     assert data == [] and "salespulse targets load" in str(cards) and "September 2026" in title
 
 
@@ -219,5 +224,6 @@ def test_a_period_ending_in_an_earlier_month_judges_that_month(targeted: tuple[S
     sample, _ = targeted
     repo = LakeRepository(sample.lake, sample.root / "models")
     # a period ending in August: no targets there
-    window, rows = repo.target_attainment(period(parse_query("?start=2026-08-01&end=2026-08-31"), repo.newest_hour()))
+    august = period(parse_query("?start=2026-08-01&end=2026-08-31"), repo.newest_hour(ADMIN))
+    window, rows = repo.target_attainment(ADMIN, august)
     assert window.start == pd.Timestamp("2026-08-01") and window.remaining_hours == 0 and rows.empty

@@ -23,11 +23,14 @@ from dashboard.app import create_app
 from dashboard.data import LakeRepository
 from dashboard.monitoring import LakeCollector, readiness
 from salespulse.kpi_report import SalesFilter
+from salespulse.scope import Scope
 from salespulse.settings import DashboardSettings
 from tests.accounts import write_accounts
 from tests.dashboard.test_security import callback_body, client_for
 from tests.dashboard.test_security import texts as json_texts
 from tests.lakes import SampleLake
+
+ADMIN = Scope.everything()  # the reader's scope: every country
 
 pytestmark = pytest.mark.spark
 SETTINGS = DashboardSettings(time_zone="UTC")
@@ -65,7 +68,7 @@ def sales_in(files: list[Path]) -> int:
 
 
 def shown_sales(repo: LakeRepository) -> int:
-    return cents(round(repo.sales_by(EVERYTHING, ("country",))["sales"].sum(), 2))
+    return cents(round(repo.sales_by(ADMIN, EVERYTHING, ("country",))["sales"].sum(), 2))
 
 
 def republish(lake: Path) -> None:
@@ -95,7 +98,7 @@ def test_a_file_without_a_footer_is_left_out_and_reported(lake_copy: SampleLake)
     repo = LakeRepository(lake_copy.lake, lake_copy.root / "models")
     assert shown_sales(repo) == sales_in([f for f in files if f != broken])
     assert repo.unreadable_files()["gold_sales_hourly"] == (str(broken),)
-    outputs = callbacks.guarded(callbacks.overview_outputs, 8, repo, "?range=30d", SETTINGS)
+    outputs = callbacks.guarded(callbacks.overview_outputs, 8, repo, ADMIN, "?range=30d", SETTINGS)
     assert outputs[0] is not no_update  # the figures are drawn, from what could be read
     assert "Part of the data could not be read (1 file)" in partial_notice(outputs)
     assert str(broken) not in partial_notice(outputs)  # the path is for the log, not the page
@@ -109,7 +112,7 @@ def test_a_file_deleted_from_its_directory_is_reported_at_the_next_version(lake_
     republish(lake_copy.lake)
     assert shown_sales(repo) == sales_in(files[1:])
     assert repo.unreadable_files()["gold_sales_hourly"] == (str(files[0]),)
-    notice = partial_notice(callbacks.guarded(callbacks.overview_outputs, 8, repo, "?range=30d", SETTINGS))
+    notice = partial_notice(callbacks.guarded(callbacks.overview_outputs, 8, repo, ADMIN, "?range=30d", SETTINGS))
     assert "Part of the data could not be read (1 file)" in notice
 
 
@@ -176,7 +179,7 @@ def test_a_failed_read_shows_a_request_id_not_the_error(lake_copy: SampleLake) -
     errors, collected = logging.getLogger("salespulse.errors"), Collected()
     errors.addHandler(collected)
     try:
-        outputs = callbacks.guarded(callbacks.overview_outputs, 8, repo, "?range=7d", SETTINGS)
+        outputs = callbacks.guarded(callbacks.overview_outputs, 8, repo, ADMIN, "?range=7d", SETTINGS)
     finally:
         errors.removeHandler(collected)
     assert all(o is no_update for o in outputs[:8])  # the page keeps its last good data

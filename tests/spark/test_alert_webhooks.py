@@ -26,6 +26,7 @@ from salespulse.cli import main
 from salespulse.lake import duckdb_scan
 from salespulse.notify import WebhookNotifier
 from salespulse.schema import COUNTRIES
+from salespulse.scope import Scope
 from salespulse.settings import Settings, load_settings
 from spark_jobs.alerts import evaluate_alerts_job
 from spark_jobs.io import update_manifest
@@ -34,6 +35,8 @@ from tests.conftest import run_simulator
 from tests.lakes import publish_frame
 from tests.servers import free_port
 from tests.webhooks import webhook_receiver
+
+ADMIN = Scope.everything()  # the reader's scope: every country
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 NOW = datetime(2026, 9, 21, 15, 20, tzinfo=timezone.utc)  # the last complete hour is 14:00
@@ -149,11 +152,10 @@ def test_alert_list_scoped_to_viewer_countries(spark: SparkSession, tmp_path: Pa
     settings = settings_for(tmp_path, [])
     publish_state(spark, tmp_path / "lake", True, NOW, "v1")
     evaluate(spark, settings, NOW)
-    france = LakeRepository(tmp_path / "lake", tmp_path / "models", lambda: ("France",))
-    admin = LakeRepository(tmp_path / "lake", tmp_path / "models")
-    assert set(france.active_alerts()["alert_id"]) == {a for a in FIRING if "|France|" in a}
-    assert set(admin.active_alerts()["alert_id"]) == FIRING  # the stream's alert too
-    count, color, items = alert_outputs(france, settings.dashboard)
+    repo, france = LakeRepository(tmp_path / "lake", tmp_path / "models"), Scope.only(("France",))
+    assert set(repo.active_alerts(france)["alert_id"]) == {a for a in FIRING if "|France|" in a}
+    assert set(repo.active_alerts(ADMIN)["alert_id"]) == FIRING  # the stream's alert too
+    count, color, items = alert_outputs(repo, france, settings.dashboard)
     assert (count, color) == ("3", "danger")
     shown = " ".join(str(item.children) for item in items)
     assert "France" in shown and "Germany" not in shown and "stream" not in shown

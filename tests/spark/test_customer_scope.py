@@ -14,11 +14,14 @@ from pyspark.sql import SparkSession
 from dashboard.data import LakeRepository
 from salespulse.kpi_report import SalesFilter, kpi_totals
 from salespulse.profiles import load_profile
+from salespulse.scope import Scope
 from salespulse.settings import Settings, load_settings
 from spark_jobs.backfill import run_backfill
 from spark_jobs.transforms.aggregate import aggregate_customers_daily, combine_customers_daily
 from tests.conftest import read_landing, run_simulator
 from tests.lakes import BUILT_AT
+
+ADMIN = Scope.everything()  # the reader's scope: every country
 
 pytestmark = pytest.mark.spark
 
@@ -71,16 +74,16 @@ def test_dashboard_customer_kpis_count_new_within_the_viewers_countries(
     last = days[-1]
     assert first_elsewhere(rows, last), "the data must hold customers first buying in France on the last day"
     for viewer in (None, FRANCE, FRANCE_GERMANY):
-        repo = LakeRepository(settings.paths.lake, settings.paths.models, viewer_countries=lambda v=viewer: v)
+        repo, scope = LakeRepository(settings.paths.lake, settings.paths.models), Scope(viewer)
         for first in (last, days[1]):
             where = SalesFilter.for_dates(first, last)
-            overall = repo.customers_by(where, None).iloc[0]
+            overall = repo.customers_by(scope, where, None).iloc[0]
             want = expected(rows, viewer, (), first, last)
             assert {k: int(overall[k]) for k in want} == want, (viewer, first)
-            cards = repo.kpis(where)
+            cards = repo.kpis(scope, where)
             assert (int(cards["new_customers"]), int(cards["returning_customers"])) == (
                 want["new_customers"], want["active_customers"] - want["new_customers"]), (viewer, first)
-            by_country = repo.customers_by(where, "country").set_index("country")
+            by_country = repo.customers_by(scope, where, "country").set_index("country")
             for country in by_country.index:
                 want = expected(rows, viewer, (country,), first, last)
                 assert {k: int(by_country.loc[country, k]) for k in want} == want, (viewer, first, country)
@@ -91,13 +94,12 @@ def test_france_only_viewer_sees_a_germany_first_customer_as_new_and_an_administ
     settings, rows = travelling_lake
     last = max(rows["day"])
     where = SalesFilter.for_dates(last, last, countries=FRANCE)
-    france = LakeRepository(settings.paths.lake, settings.paths.models, viewer_countries=lambda: FRANCE)
-    admin = LakeRepository(settings.paths.lake, settings.paths.models)
+    repo = LakeRepository(settings.paths.lake, settings.paths.models)
     first_seen = rows.sort_values("event_time").groupby("customer_id").first()
     germany_first = {c for c in first_elsewhere(rows, last) if first_seen.loc[c, "country"] == "Germany"}
     assert germany_first, "the data must hold a Germany-first customer first buying in France on the last day"
-    france_new = int(france.customers_by(where, None).iloc[0]["new_customers"])
-    admin_new = int(admin.customers_by(where, None).iloc[0]["new_customers"])
+    france_new = int(repo.customers_by(Scope.only(FRANCE), where, None).iloc[0]["new_customers"])
+    admin_new = int(repo.customers_by(ADMIN, where, None).iloc[0]["new_customers"])
     assert france_new == expected(rows, FRANCE, FRANCE, last, last)["new_customers"]
     assert admin_new == expected(rows, None, FRANCE, last, last)["new_customers"]
     assert france_new - admin_new == len(first_elsewhere(rows, last))  # new in France, returning for the company

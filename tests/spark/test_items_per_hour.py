@@ -21,9 +21,12 @@ from salespulse.cli import main
 from salespulse.kpi_report import SalesFilter, kpi_totals
 from salespulse.lake import MANIFEST
 from salespulse.profiles import load_profile
+from salespulse.scope import Scope
 from salespulse.settings import Settings, load_settings
 from spark_jobs.backfill import run_backfill
 from tests.lakes import BUILT_AT
+
+ADMIN = Scope.everything()  # the reader's scope: every country
 
 pytestmark = pytest.mark.spark
 
@@ -71,17 +74,17 @@ def test_items_per_hour_of_a_date_range_is_the_same_in_every_view(sample: Settin
         where = SalesFilter.for_dates(date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1]))
         want = units_by_month[month] / month_hours(month)
         assert kpi_totals(sample.paths.lake, None, where).iloc[0]["items_per_hour"] == pytest.approx(want), month
-        assert repo.kpis(where)["items_per_hour"] == pytest.approx(want), month
+        assert repo.kpis(ADMIN, where)["items_per_hour"] == pytest.approx(want), month
         # per country, the same hours: the countries' rates add up to the month's
         by_country = kpi_totals(sample.paths.lake, "country", where)
         assert by_country["items_per_hour"].sum() == pytest.approx(want), month
     # a quarter: its units over its 92 days of hours
     where = SalesFilter.for_dates(date(2014, 10, 1), date(2014, 12, 31))
     want = units_by_month[["2014-10", "2014-11", "2014-12"]].sum() / (92 * 24)
-    assert repo.kpis(where)["items_per_hour"] == pytest.approx(want)
+    assert repo.kpis(ADMIN, where)["items_per_hour"] == pytest.approx(want)
     # a range starting before the data counts from the data's first hour (2013-09-01 00:00)
     where = SalesFilter.for_dates(date(2013, 8, 1), date(2013, 9, 30))
-    assert repo.kpis(where)["items_per_hour"] == pytest.approx(units_by_month["2013-09"] / (30 * 24))
+    assert repo.kpis(ADMIN, where)["items_per_hour"] == pytest.approx(units_by_month["2013-09"] / (30 * 24))
 
 
 def test_the_period_still_running_at_the_last_publish_ends_with_the_datas_last_hour(
@@ -98,4 +101,4 @@ def test_the_period_still_running_at_the_last_publish_ends_with_the_datas_last_h
     where = SalesFilter.for_dates(date(2014, 11, 1), date(2014, 12, 31))
     repo = LakeRepository(lake, tmp_path / "models")
     want = units_by_month[["2014-11", "2014-12"]].sum() / (30 * 24 + 1)
-    assert repo.kpis(where)["items_per_hour"] == pytest.approx(want)
+    assert repo.kpis(ADMIN, where)["items_per_hour"] == pytest.approx(want)

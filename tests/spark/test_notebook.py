@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from salespulse.metrics import format_kpi
 from salespulse.lake import TABLES
+from salespulse.metrics import format_kpi
 from salespulse.profiles import load_profile
 from salespulse.settings import load_settings
 from spark_jobs.backfill import run_backfill

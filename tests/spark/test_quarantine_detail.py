@@ -21,9 +21,12 @@ from dashboard.data import LakeRepository
 from salespulse.cli import main
 from salespulse.lake import duckdb_scan
 from salespulse.profiles import PROFILES_DIR, load_profile
+from salespulse.scope import Scope
 from salespulse.settings import DashboardSettings, load_settings
 from spark_jobs.backfill import run_backfill
 from tests.spark.test_backfill import NOW
+
+ADMIN = Scope.everything()  # the reader's scope: every country
 
 pytestmark = pytest.mark.spark
 
@@ -157,7 +160,7 @@ def test_quarantine_detail_names_the_culprit_in_lake_report_and_dashboard(spark:
     assert report["quarantined_by_reason"] == {reason: sum(c.values()) for reason, c in by_detail.items()}
 
     repo = LakeRepository(settings.paths.lake, tmp_path / "models")
-    outputs = callbacks.quality_outputs(repo, None, DashboardSettings())
+    outputs = callbacks.quality_outputs(repo, ADMIN, None, DashboardSettings())
     records, columns = next((o, outputs[i + 1]) for i, o in enumerate(outputs)
                             if isinstance(o, list) and o and "row_number" in o[0])
     assert {"name": "Detail", "id": "reason_detail"} in columns

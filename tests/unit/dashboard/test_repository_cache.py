@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -19,6 +20,7 @@ import pytest
 from dashboard import data
 from dashboard.data import LakeRepository
 from salespulse.lake import MANIFEST
+from tests.scopes import inside_a_query
 
 
 def publish(lake: Path, serial: int) -> None:
@@ -29,9 +31,11 @@ def publish(lake: Path, serial: int) -> None:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> LakeRepository:
+def repo(tmp_path: Path) -> Iterator[LakeRepository]:
+    """A repository whose private readers these tests call directly (inside what a query method sets up)."""
     publish(tmp_path, 0)
-    return LakeRepository(tmp_path, tmp_path / "models")
+    with inside_a_query():
+        yield LakeRepository(tmp_path, tmp_path / "models")
 
 
 def test_concurrent_requests_compute_a_key_once(repo: LakeRepository) -> None:
@@ -44,7 +48,8 @@ def test_concurrent_requests_compute_a_key_once(repo: LakeRepository) -> None:
 
     def ask() -> None:
         start.wait()
-        results.append(repo._cached(("slow",), compute))
+        with inside_a_query():  # a new thread starts outside any query
+            results.append(repo._cached(("slow",), compute))
 
     results: list[int] = []
     threads = [threading.Thread(target=ask) for _ in range(8)]

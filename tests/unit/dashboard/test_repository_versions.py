@@ -22,6 +22,10 @@ from dashboard import data
 from dashboard.data import LakeRepository
 from salespulse.kpi_report import SalesFilter
 from salespulse.lake import MANIFEST, TABLES
+from salespulse.scope import Scope
+from tests.scopes import inside_a_query
+
+ADMIN = Scope.everything()  # the reader's scope: every country
 
 DAYS = [date(2026, 3, 1) + timedelta(days=n) for n in range(4)]
 COUNTRIES = ("France", "Germany")
@@ -128,8 +132,7 @@ def test_answers_after_each_publish_equal_pandas_and_only_changed_days_are_read_
         return real_create(self, name, recorded, days)
     monkeypatch.setattr(LakeRepository, "_create", spying_create)
 
-    viewer: dict[str, tuple[str, ...] | None] = {"countries": None}
-    repo = LakeRepository(lake.root, lake.root / "models", lambda: viewer["countries"])
+    repo = LakeRepository(lake.root, lake.root / "models")
     epoch = {d: (d - date(1970, 1, 1)).days for d in DAYS}
     a = lake.write("a", customer_rows(rng, DAYS[:3], old, 300))
     b = lake.write("b", customer_rows(rng, DAYS[2:3], old + later[:20], 80))  # day 3 again, new customers
@@ -158,14 +161,13 @@ def test_answers_after_each_publish_equal_pandas_and_only_changed_days_are_read_
     for names, carried, carried_daily in steps:
         rows = lake.publish(*names)
         for countries in (None, FRANCE):
-            viewer["countries"] = countries
             before = len(kept)
             for first, last in ((DAYS[0], DAYS[3]), (DAYS[1], DAYS[2]), (DAYS[3], DAYS[3])):
                 where = SalesFilter.for_dates(first, last)
                 for by in (None, "country"):
-                    shown = repo.customers_by(where, by).set_index(by or "scope").to_dict("index")
+                    shown = repo.customers_by(Scope(countries), where, by).set_index(by or "scope").to_dict("index")
                     assert shown == expected_customers(rows, countries, first, last, by), (names, countries, by)
-                sums = repo.sales_by(where, ("country", "segment"))
+                sums = repo.sales_by(Scope(countries), where, ("country", "segment"))
                 assert {(r.country, r.segment): (int(r.orders), round(float(r.sales), 2))
                         for r in sums.itertuples() if r.orders} == expected_sales(rows, countries, first, last)
             assert len(kept) == before + 1  # one bitset build per version and viewer
@@ -187,7 +189,7 @@ def held_build(monkeypatch: pytest.MonkeyPatch) -> Any:
     real_build = data.build_customer_cells
 
     def held(*args: Any, **kwargs: Any) -> Any:
-        viewers.append(repo_under_test[0].viewer_countries())
+        viewers.append(repo_under_test[0]._viewer())
         release.wait(30)
         return real_build(*args, **kwargs)
     monkeypatch.setattr(data, "build_customer_cells", held)
@@ -201,20 +203,21 @@ def test_a_new_version_is_told_once_its_shared_tables_are_built_for_that_viewer(
     release, viewers, repo_under_test = held_build
     rng = np.random.default_rng(5)
     lake.publish(lake.write("a", customer_rows(rng, DAYS[:2], [f"c{n}" for n in range(20)], 40)))
-    repo = LakeRepository(lake.root, tmp_path / "models", viewer_countries=lambda: FRANCE)
+    repo = LakeRepository(lake.root, tmp_path / "models")
     repo_under_test.append(repo)
-    assert repo.ready_version() == ""  # its build is running (held): "no change yet", after a short wait
+    assert repo.ready_version(Scope.only(FRANCE)) == ""  # its build is held: "no change yet"
     release.set()
     deadline = time.monotonic() + 30
-    while not (version := repo.ready_version()) and time.monotonic() < deadline:
+    while not (version := repo.ready_version(Scope.only(FRANCE))) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert version == repo.data_version() != ""
     assert viewers == [FRANCE]  # built for the asking viewer, though the build's thread has no request
 
     def must_not_run() -> Any:
         raise AssertionError("the views' shared tables should have been built already")
-    assert repo._cached(("customer_cells",), must_not_run) is not None
-    assert repo._cached(("coverage",), must_not_run) is not None  # the daily rollup it is read from, too
+    with inside_a_query(Scope.only(FRANCE)):  # as that viewer's next query
+        assert repo._cached(("customer_cells",), must_not_run) is not None
+        assert repo._cached(("coverage",), must_not_run) is not None  # the daily rollup it is read from, too
 
 
 def test_a_new_version_is_held_back_at_most_the_hold(lake: Lake, held_build: Any, tmp_path: Path,
@@ -225,6 +228,6 @@ def test_a_new_version_is_held_back_at_most_the_hold(lake: Lake, held_build: Any
     lake.publish(lake.write("a", customer_rows(rng, DAYS[:1], ["c1", "c2"], 4)))
     repo = LakeRepository(lake.root, tmp_path / "models")
     repo_under_test.append(repo)
-    assert repo.ready_version() == ""
+    assert repo.ready_version(Scope.only(FRANCE)) == ""
     time.sleep(0.6)
-    assert repo.ready_version() == repo.data_version() != ""  # the build still runs, but the data is not hidden
+    assert repo.ready_version(ADMIN) == repo.data_version() != ""  # the build still runs, but the data is not hidden
