@@ -227,7 +227,7 @@ def test_quarantine_written_before_the_detail_column_stays_readable(spark: Spark
     manifest_path.write_text(json.dumps(manifest))
     old_bad = {i + 1 for i, (_, outcome, *_) in enumerate(CASES[:7]) if outcome == "quarantine"}
 
-    sample = LakeRepository(lake, tmp_path / "models").quarantine_sample()
+    sample = LakeRepository(lake, tmp_path / "models").quarantine_sample(ADMIN)
     assert set(sample["row_number"]) == old_bad and sample["reason_detail"].isna().all()
 
     new_rows = [sale("q13", 1, "7.00", "0", "5.00", product="Bike")]
