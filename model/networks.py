@@ -81,3 +81,14 @@ def build_conv(filters: int, hidden_units: int, dropout: float) -> keras.Model:
     hidden = layers.Dense(hidden_units, activation="relu")(joined)
     hidden = layers.Dropout(dropout)(hidden)
     return keras.Model(inputs, _head(hidden), name=f"conv_{filters}")
+
+
+def build_ensemble(members: list[keras.Model], weights: list[float]) -> keras.Model:
+    """The weighted sum of the members' outputs as one model, saved, loaded and scored like a single network.
+    Weights that sum to 1 keep the quantiles ordered (a weighted mean of ordered triples is ordered)."""
+    if len(members) == 1:
+        return members[0]
+    inputs = keras.Input((len(FEATURE_COLUMNS),), name="features")
+    parts = [layers.Rescaling(weight, name=f"weight_{member.name}")(member(inputs))
+             for member, weight in zip(members, weights, strict=True)]
+    return keras.Model(inputs, layers.Add(name="ensemble_sum")(parts), name="ensemble")
