@@ -161,22 +161,28 @@ class Standardizer:
 class Candidate:
     architecture: str  # "mlp" or "conv"
     size: int  # hidden units (mlp) or filters (conv)
+    repeat: int = 0  # the n-th training of this architecture, from its own random seed
 
     @property
     def name(self) -> str:
-        return f"{self.architecture}-{self.size}"
+        return f"{self.architecture}-{self.size}" + (f"#{self.repeat + 1}" if self.repeat else "")
 
     def build(self, settings: ModelSettings) -> Any:
         from model.networks import build_conv, build_mlp
 
+        # Unique Keras names: the trials become submodels of one ensemble model.
+        name = f"{self.architecture}_{self.size}_{self.repeat + 1}"
         if self.architecture == "mlp":
-            return build_mlp(self.size, settings.dropout)
-        return build_conv(self.size, settings.conv_hidden_units, settings.dropout)
+            return build_mlp(self.size, settings.dropout, name)
+        return build_conv(self.size, settings.conv_hidden_units, settings.dropout, name)
 
 
 def search_space(settings: ModelSettings) -> list[Candidate]:
-    return [*(Candidate("mlp", n) for n in settings.mlp_hidden_units),
-            *(Candidate("conv", n) for n in settings.conv_filters)]
+    """Every architecture once, then again from another seed, ``model.trainings_per_candidate`` times in all:
+    the ensemble gains most from the first different architectures, so a tight budget cuts the repeats."""
+    return [candidate for repeat in range(settings.trainings_per_candidate) for candidate in (
+        *(Candidate("mlp", n, repeat) for n in settings.mlp_hidden_units),
+        *(Candidate("conv", n, repeat) for n in settings.conv_filters))]
 
 
 def sales_mae(actual: np.ndarray, median: np.ndarray) -> float:
@@ -215,7 +221,7 @@ def fit_candidate(candidate: Candidate, settings: ModelSettings, train: Dataset,
                 self.model.stop_training = True
 
     began = time.monotonic()
-    keras.utils.set_random_seed(settings.seed)
+    keras.utils.set_random_seed(settings.seed + candidate.repeat)
     network = candidate.build(settings)
     network.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=pinball_loss)
     x_val = standardizer.apply(validation.features)

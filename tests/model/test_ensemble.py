@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from model.features import FEATURE_COLUMNS, HORIZON_HOURS
-from model.train import ENSEMBLE_STEPS, Candidate, Dataset, Trial, ensemble_weights
+from model.train import ENSEMBLE_STEPS, Candidate, Dataset, Trial, ensemble_weights, search_space
+from salespulse.settings import ModelSettings
 
 ROWS = 300
 
@@ -52,11 +53,21 @@ def test_build_ensemble_is_the_weighted_sum_of_its_members_and_survives_saving(t
 
     keras.utils.set_random_seed(1)
     mlp, conv = build_mlp(8, 0.0), build_conv(4, 8, 0.0)
+    # The same architecture trained twice: two members that must not clash by name.
+    settings = ModelSettings(mlp_hidden_units=[8], conv_filters=[4], conv_hidden_units=8, dropout=0.0)
+    again = Candidate("mlp", 8, 1).build(settings)
     x = np.random.default_rng(2).normal(size=(50, len(FEATURE_COLUMNS))).astype(np.float32)
-    expected = 0.25 * keras.ops.convert_to_numpy(mlp(x)) + 0.75 * keras.ops.convert_to_numpy(conv(x))
-    ensemble = build_ensemble([mlp, conv], [0.25, 0.75])
+    expected = (0.25 * keras.ops.convert_to_numpy(mlp(x)) + 0.5 * keras.ops.convert_to_numpy(conv(x))
+                + 0.25 * keras.ops.convert_to_numpy(again(x)))
+    ensemble = build_ensemble([mlp, conv, again], [0.25, 0.5, 0.25])
     np.testing.assert_allclose(keras.ops.convert_to_numpy(ensemble(x)), expected, rtol=1e-5, atol=1e-6)
     ensemble.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), expected, rtol=1e-5, atol=1e-6)
     assert build_ensemble([mlp], [1.0]) is mlp
+
+
+def test_search_space_trains_every_architecture_once_before_any_again() -> None:
+    settings = ModelSettings(mlp_hidden_units=[256], conv_filters=[16, 32], trainings_per_candidate=2)
+    assert [c.name for c in search_space(settings)] == ["mlp-256", "conv-16", "conv-32", "mlp-256#2", "conv-16#2",
+                                                        "conv-32#2"]
