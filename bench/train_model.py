@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _report import LoadWatch, publish
 
+from model.card import horizon_weights
 from model.metrics import best_baseline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +122,7 @@ then `salespulse backfill` ({lake_note}); data window {metrics['data_window']['s
 Trained with `--oracle-seed {args.seed} --oracle-end {END}`, so the oracle (the simulator's expected demand of
 every series and hour, from its parameters) is scored on the same test hours. Load average during training: {load}.
 
-Methods, in this order below: model (p50, the served blend of network and trees) / seasonal naive / linear
+Methods, in this order below: model (p50, the served blend of networks and trees) / seasonal naive / linear
 regression (ridge) / gradient-boosted trees (HistGradientBoostingRegressor, quantile loss, p50) / oracle.
 
 | measure | value |
@@ -130,13 +131,13 @@ regression (ridge) / gradient-boosted trees (HistGradientBoostingRegressor, quan
 (target <= {TARGET_MINUTES} min: {met(minutes <= TARGET_MINUTES)}) |
 | fit time: model search / ridge / gradient-boosted trees | {fits['model']:,.0f} s / \
 {fits['linear_regression']:,.0f} s / {fits['gradient_boosting']:,.0f} s |
-| search | {search}; chosen **{metrics['chosen']}** |
+| search | {search}; networks weighted on validation: **{metrics['chosen']}** |
 | gradient-boosted trees: leaves / boosting rounds kept (early stopping on validation) | \
 {metrics['gradient_boosting_max_leaf_nodes']} / {rounds} |
-| served model = blend chosen on validation: network weight sales / units; p10 and p90 spread factors, sales | \
-{blend['network_weight'][0]:.2f} / {blend['network_weight'][1]:.2f}; {blend['low_spread'][0]:.2f} and \
-{blend['high_spread'][0]:.2f} |
-| network alone: test sales MAE / trees' | {blend['network_alone_test_sales_mae']:,.1f} / {trees_mae:,.1f} = \
+| served model = blend chosen on validation: network weight at horizons 1-6 / 7-12 / 13-18 / 19-24 h, sales; \
+units; p10 and p90 spread factors, sales | {horizon_weights(blend, 0)}; {horizon_weights(blend, 1)}; \
+{blend['low_spread'][0]:.2f} and {blend['high_spread'][0]:.2f} |
+| networks alone: test sales MAE / trees' | {blend['network_alone_test_sales_mae']:,.1f} / {trees_mae:,.1f} = \
 {blend['network_alone_test_sales_mae'] / trees_mae:.3f} |
 | test sales MAE | {values("sales", "mae", 1)} |
 | **model / best baseline ({overall_best}), overall** | **{overall_ratio:.3f}** (target <= {RATIO_TARGET}: \

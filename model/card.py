@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from model.blend import WEIGHT_BLOCK_HOURS
 from model.metrics import best_baseline
 
 METHOD_NAMES = {"model": "model (p50)", "seasonal_naive": "seasonal naive (same hour last week)",
@@ -40,6 +41,12 @@ def _noise_floor_lines(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
+def horizon_weights(blend: dict[str, Any], measure: int) -> str:
+    """A blend's network weights of one measure (``MEASURES`` index), one per block of horizons it was fitted
+    on: "0.85 / 0.65 / 0.55 / 0.50"."""
+    return " / ".join(f"{w:.2f}" for w in blend["network_weight"][measure][::WEIGHT_BLOCK_HOURS])
+
+
 def render_card(metrics: dict[str, Any], spec: dict[str, Any]) -> str:
     overall = metrics["overall"]
     best = best_baseline(overall)
@@ -49,7 +56,7 @@ def render_card(metrics: dict[str, Any], spec: dict[str, Any]) -> str:
         "",
         f"Hourly `sales` and `units_sold`, next {spec['horizon_hours']} h, quantiles p10/p50/p90, for every "
         "country x product and every country total. "
-        f"Architecture chosen on validation: **{spec['architecture']}**. "
+        f"Networks, weighted on validation: **{spec['architecture']}**. "
         f"Promoted: **{'yes' if metrics['promoted'] else 'no'}** (rule: test sales MAE below the best baseline's).",
         "",
         "## Data",
@@ -67,7 +74,9 @@ def render_card(metrics: dict[str, Any], spec: dict[str, Any]) -> str:
         "the origin, every value divided by the series' trailing one-week mean: the last 168 hourly values of both "
         "measures; for each target hour the same hour two weeks before and the mean of the same hour over the "
         "last 7 days; 6 h and 24 h means, 24 h and 168 h standard deviations, the previous week's mean (trend), "
-        "the last 6 h against the same hours a week before (promotions), the run of zero hours (stock-outs), "
+        "the last 6 h against the same hours a week before, the last 3 h and 24 h against the same hours' mean "
+        "over the 7 days before and how many hours the 3 h lift has stayed above 1.4 (promotions: whether one "
+        "runs and for how long already), the run of zero hours (stock-outs), "
         "the scale itself; origin hour of day and day of week (UTC, one-hot); country, product and "
         "country-total flags.",
         "",
@@ -86,12 +95,12 @@ def render_card(metrics: dict[str, Any], spec: dict[str, Any]) -> str:
         "",
         f"Model / best baseline ({best}) sales MAE: **{overall['model']['sales']['mae'] / best_mae:.3f}**.",
         "",
-        "The model is a blend of the network and the gradient-boosted trees, chosen on the validation split: "
-        f"network weight {blend['network_weight'][0]:.2f} for sales and {blend['network_weight'][1]:.2f} for units "
-        "(the trees have the rest); p50-p10 distances times "
+        "The model is a blend of the networks and the gradient-boosted trees, chosen on the validation split: "
+        f"network weight at horizons 1-6 / 7-12 / 13-18 / 19-24 h {horizon_weights(blend, 0)} for sales and "
+        f"{horizon_weights(blend, 1)} for units (the trees have the rest); p50-p10 distances times "
         f"{blend['low_spread'][0]:.2f} / {blend['low_spread'][1]:.2f} and p90-p50 distances times "
-        f"{blend['high_spread'][0]:.2f} / {blend['high_spread'][1]:.2f} (sales / units). The network alone: test "
-        f"sales MAE {blend['network_alone_test_sales_mae']:,.2f}.",
+        f"{blend['high_spread'][0]:.2f} / {blend['high_spread'][1]:.2f} (sales / units). The networks alone "
+        f"(their weighted mean): test sales MAE {blend['network_alone_test_sales_mae']:,.2f}.",
         "",
         *_noise_floor_lines(metrics),
         "## Scale-free test metrics (mean over series; each series' errors divided by its in-sample "

@@ -77,6 +77,7 @@ def _measure_columns(short: str) -> list[str]:
         *[f"{short}_same_hour_7d_mean_h{h:02d}" for h in horizons],
         f"{short}_mean_6h", f"{short}_mean_24h", f"{short}_std_24h", f"{short}_std_168h",
         f"{short}_prev_week_mean", f"{short}_lift_6h_vs_week", f"{short}_zero_run_48h",
+        f"{short}_lift_3h_vs_7d", f"{short}_lift_24h_vs_7d", f"{short}_lifted_run_48h",
         f"{short}_log_scale", f"scale_{short}",
     ]
 
@@ -103,7 +104,7 @@ def _block(prefix: str) -> slice:
 
 
 _TREE_SUMMARIES = ("mean_6h", "mean_24h", "std_24h", "prev_week_mean", "lift_6h_vs_week", "zero_run_48h",
-                   "log_scale")
+                   "lift_3h_vs_7d", "lift_24h_vs_7d", "lifted_run_48h", "log_scale")
 TREE_FEATURE_COLUMNS = [
     "horizon", "target_hour", "target_dow", "country", "product", "is_country_total",
     *[f"{short}_{name}" for short in ("sales", "units") for name in (
@@ -149,6 +150,30 @@ def tree_features(matrix: np.ndarray) -> np.ndarray:
     return np.column_stack(columns).astype(np.float32)
 
 
+LIFTED = 1.4  # a promotion lifts demand 1.8-3x; noise alone seldom keeps 3 hours this far above normal
+STATE_HOURS = 48  # the longest promotion
+
+
+def promotion_state(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a forecaster can see of a promotion at the origin, from the series' own recent hours ``x`` (rows,
+    hours back; ``x[:, k]`` is k hours before the origin, at least ``STATE_HOURS + 2 + WEEK_HOURS`` of them):
+    the last 3 and 24 hours against the same hours' mean over the 7 days before each (the lift now and over a
+    day, at most 5), and how many hours (over ``STATE_HOURS``, at most 1) the 3-hour lift has stayed above
+    ``LIFTED`` up to the origin: a promotion runs 6-48 h, so its age tells how long it may still run."""
+    hours = np.arange(STATE_HOURS + 2)
+    recent = x[:, hours]
+    usual = np.stack([x[:, hours + 24 * d] for d in range(1, 8)]).mean(axis=0)
+
+    def lift(first: int, span: int) -> np.ndarray:
+        # + 0.1 per hour: a series that sells almost nothing has no measurable lift, not a huge one.
+        return np.minimum((recent[:, first:first + span].sum(axis=1) + 0.1 * span)
+                          / (usual[:, first:first + span].sum(axis=1) + 0.1 * span), 5.0)
+
+    lifted = np.column_stack([lift(k, 3) > LIFTED for k in range(STATE_HOURS)])
+    run = np.where(lifted.all(axis=1), STATE_HOURS, (~lifted).argmax(axis=1)) / STATE_HOURS
+    return lift(0, 3), lift(0, 24), run
+
+
 def _measure_features(values: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Features of one measure of one series at origin positions ``at`` (all >= HISTORY_HOURS - 1), and
     the scale used. ``recent[:, k]`` is the value k hours before the origin."""
@@ -163,9 +188,11 @@ def _measure_features(values: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, n
     lift = (x[:, :6].mean(axis=1) + 0.05) / (x[:, WEEK_HOURS:WEEK_HOURS + 6].mean(axis=1) + 0.05)
     nonzero = recent[:, :48] != 0
     zero_run = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), 48) / 48
+    lift_3h, lift_24h, lifted_run = promotion_state(x)
     summaries = np.column_stack([
         x[:, :6].mean(axis=1), x[:, :24].mean(axis=1), x[:, :24].std(axis=1), x[:, :WEEK_HOURS].std(axis=1),
-        x[:, WEEK_HOURS:].mean(axis=1), np.minimum(lift, 5.0), zero_run, np.log1p(scale), scale,
+        x[:, WEEK_HOURS:].mean(axis=1), np.minimum(lift, 5.0), zero_run, lift_3h, lift_24h, lifted_run,
+        np.log1p(scale), scale,
     ])
     return np.column_stack([x[:, :WEEK_HOURS], same_hour_2w, same_hour_7d, summaries]), scale
 

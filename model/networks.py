@@ -56,16 +56,16 @@ def _head(hidden) -> keras.KerasTensor:
     return MonotoneQuantiles(name="quantiles")(layers.Reshape(OUTPUT_SHAPE)(flat))
 
 
-def build_mlp(hidden_units: int, dropout: float) -> keras.Model:
+def build_mlp(hidden_units: int, dropout: float, name: str | None = None) -> keras.Model:
     """Two dense layers over the whole feature vector."""
     inputs = keras.Input((len(FEATURE_COLUMNS),), name="features")
     hidden = layers.Dense(hidden_units, activation="relu")(inputs)
     hidden = layers.Dropout(dropout)(hidden)
     hidden = layers.Dense(hidden_units, activation="relu")(hidden)
-    return keras.Model(inputs, _head(hidden), name=f"mlp_{hidden_units}")
+    return keras.Model(inputs, _head(hidden), name=name or f"mlp_{hidden_units}")
 
 
-def build_conv(filters: int, hidden_units: int, dropout: float) -> keras.Model:
+def build_conv(filters: int, hidden_units: int, dropout: float, name: str | None = None) -> keras.Model:
     """A small 1-D convolution over the last week (both measures as channels, hour by hour), joined with
     the whole feature vector before a dense layer: the convolution sees local shapes (ramps, promotion
     starts, stock-outs), the dense layer calendar and identity."""
@@ -80,4 +80,15 @@ def build_conv(filters: int, hidden_units: int, dropout: float) -> keras.Model:
     joined = layers.Concatenate()([layers.Flatten()(conv), inputs])
     hidden = layers.Dense(hidden_units, activation="relu")(joined)
     hidden = layers.Dropout(dropout)(hidden)
-    return keras.Model(inputs, _head(hidden), name=f"conv_{filters}")
+    return keras.Model(inputs, _head(hidden), name=name or f"conv_{filters}")
+
+
+def build_ensemble(members: list[keras.Model], weights: list[float]) -> keras.Model:
+    """The weighted sum of the members' outputs as one model, saved, loaded and scored like a single network.
+    Weights that sum to 1 keep the quantiles ordered (a weighted mean of ordered triples is ordered)."""
+    if len(members) == 1:
+        return members[0]
+    inputs = keras.Input((len(FEATURE_COLUMNS),), name="features")
+    parts = [layers.Rescaling(weight, name=f"weight_{member.name}")(member(inputs))
+             for member, weight in zip(members, weights, strict=True)]
+    return keras.Model(inputs, layers.Add(name="ensemble_sum")(parts), name="ensemble")

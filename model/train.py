@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from model.blend import fit_blend
+from model.blend import WEIGHT_BLOCK_HOURS, fit_blend
 from model.card import render_card
 from model.features import (
     FEATURE_COLUMNS,
@@ -161,22 +161,28 @@ class Standardizer:
 class Candidate:
     architecture: str  # "mlp" or "conv"
     size: int  # hidden units (mlp) or filters (conv)
+    repeat: int = 0  # the n-th training of this architecture, from its own random seed
 
     @property
     def name(self) -> str:
-        return f"{self.architecture}-{self.size}"
+        return f"{self.architecture}-{self.size}" + (f"#{self.repeat + 1}" if self.repeat else "")
 
     def build(self, settings: ModelSettings) -> Any:
         from model.networks import build_conv, build_mlp
 
+        # Unique Keras names: the trials become submodels of one ensemble model.
+        name = f"{self.architecture}_{self.size}_{self.repeat + 1}"
         if self.architecture == "mlp":
-            return build_mlp(self.size, settings.dropout)
-        return build_conv(self.size, settings.conv_hidden_units, settings.dropout)
+            return build_mlp(self.size, settings.dropout, name)
+        return build_conv(self.size, settings.conv_hidden_units, settings.dropout, name)
 
 
 def search_space(settings: ModelSettings) -> list[Candidate]:
-    return [*(Candidate("mlp", n) for n in settings.mlp_hidden_units),
-            *(Candidate("conv", n) for n in settings.conv_filters)]
+    """Every architecture once, then again from another seed, ``model.trainings_per_candidate`` times in all:
+    the ensemble gains most from the first different architectures, so a tight budget cuts the repeats."""
+    return [candidate for repeat in range(settings.trainings_per_candidate) for candidate in (
+        *(Candidate("mlp", n, repeat) for n in settings.mlp_hidden_units),
+        *(Candidate("conv", n, repeat) for n in settings.conv_filters))]
 
 
 def sales_mae(actual: np.ndarray, median: np.ndarray) -> float:
@@ -193,6 +199,7 @@ class Trial:
     validation_sales_mae: float
     seconds: float
     network: Any = field(repr=False)
+    validation_scaled: np.ndarray = field(repr=False)  # the network's scaled quantiles on the validation split
 
 
 def _scaled_back(scaled: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -214,7 +221,7 @@ def fit_candidate(candidate: Candidate, settings: ModelSettings, train: Dataset,
                 self.model.stop_training = True
 
     began = time.monotonic()
-    keras.utils.set_random_seed(settings.seed)
+    keras.utils.set_random_seed(settings.seed + candidate.repeat)
     network = candidate.build(settings)
     network.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=pinball_loss)
     x_val = standardizer.apply(validation.features)
@@ -225,9 +232,10 @@ def fit_candidate(candidate: Candidate, settings: ModelSettings, train: Dataset,
         epochs=settings.max_epochs, batch_size=settings.batch_size, verbose=0, shuffle=True,
         callbacks=[keras.callbacks.EarlyStopping(patience=settings.patience, restore_best_weights=True),
                    _Deadline()])
-    median = _scaled_back(keras.ops.convert_to_numpy(network(x_val, training=False))[..., 1], validation.scales)
+    scaled = keras.ops.convert_to_numpy(network(x_val, training=False)).astype(np.float64)
     return Trial(candidate, len(history.history["loss"]), float(min(history.history["val_loss"])),
-                 sales_mae(validation.targets, median), time.monotonic() - began, network)
+                 sales_mae(validation.targets, _scaled_back(scaled[..., 1], validation.scales)),
+                 time.monotonic() - began, network, scaled)
 
 
 def search(settings: ModelSettings, train: Dataset, validation: Dataset, standardizer: Standardizer,
@@ -249,6 +257,24 @@ def search(settings: ModelSettings, train: Dataset, validation: Dataset, standar
         best = min(trials, key=lambda t: t.validation_sales_mae)
         bar.set_postfix_str(f"best {best.candidate.name} val sales MAE {best.validation_sales_mae:,.1f}")
     return sorted(trials, key=lambda t: t.validation_sales_mae)
+
+
+ENSEMBLE_STEPS = 20  # ensemble weights in steps of 0.05
+
+
+def ensemble_weights(trials: list[Trial], validation: Dataset) -> list[float]:
+    """Greedy ensemble selection (Caruana et al., 2004) on the validation split: ``ENSEMBLE_STEPS`` times, add
+    (again, possibly) the trial whose network most lowers the sales MAE of the members' mean p50 so far; a
+    trial's weight is its share of the steps. The networks of the search err differently (an MLP over all
+    features, a convolution over the last week), so their mean beats the best of them."""
+    counts = np.zeros(len(trials))
+    total = np.zeros_like(trials[0].validation_scaled)
+    for step in range(1, ENSEMBLE_STEPS + 1):
+        pick = min(range(len(trials)), key=lambda i: sales_mae(
+            validation.targets, _scaled_back((total + trials[i].validation_scaled)[..., 1] / step, validation.scales)))
+        counts[pick] += 1
+        total += trials[pick].validation_scaled
+    return [float(c) for c in counts / ENSEMBLE_STEPS]
 
 
 @dataclass(frozen=True)
@@ -383,8 +409,13 @@ def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress:
         f"rows ({data.rows[['country', 'product']].drop_duplicates().shape[0]} series x origins)")
     standardizer = Standardizer.fit(train.features)
     began = time.monotonic()
+    from model.networks import build_ensemble
+
     trials = search(settings, train, validation, standardizer, progress)
-    best = trials[0]
+    members = [(trial, weight) for trial, weight in zip(trials, ensemble_weights(trials, validation), strict=True)
+               if weight > 0]
+    network = build_ensemble([t.network for t, _ in members], [w for _, w in members])
+    ensemble = " + ".join(f"{w:.2f} {t.candidate.name}" for t, w in members)
     fit_seconds = {"model": time.monotonic() - began}
     began = time.monotonic()
     ridge = RidgeBaseline.fit(settings, train, validation, standardizer)
@@ -393,13 +424,14 @@ def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress:
     trees = GradientBoostingBaseline.fit(settings, train, validation)
     fit_seconds["gradient_boosting"] = time.monotonic() - began
     say("train: fit seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in fit_seconds.items()))
-    network_only = Forecaster("candidate", list(FEATURE_COLUMNS), standardizer.mean, standardizer.std, best.network)
+    network_only = Forecaster("candidate", list(FEATURE_COLUMNS), standardizer.mean, standardizer.std, network)
     # The blend is chosen on the validation split; the test split only scores it.
     blend = fit_blend(network_only.predict_scaled(validation.features), trees.predict_scaled(validation.features),
                       validation.targets, validation.scales)
-    served = Forecaster("candidate", list(FEATURE_COLUMNS), standardizer.mean, standardizer.std, best.network,
+    served = Forecaster("candidate", list(FEATURE_COLUMNS), standardizer.mean, standardizer.std, network,
                         trees, blend)
-    say(f"train: blend network weight sales {blend.network_weight[0]:.2f}, units {blend.network_weight[1]:.2f}")
+    say(f"train: network {ensemble}; blend network weight by 6 h of horizon, sales "
+        f"{'/'.join(f'{w:.2f}' for w in blend.network_weight[0][::WEIGHT_BLOCK_HOURS])}")
     tree_quantiles = _scaled_back(trees.predict_scaled(test.features), test.scales)
     quantiles = _scaled_back(served.predict_scaled(test.features), test.scales)
     forecasts: Forecasts = {
@@ -420,7 +452,7 @@ def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress:
         "search": [{"candidate": t.candidate.name, "epochs": t.epochs, "validation_loss": t.validation_loss,
                     "validation_sales_mae": t.validation_sales_mae, "seconds": round(t.seconds, 1)}
                    for t in trials],
-        "chosen": best.candidate.name,
+        "chosen": ensemble,
         "linear_regression_alpha": ridge.alpha,
         "gradient_boosting_max_leaf_nodes": trees.max_leaf_nodes,
         "gradient_boosting_rounds": trees.rounds,
@@ -441,7 +473,7 @@ def train_and_evaluate(history: pd.DataFrame, settings: ModelSettings, progress:
         "history_hours": HISTORY_HOURS,
         "measures": list(MEASURES),
         "training_window": {"start": window["start"], "end": str(split.train_end + HORIZON_HOURS * HOUR)},
-        "architecture": best.candidate.name,
+        "architecture": ensemble,
         "blend": blend.to_json(),
     }
     return served, spec, metrics

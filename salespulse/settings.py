@@ -190,6 +190,8 @@ class ModelSettings(_Section):
     mlp_hidden_units: list[int] = Field(default_factory=lambda: [256], min_length=1)
     conv_filters: list[int] = Field(default_factory=lambda: [16], min_length=1)
     conv_hidden_units: int = Field(default=128, ge=1)
+    trainings_per_candidate: int = Field(default=2, ge=1, description="search: trainings of each architecture, "
+                                         "each from its own seed, all weighted into the served network")
     ridge_alphas: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0], min_length=1)
     tree_leaf_nodes: list[int] = Field(default_factory=lambda: [15, 63], min_length=1,
                                        description="gradient-boosting baseline: tree sizes tried on validation")

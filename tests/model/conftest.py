@@ -37,7 +37,8 @@ def planted_hourly(days: int = 42, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def small_settings() -> ModelSettings:
     return ModelSettings(validation_days=5, test_days=5, max_epochs=15, patience=3, batch_size=256,
-                         mlp_hidden_units=[32], conv_filters=[8], conv_hidden_units=32, max_minutes=2, threads=1,
+                         mlp_hidden_units=[32], conv_filters=[8], conv_hidden_units=32,
+                         trainings_per_candidate=1, max_minutes=2, threads=1,
                          tree_leaf_nodes=[15, 31], tree_max_iter=40, tree_max_rows=20_000)
 
 

@@ -130,3 +130,46 @@ def test_tree_features_are_the_target_hours_values_from_the_raw_history(planted:
     assert checked == 2 * 6 * 3
     totals = trees[trees["is_country_total"] == 1]
     assert len(totals) == 2 * 2 * HORIZON_HOURS and (totals["product"] == len(PRODUCTS)).all()
+
+
+def _flat_series_with_lift(lift_hours: pd.DatetimeIndex, lift: float) -> pd.DataFrame:
+    """Three weeks of one series selling 100 (sales) and 10 (units) every hour, ``lift`` times that in
+    ``lift_hours``."""
+    hours = pd.date_range("2026-05-01", periods=3 * 168, freq="h")
+    factor = np.where(hours.isin(lift_hours), lift, 1.0)
+    return series_history(pd.DataFrame({"hour": hours, "country": "USA", "product": "Velo",
+                                        "sales": 100.0 * factor, "units_sold": 10.0 * factor}))
+
+
+def test_promotion_state_sees_a_running_promotion_and_its_age_but_nothing_after_the_origin() -> None:
+    from model.features import STATE_HOURS
+
+    origin = pd.Timestamp("2026-05-19 12:00")
+    columns = [f"{short}_{name}" for short in ("sales", "units")
+               for name in ("lift_3h_vs_7d", "lift_24h_vs_7d", "lifted_run_48h")]
+
+    def state(history: pd.DataFrame) -> pd.Series:
+        rows = feature_rows(history[history["level"] == "product"], [origin])
+        assert len(rows) == 1
+        return rows.iloc[0][columns]
+
+    # Running for the 10 hours up to the origin (origin - 9 h .. origin) at 2.5x: the lift now is 2.5 (by hand:
+    # (3 x 2.5 + 0.3) / (3 x 1 + 0.3) on scaled values of about 1), the day's is about 1 + 10 x 1.5 / 24.
+    started = pd.date_range(origin - pd.Timedelta(hours=9), origin + pd.Timedelta(hours=30), freq="h")
+    running = state(_flat_series_with_lift(started, 2.5))
+    scale = (158 + 10 * 2.5) / 168  # the trailing week's mean over the flat level, which the lifts are scaled by
+    for short in ("sales", "units"):
+        assert running[f"{short}_lift_3h_vs_7d"] == pytest.approx((7.5 / scale + 0.3) / (3 / scale + 0.3), rel=1e-5)
+        assert running[f"{short}_lift_24h_vs_7d"] == pytest.approx(
+            (39 / scale + 2.4) / (24 / scale + 2.4), rel=1e-5)
+        # The 3-hour windows starting 0-9 h back hold at least one lifted hour (one of three: (2.5 + 2) / 3 = 1.5
+        # > 1.4 before scaling), the one starting 10 h back none: the promotion is 10 hours old.
+        assert running[f"{short}_lifted_run_48h"] == pytest.approx(10 / STATE_HOURS)
+
+    # What happens after the origin is invisible: the same promotion ending at the origin, or one starting
+    # right after it, give the features of a series without them.
+    ended = state(_flat_series_with_lift(started[started <= origin], 2.5))
+    pd.testing.assert_series_equal(ended, running)
+    later = pd.date_range(origin + pd.Timedelta(hours=1), periods=24, freq="h")
+    quiet = state(_flat_series_with_lift(later, 2.5))
+    assert quiet.tolist() == pytest.approx([1.0, 1.0, 0.0, 1.0, 1.0, 0.0])

@@ -102,7 +102,8 @@ def test_served_forecast_is_the_validation_chosen_blend_of_network_and_trees(pla
     folder = publish_version(tmp_path, forecaster, spec, metrics, NOW).folder
     saved = json.loads((folder / "spec.json").read_text())["blend"]
     assert saved == {k: metrics["blend"][k] for k in saved}
-    assert all(0.0 <= w <= 1.0 for w in saved["network_weight"])
+    assert all(len(by_horizon) == HORIZON_HOURS and all(0.0 <= w <= 1.0 for w in by_horizon)
+               for by_horizon in saved["network_weight"])
     import joblib
     import keras
 
@@ -130,7 +131,7 @@ def test_served_forecast_is_the_validation_chosen_blend_of_network_and_trees(pla
     net, tree = members(rows)
     got = load_forecaster(tmp_path, folder.name).predict_horizons(rows)
     for m, short in enumerate(("sales", "units")):
-        w, scale = saved["network_weight"][m], rows[f"scale_{short}"].to_numpy()[:, None]
+        w, scale = np.asarray(saved["network_weight"][m])[None, :], rows[f"scale_{short}"].to_numpy()[:, None]
         median = (w * net[:, m, :, 1] + (1 - w) * tree[:, m, :, 1])
         np.testing.assert_allclose(got[f"{short}_p50"], np.maximum(median * scale, 0), rtol=1e-5, atol=1e-6)
         below = median - (w * net[:, m, :, 0] + (1 - w) * tree[:, m, :, 0])
